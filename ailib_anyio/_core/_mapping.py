@@ -1,0 +1,362 @@
+"""Turn provider frames into unified events, and unified events into a ``ChatResponse``.
+
+``EventMapper`` runs a manifest's compiled event-map rules over each decoded JSON frame
+(or over a whole non-streaming body with the response rules) and keeps the little state
+streaming needs: tool calls keyed by index, merged usage, the finish reason. Usage and
+``Finished`` are emitted once, at the end, so a consumer sees final values exactly once.
+
+``ResponseAccumulator`` folds events into a ``ChatResponse``; a stream keeps one so that
+``stream.response`` holds everything received so far, even after an early exit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._errors import MalformedResponseError
+from .._types import (
+    ChatResponse,
+    ContentDelta,
+    Finished,
+    FinishReason,
+    NormalizedFinish,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamingEvent,
+    ToolCall,
+    ToolCallCompleted,
+    ToolCallDelta,
+    ToolCallStarted,
+    Usage,
+)
+from ._frames import Frame
+from ._rules import EmitKind, EventRule
+
+__all__ = ["EventMapper", "ResponseAccumulator", "StreamFailure", "normalize_finish"]
+
+#: AI-Protocol standard termination reasons -> the five normalized values.
+_STANDARD_FINISH: Mapping[str, NormalizedFinish] = {
+    "end_turn": "stop",
+    "stop": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "length": "length",
+    "tool_use": "tool_calls",
+    "tool_calls": "tool_calls",
+    "refusal": "content_filter",
+    "content_filter": "content_filter",
+    "other": "other",
+}
+
+
+def normalize_finish(raw: str, termination: Mapping[str, str], has_tool_calls: bool) -> FinishReason:
+    """Normalize a raw finish reason through the manifest's ``termination.mapping``."""
+    standard = termination.get(raw, raw)
+    normalized = _STANDARD_FINISH.get(standard, "other")
+    if normalized == "stop" and has_tool_calls:
+        normalized = "tool_calls"
+    return FinishReason(normalized, raw)
+
+
+@attrs.frozen
+class StreamFailure:
+    """An error event inside a stream; ``body`` is the frame, to be classified."""
+
+    body: Any
+
+
+class _ToolState:
+    __slots__ = ("args", "complete", "id", "name", "started")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.args: list[str] = []
+        self.started = False
+        self.complete = False
+
+
+def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    if not raw.strip():
+        return {}, None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        return {}, f"arguments are not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return {}, f"arguments are JSON {type(value).__name__}, not an object"
+    return value, None
+
+
+class EventMapper:
+    """Runs compiled rules over frames; one instance per response."""
+
+    def __init__(
+        self,
+        rules: Sequence[EventRule],
+        *,
+        termination: Mapping[str, str] | None = None,
+        done_signal: str | None = None,
+    ) -> None:
+        self._rules = tuple(rules)
+        self._termination = termination or {}
+        self._done_signal = done_signal
+        self._tools: dict[int, _ToolState] = {}
+        self._last_tool: int | None = None
+        self._usage: dict[str, int] = {}
+        self._finish_raw: str | None = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.done = False
+        self.finished = False
+
+    # -------------------------------------------------------------- input
+
+    def feed_frame(self, frame: Frame) -> list[StreamingEvent | StreamFailure]:
+        """Map one decoded frame. The done signal ends the stream (and returns final events)."""
+        data = frame.data
+        if self.done:
+            return []
+        if data == self._done_signal:
+            self.done = True
+            return self.finish()
+        if not data.strip():
+            return []
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"stream frame is not valid JSON ({exc.args[0]}): {data[:200]!r}"
+            ) from exc
+        return self.map_object(obj, frame.event)
+
+    def map_object(self, obj: Any, event: str | None = None) -> list[StreamingEvent | StreamFailure]:
+        """Apply every rule to one decoded JSON value."""
+        out: list[StreamingEvent | StreamFailure] = []
+        for rule in self._rules:
+            if rule.event is not None and rule.event != event:
+                continue
+            if rule.match is not None and not rule.match.predicate(obj):
+                continue
+            kind = rule.emit
+            if kind is EmitKind.CONTENT:
+                self._text(rule, obj, out, ContentDelta)
+            elif kind is EmitKind.REASONING:
+                self._text(rule, obj, out, ReasoningDelta)
+            elif kind is EmitKind.REFUSAL:
+                self._text(rule, obj, out, RefusalDelta)
+            elif kind is EmitKind.TOOL_CALL:
+                self._tool_call(rule, obj, out)
+            elif kind is EmitKind.FINISH:
+                spec = rule.fields.get("finish_reason")
+                raw = spec.first(obj) if spec is not None else None
+                if isinstance(raw, str) and raw:
+                    self._finish_raw = raw
+            elif kind is EmitKind.USAGE:
+                self._usage_fields(rule, obj)
+            elif kind is EmitKind.METADATA:
+                self._metadata(rule, obj)
+            elif kind is EmitKind.ERROR:
+                out.append(StreamFailure(obj))
+                return out
+        return out
+
+    # -------------------------------------------------------------- handlers
+
+    @staticmethod
+    def _text(
+        rule: EventRule,
+        obj: Any,
+        out: list[StreamingEvent | StreamFailure],
+        cls: type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta],
+    ) -> None:
+        spec = rule.fields.get("text")
+        if spec is None:
+            return
+        text = spec.texts(obj)
+        if text:
+            out.append(cls(text))
+
+    def _tool_call(
+        self, rule: EventRule, obj: Any, out: list[StreamingEvent | StreamFailure]
+    ) -> None:
+        items = rule.each.all(obj) if rule.each is not None else [obj]
+        f = rule.fields
+        for item in items:
+            index_spec, id_spec, name_spec, args_spec = (
+                f.get("index"),
+                f.get("id"),
+                f.get("name"),
+                f.get("arguments"),
+            )
+            index = index_spec.first(item) if index_spec is not None else None
+            call_id = id_spec.first(item) if id_spec is not None else None
+            name = name_spec.first(item) if name_spec is not None else None
+            args = args_spec.first(item) if args_spec is not None else None
+            call_id = call_id if isinstance(call_id, str) and call_id else None
+            name = name if isinstance(name, str) and name else None
+            if type(index) is not int:
+                if call_id is None and name is None and self._last_tool is not None:
+                    index = self._last_tool  # a continuation fragment without an index
+                elif call_id is None and name is None and args is None:
+                    continue
+                else:
+                    index = len(self._tools)
+                    while index in self._tools:
+                        index += 1
+            state = self._tools.get(index)
+            if state is None:
+                if call_id is None and name is None and args is None:
+                    continue
+                state = self._tools[index] = _ToolState()
+            self._last_tool = index
+            if call_id is not None and state.id is None:
+                state.id = call_id
+            if name is not None and state.name is None:
+                state.name = name
+            fragment: str | None = None
+            if isinstance(args, str):
+                if args:
+                    fragment = args
+                    state.args.append(args)
+            elif isinstance(args, (dict, list)) and args:
+                # a whole arguments object (non-streaming bodies, some dialects)
+                fragment = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+                state.args = [fragment]
+            if not state.started:
+                if state.name is None:
+                    continue  # wait for the name before announcing the call
+                state.started = True
+                out.append(ToolCallStarted(index, state.id, state.name))
+                if state.args:
+                    out.append(ToolCallDelta(index, "".join(state.args)))
+            elif fragment is not None:
+                out.append(ToolCallDelta(index, fragment))
+
+    def _usage_fields(self, rule: EventRule, obj: Any) -> None:
+        for name, spec in rule.fields.items():
+            value = spec.total(obj)
+            if value is not None:
+                self._usage[name] = value
+
+    def _metadata(self, rule: EventRule, obj: Any) -> None:
+        if self.model is None and "model" in rule.fields:
+            model = rule.fields["model"].first(obj)
+            if isinstance(model, str):
+                self.model = model
+        if self.response_id is None and "id" in rule.fields:
+            rid = rule.fields["id"].first(obj)
+            if isinstance(rid, str):
+                self.response_id = rid
+
+    # -------------------------------------------------------------- end
+
+    def finish(self) -> list[StreamingEvent | StreamFailure]:
+        """End of the response: complete tool calls, then emit usage and ``Finished``."""
+        if self.finished:
+            return []
+        self.finished = True
+        out: list[StreamingEvent | StreamFailure] = []
+        for index, state in sorted(self._tools.items()):
+            if state.complete:
+                continue
+            state.complete = True
+            raw = "".join(state.args)
+            arguments, error = _parse_arguments(raw)
+            name = state.name or ""
+            if not state.started:
+                out.append(ToolCallStarted(index, state.id, name))
+            call = ToolCall(state.id, name, arguments, raw, error)
+            out.append(ToolCallCompleted(index, call))
+        if self._usage:
+            out.append(self.usage())
+        if self._finish_raw is not None:
+            out.append(Finished(normalize_finish(self._finish_raw, self._termination, bool(self._tools))))
+        return out
+
+    def usage(self) -> Usage:
+        u = self._usage
+        return Usage(
+            input_tokens=u.get("input_tokens", 0),
+            output_tokens=u.get("output_tokens", 0),
+            cached_input_tokens=u.get("cached_input_tokens"),
+            reasoning_tokens=u.get("reasoning_tokens"),
+        )
+
+    def partial_usage(self) -> Usage | None:
+        """Usage reported so far, before the end of the stream (None when none was)."""
+        return self.usage() if self._usage else None
+
+    @property
+    def saw_finish_reason(self) -> bool:
+        return self._finish_raw is not None
+
+    def partial_tool_calls(self) -> list[ToolCall]:
+        """Tool calls not yet completed, with whatever arguments arrived (for partial results)."""
+        calls = []
+        for _, state in sorted(self._tools.items()):
+            if state.complete:
+                continue
+            raw = "".join(state.args)
+            arguments, error = _parse_arguments(raw)
+            calls.append(ToolCall(state.id, state.name or "", arguments, raw, error))
+        return calls
+
+
+class ResponseAccumulator:
+    """Folds unified events into a ``ChatResponse`` (cheap appends; the join happens once)."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.finish_reason: FinishReason | None = None
+        self.usage: Usage | None = None
+
+    def add(self, event: StreamingEvent) -> None:
+        cls = type(event)
+        if cls is ContentDelta:
+            self.content.append(event.text)  # type: ignore[union-attr]
+        elif cls is ReasoningDelta:
+            self.reasoning.append(event.text)  # type: ignore[union-attr]
+        elif cls is RefusalDelta:
+            self.refusal.append(event.text)  # type: ignore[union-attr]
+        elif cls is ToolCallCompleted:
+            self.tool_calls.append(event.tool_call)  # type: ignore[union-attr]
+        elif cls is Usage:
+            self.usage = event  # type: ignore[assignment]
+        elif cls is Finished:
+            self.finish_reason = event.finish_reason  # type: ignore[union-attr]
+
+    def build(
+        self,
+        *,
+        mapper: EventMapper | None = None,
+        request_id: str | None = None,
+        raw: Any = None,
+        model: str | None = None,
+    ) -> ChatResponse:
+        tool_calls = list(self.tool_calls)
+        usage = self.usage
+        if mapper is not None:
+            tool_calls.extend(mapper.partial_tool_calls())
+            if usage is None:
+                usage = mapper.partial_usage()
+            model = mapper.model or model
+        return ChatResponse(
+            content="".join(self.content),
+            reasoning="".join(self.reasoning),
+            refusal="".join(self.refusal) if self.refusal else None,
+            tool_calls=tuple(tool_calls),
+            finish_reason=self.finish_reason,
+            usage=usage,
+            model=model,
+            request_id=request_id,
+            raw=raw,
+        )

@@ -1,0 +1,175 @@
+"""Compiled manifest rules: what an event-map entry becomes once a manifest is loaded.
+
+The protocol layer turns YAML into these objects (validating names and compiling every
+path and expression); the mapper in ``_mapping`` executes them. They live in the core so
+that the core never depends on the loader.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._jsonpath import Predicate, Selector, compile_match, compile_path
+
+__all__ = ["EMIT_ALIASES", "FIELD_ALIASES", "EmitKind", "EventRule", "FieldSpec", "Match"]
+
+
+class EmitKind(enum.Enum):
+    """What a rule produces. Manifest ``emit`` names (ours and the spec's) map onto these."""
+
+    CONTENT = "content"
+    REASONING = "reasoning"
+    REFUSAL = "refusal"
+    TOOL_CALL = "tool_call"
+    USAGE = "usage"
+    FINISH = "finish"
+    ERROR = "error"
+    METADATA = "metadata"
+    IGNORE = "ignore"
+
+
+#: ``emit:`` spellings accepted in manifests (AI-Protocol v1/v2 names and ours).
+EMIT_ALIASES: Mapping[str, EmitKind] = {
+    "ContentDelta": EmitKind.CONTENT,
+    "PartialContentDelta": EmitKind.CONTENT,
+    "TextDelta": EmitKind.CONTENT,
+    "ReasoningDelta": EmitKind.REASONING,
+    "ThinkingDelta": EmitKind.REASONING,
+    "PartialThinkingDelta": EmitKind.REASONING,
+    "RefusalDelta": EmitKind.REFUSAL,
+    "ToolCall": EmitKind.TOOL_CALL,
+    "PartialToolCall": EmitKind.TOOL_CALL,
+    "ToolCallStarted": EmitKind.TOOL_CALL,
+    "ToolCallDelta": EmitKind.TOOL_CALL,
+    "Usage": EmitKind.USAGE,
+    "UsageReport": EmitKind.USAGE,
+    "Metadata": EmitKind.USAGE,
+    "Finished": EmitKind.FINISH,
+    "StreamEnd": EmitKind.FINISH,
+    "FinalCandidate": EmitKind.FINISH,
+    "StreamError": EmitKind.ERROR,
+    "Error": EmitKind.ERROR,
+    "ResponseMetadata": EmitKind.METADATA,
+    "Ignore": EmitKind.IGNORE,
+    "KeepAlive": EmitKind.IGNORE,
+}
+
+#: per kind: accepted field names -> the canonical name the mapper reads.
+FIELD_ALIASES: Mapping[EmitKind, Mapping[str, str]] = {
+    EmitKind.CONTENT: {"text": "text", "content": "text", "delta": "text"},
+    EmitKind.REASONING: {
+        "text": "text",
+        "content": "text",
+        "thinking": "text",
+        "reasoning": "text",
+        "reasoning_content": "text",
+        "signature": "signature",
+    },
+    EmitKind.REFUSAL: {"text": "text", "refusal": "text", "content": "text"},
+    EmitKind.TOOL_CALL: {
+        "index": "index",
+        "id": "id",
+        "tool_call_id": "id",
+        "name": "name",
+        "tool_name": "name",
+        "arguments": "arguments",
+        "args": "arguments",
+        "partial_json": "arguments",
+        "input": "arguments",
+    },
+    EmitKind.USAGE: {
+        "input_tokens": "input_tokens",
+        "prompt_tokens": "input_tokens",
+        "output_tokens": "output_tokens",
+        "completion_tokens": "output_tokens",
+        "cached_input_tokens": "cached_input_tokens",
+        "cached_tokens": "cached_input_tokens",
+        "reasoning_tokens": "reasoning_tokens",
+    },
+    EmitKind.FINISH: {"finish_reason": "finish_reason", "stop_reason": "finish_reason"},
+    EmitKind.ERROR: {},
+    EmitKind.METADATA: {"model": "model", "id": "id", "response_id": "id"},
+    EmitKind.IGNORE: {},
+}
+
+
+@attrs.frozen
+class Match:
+    """A compiled ``match`` expression, keeping its source text for messages and equality."""
+
+    source: str
+    predicate: Predicate = attrs.field(eq=False, repr=False)
+
+    @classmethod
+    def compile(cls, source: str) -> Match:
+        return cls(source, compile_match(source))
+
+
+@attrs.frozen
+class FieldSpec:
+    """One extracted field: a path, or several tried in order (numbers: summed)."""
+
+    selectors: tuple[Selector, ...]
+
+    @classmethod
+    def compile(cls, spec: str | list[str] | tuple[str, ...]) -> FieldSpec:
+        paths = [spec] if isinstance(spec, str) else list(spec)
+        if not paths:
+            raise ValueError("a field needs at least one path")
+        return cls(tuple(compile_path(p) for p in paths))
+
+    def first(self, obj: Any) -> Any:
+        """The first non-null value any of the paths selects."""
+        for sel in self.selectors:
+            value = sel.get(obj)
+            if value is not None:
+                return value
+        return None
+
+    def total(self, obj: Any) -> int | None:
+        """The sum of the integers the paths select (None when none is present)."""
+        found = False
+        total = 0
+        for sel in self.selectors:
+            for value in sel.all(obj):
+                if type(value) is int or (type(value) is float and value.is_integer()):
+                    total += int(value)
+                    found = True
+        return total if found else None
+
+    def texts(self, obj: Any) -> str | None:
+        """The strings the first matching path selects, joined (None when there is none).
+
+        Paths are alternatives (a server may spell a field two ways); the first that
+        yields text wins, so a server sending both spellings is not read twice.
+        """
+        for sel in self.selectors:
+            if sel.multi:
+                parts = [v for v in sel.all(obj) if type(v) is str]
+                if parts:
+                    return "".join(parts)
+            else:
+                value = sel.get(obj)
+                if type(value) is str:
+                    return value
+        return None
+
+
+@attrs.frozen
+class EventRule:
+    """One ``event_map`` entry: when ``event``/``match`` hold, emit ``emit`` from ``fields``.
+
+    ``each`` (optional) selects a list; the fields are then read from every element (used
+    for arrays of tool calls). Without ``match`` a rule applies whenever its first field
+    selects something, which is both the common case and the fast one.
+    """
+
+    emit: EmitKind
+    fields: Mapping[str, FieldSpec] = attrs.field(factory=dict)
+    match: Match | None = None
+    event: str | None = None
+    each: Selector | None = None

@@ -1,0 +1,256 @@
+"""The exception tree. Every error the library raises is an ``AiLibError``::
+
+    AiLibError
+    ├── ProtocolError                 a manifest is invalid (every problem, located)
+    ├── ConfigurationError            bad arguments: unknown provider, missing API key, ...
+    ├── TransportError                the connection failed (connect, read, write)
+    ├── TimeoutError                  a deadline the library set ran out
+    │   ├── ConnectTimeoutError
+    │   ├── ReadTimeoutError          no bytes for longer than the read (idle) timeout
+    │   └── WriteTimeoutError
+    ├── MalformedResponseError        the server sent bytes that are not the protocol
+    └── RemoteError                   the provider answered with an error
+        ├── InvalidRequestError
+        │   └── RequestTooLargeError
+        │       └── ContextLengthExceededError
+        ├── AuthenticationError
+        ├── PermissionDeniedError
+        ├── NotFoundError
+        ├── RateLimitedError
+        ├── QuotaExhaustedError       (billing/quota: not retryable)
+        ├── OverloadedError
+        ├── ServerError
+        ├── RemoteTimeoutError        (the provider said 408/504/DEADLINE_EXCEEDED)
+        └── ContentFilterError
+
+Each error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``kind`` (the
+AI-Protocol standard error name), ``retryable`` and ``retry_after``; errors raised after a
+stream started also carry ``response``, the partial result received before the failure.
+Cancellation is never wrapped: the backend's cancellation exception propagates untouched.
+No error message or repr ever contains an API key or an Authorization header.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._types import ChatResponse
+
+__all__ = [
+    "AiLibError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectTimeoutError",
+    "ContentFilterError",
+    "ContextLengthExceededError",
+    "InvalidRequestError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "QuotaExhaustedError",
+    "RateLimitedError",
+    "ReadTimeoutError",
+    "RemoteError",
+    "RemoteTimeoutError",
+    "RequestTooLargeError",
+    "ServerError",
+    "TimeoutError",
+    "TransportError",
+    "WriteTimeoutError",
+    "error_class_for_kind",
+]
+
+#: kinds whose failures are worth retrying (AI-Protocol standard error names).
+RETRYABLE_KINDS = frozenset({"rate_limited", "overloaded", "server_error", "timeout"})
+
+
+class AiLibError(Exception):
+    """Base class of every error raised by ailib_anyio."""
+
+    kind: ClassVar[str] = "unknown"
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+        response: ChatResponse | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.code = code
+        self.response = response
+        self.body = body
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.provider, self.model) if p)
+        parts = [self.message]
+        if self.status_code is not None:
+            parts.append(f"status={self.status_code}")
+        if where:
+            parts.append(where)
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, kind={self.kind!r}, status_code={self.status_code!r})"
+
+
+class ProtocolError(AiLibError):
+    """A manifest failed to load. ``issues`` lists every problem as ``file:line:col: path: msg``."""
+
+    kind = "protocol"
+
+    def __init__(self, issues: list[str], *, source: str | None = None) -> None:
+        self.issues = list(issues)
+        self.source = source
+        head = f"{len(self.issues)} problem(s) in manifest {source}" if source else "invalid manifest"
+        super().__init__(head + ":\n" + "\n".join(self.issues))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(AiLibError, ValueError):
+    """The caller passed something the library cannot use (unknown provider, no API key...)."""
+
+    kind = "configuration"
+
+
+class TransportError(AiLibError):
+    """The HTTP connection failed: could not connect, or it broke while reading or writing."""
+
+    kind = "transport"
+    default_retryable = True
+
+
+class TimeoutError(AiLibError, builtins.TimeoutError):  # noqa: A001 - deliberate, like httpx
+    """A deadline set by the library (or its configuration) ran out."""
+
+    kind = "timeout"
+    default_retryable = True
+
+
+class ConnectTimeoutError(TimeoutError):
+    """Connecting to the provider took longer than the connect timeout."""
+
+
+class ReadTimeoutError(TimeoutError):
+    """The provider sent nothing for longer than the read (idle) timeout."""
+
+
+class WriteTimeoutError(TimeoutError):
+    """Sending the request took longer than the write timeout."""
+
+
+class MalformedResponseError(AiLibError):
+    """The server's bytes do not follow the protocol (bad JSON, bad framing, wrong shape)."""
+
+    kind = "malformed_response"
+
+
+class RemoteError(AiLibError):
+    """The provider answered with an error (an HTTP error status or an error event)."""
+
+    kind = "server_error"
+
+
+class InvalidRequestError(RemoteError):
+    kind = "invalid_request"
+
+
+class RequestTooLargeError(InvalidRequestError):
+    kind = "request_too_large"
+
+
+class ContextLengthExceededError(RequestTooLargeError):
+    """The prompt does not fit the model's context window."""
+
+
+class AuthenticationError(RemoteError):
+    kind = "authentication"
+
+
+class PermissionDeniedError(RemoteError):
+    kind = "permission_denied"
+
+
+class NotFoundError(RemoteError):
+    kind = "not_found"
+
+
+class RateLimitedError(RemoteError):
+    kind = "rate_limited"
+    default_retryable = True
+
+
+class QuotaExhaustedError(RemoteError):
+    """The account is out of quota or credit; waiting will not help."""
+
+    kind = "quota_exhausted"
+
+
+class OverloadedError(RemoteError):
+    kind = "overloaded"
+    default_retryable = True
+
+
+class ServerError(RemoteError):
+    kind = "server_error"
+    default_retryable = True
+
+
+class RemoteTimeoutError(RemoteError):
+    """The provider itself reported a timeout (408, 504, DEADLINE_EXCEEDED)."""
+
+    kind = "timeout"
+    default_retryable = True
+
+
+class ContentFilterError(RemoteError):
+    kind = "content_filter"
+
+
+_BY_KIND: dict[str, type[RemoteError]] = {
+    cls.kind: cls
+    for cls in (
+        InvalidRequestError,
+        RequestTooLargeError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        RateLimitedError,
+        QuotaExhaustedError,
+        OverloadedError,
+        ServerError,
+        RemoteTimeoutError,
+        ContentFilterError,
+    )
+}
+
+#: the AI-Protocol standard error names this library knows.
+STANDARD_KINDS = frozenset(_BY_KIND)
+
+
+def error_class_for_kind(kind: str) -> type[RemoteError]:
+    """The ``RemoteError`` subclass for an AI-Protocol error kind (``ServerError`` if unknown)."""
+    return _BY_KIND.get(kind, RemoteError)

@@ -1,0 +1,515 @@
+"""attrs models of an AI-Protocol provider manifest (v1 and v2), and the one converter.
+
+Only the sections the runtime executes are modelled; every other key is tolerated (and
+reported in strict mode). Paths and ``match`` expressions are compiled while structuring,
+so a syntax error is reported where it is, at load time, with the rest of the problems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+
+from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
+from .._core._jsonpath import JSONPathError, Selector, compile_path
+from .._core._rules import EMIT_ALIASES, FIELD_ALIASES, EventRule, FieldSpec, Match
+
+__all__ = [
+    "AuthSpec",
+    "DecoderSpec",
+    "EndpointSpec",
+    "ManifestIssues",
+    "ModelInfo",
+    "NamedEndpoint",
+    "ParameterSpec",
+    "Pricing",
+    "ProviderManifest",
+    "ResponseSpec",
+    "RetryPolicySpec",
+    "StreamingSpec",
+    "TerminationSpec",
+    "make_converter",
+    "manifest_prechecks",
+]
+
+#: adapter / API-family spellings -> the request encoder and dialect they select.
+API_FAMILIES: Mapping[str, str] = {
+    "openai": "openai_chat",
+    "openai_chat": "openai_chat",
+    "openai_compatible": "openai_chat",
+    "chat_completions": "openai_chat",
+}
+
+DECODER_FORMATS = frozenset({"sse", "anthropic_sse", "gemini_sse", "ndjson", "json_lines"})
+AUTH_TYPES: Mapping[str, str] = {
+    "bearer": "bearer",
+    "header": "header",
+    "custom_header": "header",
+    "api_key": "header",
+    "query_param": "query",
+    "query": "query",
+    "none": "none",
+}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
+
+
+class ManifestIssues(ValueError):
+    """Problems found inside one value; each is (sub-path, message)."""
+
+    def __init__(self, issues: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(m for _, m in issues))
+        self.issues = issues
+
+
+def _one(message: str, *path: str | int) -> ManifestIssues:
+    return ManifestIssues([(tuple(path), message)])
+
+
+# ---------------------------------------------------------------- models
+
+
+@attrs.frozen
+class AuthSpec:
+    """How the API key is sent. ``type``: bearer, header, query or none."""
+
+    type: str = "bearer"
+    header: str | None = None
+    prefix: str | None = None
+    token_env: str | None = None
+    token_envs: tuple[str, ...] = ()
+    param_name: str | None = None
+    required: bool = True
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    @property
+    def env_vars(self) -> tuple[str, ...]:
+        """The credential chain: environment variables tried in order."""
+        first = (self.token_env,) if self.token_env else ()
+        return first + tuple(v for v in self.token_envs if v != self.token_env)
+
+
+@attrs.frozen
+class EndpointSpec:
+    base_url: str
+    chat: str | None = None
+    auth: AuthSpec | None = None
+    timeout_ms: int | None = None
+
+
+@attrs.frozen
+class NamedEndpoint:
+    path: str
+    method: str = "POST"
+    adapter: str | None = None
+    stream_path: str | None = None
+
+
+@attrs.frozen
+class DecoderSpec:
+    format: str = "sse"
+    done_signal: str | None = None
+
+
+@attrs.frozen
+class StreamingSpec:
+    decoder: DecoderSpec = DecoderSpec()
+    event_map: tuple[EventRule, ...] = ()
+
+
+@attrs.frozen
+class ResponseSpec:
+    """Rules mapping a whole non-streaming body onto the same unified events."""
+
+    event_map: tuple[EventRule, ...] = ()
+
+
+@attrs.frozen
+class ParameterSpec:
+    type: str | None = None
+    range: tuple[float, float] | None = None
+    min: float | None = None
+    max: float | None = None
+    default: Any = None
+    required: bool = False
+
+
+@attrs.frozen
+class RetryPolicySpec:
+    strategy: str = "exponential_backoff"
+    max_retries: int = 3
+    min_delay_ms: int = 1000
+    max_delay_ms: int = 60000
+    jitter: str = "full"
+    retry_on_http_status: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class TerminationSpec:
+    source_field: str | None = None
+    mapping: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Pricing:
+    """Prices in USD per 1M tokens."""
+
+    input_per_1m: float | None = None
+    output_per_1m: float | None = None
+    cached_input_per_1m: float | None = None
+
+
+@attrs.frozen
+class ModelInfo:
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    pricing: Pricing | None = None
+    model_capabilities: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class MetadataSpec:
+    models: Mapping[str, ModelInfo] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ProviderManifest:
+    """A loaded, validated provider manifest."""
+
+    id: str
+    protocol_version: str
+    endpoint: EndpointSpec
+    name: str | None = None
+    auth: AuthSpec | None = None
+    aliases: tuple[str, ...] = ()
+    endpoints: Mapping[str, NamedEndpoint] = attrs.field(factory=dict)
+    default_api_family: str | None = None
+    parameters: Mapping[str, ParameterSpec] = attrs.field(factory=dict)
+    parameter_mappings: Mapping[str, str] = attrs.field(factory=dict)
+    streaming: StreamingSpec | None = None
+    response: ResponseSpec | None = None
+    error_classification: ErrorRules = DEFAULT_ERROR_RULES
+    rate_limit_headers: Mapping[str, str] = attrs.field(factory=dict)
+    retry_policy: RetryPolicySpec | None = None
+    termination: TerminationSpec | None = None
+    capabilities: Any = None
+    metadata: MetadataSpec | None = None
+    source: str | None = attrs.field(default=None, eq=False)
+
+    # ------------------------------------------------------------ derived views
+
+    @property
+    def auth_spec(self) -> AuthSpec:
+        return self.endpoint.auth or self.auth or AuthSpec()
+
+    @property
+    def chat_endpoint(self) -> NamedEndpoint:
+        ep = self.endpoints.get("chat")
+        if ep is not None:
+            return ep
+        return NamedEndpoint(path=self.endpoint.chat or "/chat/completions")
+
+    @property
+    def api_family(self) -> str:
+        adapter = self.chat_endpoint.adapter or self.default_api_family or "openai_chat"
+        return API_FAMILIES.get(adapter, adapter)
+
+    @property
+    def termination_mapping(self) -> Mapping[str, str]:
+        return self.termination.mapping if self.termination is not None else {}
+
+    def has_capability(self, name: str) -> bool:
+        """True if the manifest lists ``name`` (v2 required/optional lists or v1 flags)."""
+        caps = self.capabilities
+        if isinstance(caps, Mapping):
+            if caps.get(name) is True:
+                return True
+            for key in ("required", "optional"):
+                listed = caps.get(key)
+                if isinstance(listed, list) and name in listed:
+                    return True
+        return isinstance(caps, list) and name in caps
+
+    def feature_flag(self, name: str) -> bool:
+        caps = self.capabilities
+        if isinstance(caps, Mapping):
+            flags = caps.get("feature_flags")
+            if isinstance(flags, Mapping):
+                return flags.get(name) is True
+        return False
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        return self.metadata.models.get(model) if self.metadata is not None else None
+
+
+# ---------------------------------------------------------------- converter hooks
+
+
+def _str_hook(value: Any, _: type) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ManifestIssues([((), f"expected a string, got {_describe(value)}")])
+    return str(value)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _selector_hook(value: Any, _: type) -> Selector:
+    if not isinstance(value, str):
+        raise _one(f"expected a JSONPath string, got {_describe(value)}")
+    try:
+        return compile_path(value)
+    except JSONPathError as exc:
+        raise _one(f"invalid JSONPath: {exc}") from None
+
+
+def _rule_hook(value: Any, strict: bool) -> EventRule:
+    if not isinstance(value, Mapping):
+        raise _one(f"expected a mapping (an event-map rule), got {_describe(value)}")
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    emit_name = value.get("emit")
+    kind = EMIT_ALIASES.get(emit_name) if isinstance(emit_name, str) else None
+    if emit_name is None:
+        issues.append(((), "rule has no 'emit'"))
+    elif kind is None:
+        known = ", ".join(sorted(EMIT_ALIASES))
+        issues.append(((("emit",)), f"unknown emit {emit_name!r} (known: {known})"))
+
+    match: Match | None = None
+    if value.get("match") is not None:
+        if not isinstance(value["match"], str):
+            issues.append((("match",), "expected an expression string"))
+        else:
+            try:
+                match = Match.compile(value["match"])
+            except JSONPathError as exc:
+                issues.append((("match",), f"invalid match expression: {exc}"))
+
+    each: Selector | None = None
+    if value.get("each") is not None:
+        try:
+            each = _selector_hook(value["each"], Selector)
+        except ManifestIssues as exc:
+            issues.extend((("each", *p), m) for p, m in exc.issues)
+
+    event = value.get("event")
+    if event is not None and not isinstance(event, str):
+        issues.append((("event",), "expected an SSE event name"))
+        event = None
+
+    key = "extract" if "extract" in value else "fields"
+    raw_fields = value.get(key) or {}
+    fields: dict[str, FieldSpec] = {}
+    if not isinstance(raw_fields, Mapping):
+        issues.append(((key,), f"expected a mapping of field: path, got {_describe(raw_fields)}"))
+    else:
+        aliases = FIELD_ALIASES.get(kind, {}) if kind is not None else {}
+        for name, spec in raw_fields.items():
+            canonical = aliases.get(name)
+            if kind is not None and canonical is None:
+                # Unknown keys are tolerated, as the spec asks; strict mode reports them.
+                if strict:
+                    allowed = ", ".join(sorted(set(aliases))) or "none"
+                    issues.append(
+                        ((key, name), f"unknown field {name!r} for {emit_name} (allowed: {allowed})")
+                    )
+                continue
+            try:
+                fields[canonical or name] = FieldSpec.compile(spec)
+            except JSONPathError as exc:
+                issues.append(((key, name), f"invalid JSONPath: {exc}"))
+            except (TypeError, ValueError):
+                issues.append(((key, name), f"expected a path or a list of paths, got {_describe(spec)}"))
+    if issues or kind is None:
+        raise ManifestIssues(issues)
+    return EventRule(emit=kind, fields=fields, match=match, event=event, each=each)
+
+
+def _field_spec_hook(value: Any, _: type) -> FieldSpec:
+    try:
+        return FieldSpec.compile(value)
+    except JSONPathError as exc:
+        raise _one(f"invalid JSONPath: {exc}") from None
+    except (TypeError, ValueError):
+        raise _one(f"expected a path or a list of paths, got {_describe(value)}") from None
+
+
+def _kind_map(value: Any, path: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _one(f"expected a mapping, got {_describe(value)}", path)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _error_rules_hook(value: Any, _: type) -> ErrorRules:
+    if not isinstance(value, Mapping):
+        raise _one(f"expected a mapping, got {_describe(value)}")
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    by_status: dict[int, str] = {}
+    try:
+        for k, v in _kind_map(value.get("by_http_status"), "by_http_status").items():
+            if not k.isdigit():
+                issues.append((("by_http_status", k), f"expected an HTTP status code, got {k!r}"))
+            else:
+                by_status[int(k)] = v
+    except ManifestIssues as exc:
+        issues.extend(exc.issues)
+    kw: dict[str, Any] = {"by_http_status": by_status}
+    for name in ("by_error_code", "by_error_type"):
+        try:
+            kw[name] = _kind_map(value.get(name), name)
+        except ManifestIssues as exc:
+            issues.extend(exc.issues)
+    paths = value.get("paths") or {}
+    if not isinstance(paths, Mapping):
+        issues.append((("paths",), f"expected a mapping, got {_describe(paths)}"))
+        paths = {}
+    for name in ("code", "type", "message", "status", "retry_after"):
+        if name in paths:
+            try:
+                kw[name] = _field_spec_hook(paths[name], FieldSpec)
+            except ManifestIssues as exc:
+                issues.extend((("paths", name, *p), m) for p, m in exc.issues)
+    patterns = value.get("context_length_patterns")
+    if patterns is not None:
+        compiled = list(DEFAULT_ERROR_RULES.context_patterns)
+        for i, pat in enumerate(patterns if isinstance(patterns, list) else [patterns]):
+            try:
+                compiled.append(re.compile(str(pat), re.IGNORECASE))
+            except re.error as exc:
+                issues.append((("context_length_patterns", i), f"invalid regex: {exc}"))
+        kw["context_patterns"] = tuple(compiled)
+    if issues:
+        raise ManifestIssues(issues)
+    return ErrorRules(**kw)
+
+
+def _endpoint_hook(value: Any, _: type) -> NamedEndpoint:
+    if isinstance(value, str):
+        return NamedEndpoint(path=value)
+    if not isinstance(value, Mapping):
+        raise _one(f"expected a mapping or a path, got {_describe(value)}")
+    if "path" not in value:
+        raise _one("endpoint has no 'path'")
+    return NamedEndpoint(
+        path=_str_hook(value["path"], str),
+        method=str(value.get("method", "POST")).upper(),
+        adapter=None if value.get("adapter") is None else str(value["adapter"]),
+        stream_path=None if value.get("stream_path") is None else str(value["stream_path"]),
+    )
+
+
+def _extra_headers_hook(value: Any, _: type) -> Mapping[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        out: dict[str, str] = {}
+        for i, item in enumerate(value):
+            if not (isinstance(item, Mapping) and "name" in item and "value" in item):
+                raise _one("expected {name: ..., value: ...}", i)
+            out[str(item["name"])] = str(item["value"])
+        return out
+    raise _one(f"expected a mapping or a list of {{name, value}}, got {_describe(value)}")
+
+
+def make_converter(*, strict: bool = False) -> cattrs.Converter:
+    """The manifest converter; ``strict`` turns unknown keys into reported problems."""
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=strict)
+    conv.register_structure_hook(str, _str_hook)
+    conv.register_structure_hook(Selector, _selector_hook)
+    conv.register_structure_hook(FieldSpec, _field_spec_hook)
+    conv.register_structure_hook(EventRule, lambda v, _: _rule_hook(v, strict))
+    conv.register_structure_hook(ErrorRules, _error_rules_hook)
+    conv.register_structure_hook(NamedEndpoint, _endpoint_hook)
+    conv.register_structure_hook(Any, lambda v, _: v)
+
+    base_auth = cattrs.gen.make_dict_structure_fn(AuthSpec, conv, _cattrs_forbid_extra_keys=strict)
+
+    def auth_hook(value: Any, cls: type) -> AuthSpec:
+        if not isinstance(value, Mapping):
+            raise _one(f"expected a mapping, got {_describe(value)}")
+        data = dict(value)
+        extra = data.pop("extra_headers", None)
+        auth = base_auth(data, cls)
+        issues: list[tuple[tuple[str | int, ...], str]] = []
+        kind = AUTH_TYPES.get(auth.type)
+        if kind is None:
+            issues.append((("type",), f"unknown auth type {auth.type!r} (known: {', '.join(AUTH_TYPES)})"))
+            kind = auth.type
+        try:
+            headers = _extra_headers_hook(extra, Mapping)
+        except ManifestIssues as exc:
+            issues.extend((("extra_headers", *p), m) for p, m in exc.issues)
+            headers = {}
+        if issues:
+            raise ManifestIssues(issues)
+        return attrs.evolve(auth, type=kind, extra_headers=headers)
+
+    conv.register_structure_hook(AuthSpec, auth_hook)
+
+    return conv
+
+
+def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks on the raw document that no field type expresses (run beside structuring)."""
+    if not isinstance(value, Mapping):
+        return [((), f"a manifest must be a mapping, got {_describe(value)}")]
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    if strict:
+        known = {a.name for a in attrs.fields(ProviderManifest)} - {"source"} | _SPEC_TOP_LEVEL
+        issues.extend(((k,), f"unknown key {k!r}") for k in value if k not in known)
+    mid = value.get("id")
+    if isinstance(mid, str) and not _ID.match(mid):
+        issues.append((("id",), f"invalid provider id {mid!r}: use 2-64 of a-z 0-9 - _"))
+    ep = value.get("endpoint")
+    if isinstance(ep, Mapping):
+        url = ep.get("base_url")
+        if isinstance(url, str) and not url.startswith(("http://", "https://")):
+            issues.append(
+                (("endpoint", "base_url"), f"must start with http:// or https://, got {url!r}")
+            )
+    return issues
+
+
+#: top-level keys the AI-Protocol schema defines that the runtime does not execute;
+#: strict mode accepts them, and reports anything else.
+_SPEC_TOP_LEVEL = frozenset(
+    {
+        "$schema",
+        "version",
+        "status",
+        "category",
+        "official_url",
+        "support_contact",
+        "availability",
+        "capability_profile",
+        "multimodal",
+        "computer_use",
+        "mcp",
+        "api_families",
+        "services",
+        "guardrails",
+        "features",
+        "context_policy",
+        "provider_contract",
+        "pricing",
+        "payload_format",
+        "response_format",
+        "response_paths",
+        "tooling",
+        "experimental_features",
+    }
+)

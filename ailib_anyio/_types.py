@@ -1,0 +1,310 @@
+"""The unified data model: messages, tools, requests, responses and stream events.
+
+Everything here is plain attrs data with no I/O, so the sans-IO core, the client and
+users all share one vocabulary whatever the provider's wire format is.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Union
+
+import attrs
+
+__all__ = [
+    "ChatRequest",
+    "ChatResponse",
+    "ContentBlock",
+    "ContentDelta",
+    "FinishReason",
+    "Finished",
+    "Message",
+    "MessageRole",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "StreamingEvent",
+    "ToolCall",
+    "ToolCallCompleted",
+    "ToolCallDelta",
+    "ToolCallStarted",
+    "ToolChoice",
+    "ToolDefinition",
+    "Usage",
+]
+
+
+class MessageRole(str, enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@attrs.frozen
+class ContentBlock:
+    """One part of a multimodal message: text, an image, audio or a document.
+
+    Build them with the class methods::
+
+        ContentBlock.text("Describe this:")
+        ContentBlock.image_url("https://example.com/cat.png")
+        ContentBlock.image_base64(data, "image/png")
+    """
+
+    type: Literal["text", "image", "audio", "document"]
+    text: str | None = None
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
+
+    @classmethod
+    def from_text(cls, text: str) -> ContentBlock:
+        return cls(type="text", text=text)
+
+    @classmethod
+    def image_url(cls, url: str) -> ContentBlock:
+        return cls(type="image", url=url)
+
+    @classmethod
+    def image_base64(cls, data: str | bytes, media_type: str = "image/png") -> ContentBlock:
+        return cls(type="image", data=_b64(data), media_type=media_type)
+
+    @classmethod
+    def audio_base64(cls, data: str | bytes, media_type: str = "audio/wav") -> ContentBlock:
+        return cls(type="audio", data=_b64(data), media_type=media_type)
+
+    @classmethod
+    def document_base64(
+        cls, data: str | bytes, media_type: str = "application/pdf", filename: str | None = None
+    ) -> ContentBlock:
+        return cls(type="document", data=_b64(data), media_type=media_type, filename=filename)
+
+
+def _b64(data: str | bytes) -> str:
+    return base64.b64encode(data).decode("ascii") if isinstance(data, bytes) else data
+
+
+@attrs.frozen
+class ToolCall:
+    """A tool call the model asked for; ``arguments`` is the parsed JSON object.
+
+    ``raw_arguments`` keeps the exact text the provider sent; when it is not valid JSON,
+    ``arguments`` is empty and ``parse_error`` says why, so nothing is lost.
+    """
+
+    id: str | None
+    name: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    raw_arguments: str = ""
+    parse_error: str | None = None
+
+    @property
+    def function_name(self) -> str:
+        return self.name
+
+
+@attrs.frozen
+class Message:
+    """One chat message. ``content`` is a string or a list of content blocks."""
+
+    role: MessageRole
+    content: str | Sequence[ContentBlock] | None = None
+    tool_calls: Sequence[ToolCall] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(MessageRole.SYSTEM, content)
+
+    @classmethod
+    def user(cls, content: str | Sequence[ContentBlock]) -> Message:
+        return cls(MessageRole.USER, content)
+
+    @classmethod
+    def assistant(
+        cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()
+    ) -> Message:
+        return cls(MessageRole.ASSISTANT, content, tool_calls=tuple(tool_calls))
+
+    @classmethod
+    def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
+        return cls(MessageRole.TOOL, content, tool_call_id=tool_call_id, name=name)
+
+    @classmethod
+    def user_with_image(cls, text: str, image_url: str) -> Message:
+        return cls(
+            MessageRole.USER, (ContentBlock.from_text(text), ContentBlock.image_url(image_url))
+        )
+
+
+@attrs.frozen
+class ToolDefinition:
+    """A function the model may call; ``parameters`` is a JSON schema object."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] = attrs.field(
+        factory=lambda: {"type": "object", "properties": {}}
+    )
+    strict: bool | None = None
+
+    @classmethod
+    def from_function(
+        cls,
+        name: str,
+        description: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> ToolDefinition:
+        if parameters is None:
+            return cls(name, description)
+        return cls(name, description, parameters)
+
+
+#: ``"auto"``, ``"none"``, ``"required"``, or the name of one tool the model must call.
+ToolChoice = Union[Literal["auto", "none", "required"], str]
+
+
+@attrs.frozen
+class ChatRequest:
+    """A provider-neutral chat request, as the builder assembles it."""
+
+    model: str
+    messages: Sequence[Message]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: Sequence[str] = ()
+    tools: Sequence[ToolDefinition] = ()
+    tool_choice: ToolChoice | None = None
+    response_format: Mapping[str, Any] | None = None
+    extra_body: Mapping[str, Any] | None = None
+    stream: bool = False
+
+
+@attrs.frozen
+class Usage:
+    """Token usage; also yielded as a stream event when the provider reports it."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+NormalizedFinish = Literal["stop", "length", "tool_calls", "content_filter", "other"]
+
+
+@attrs.frozen
+class FinishReason:
+    """Why generation ended: ``normalized`` is one of five values, ``raw`` is the provider's."""
+
+    normalized: NormalizedFinish
+    raw: str | None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.normalized == other
+        if isinstance(other, FinishReason):
+            return (self.normalized, self.raw) == (other.normalized, other.raw)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.normalized)
+
+    def __str__(self) -> str:
+        return self.normalized
+
+
+@attrs.frozen
+class ChatResponse:
+    """The result of a chat request (or what a stream accumulated so far)."""
+
+    content: str = ""
+    reasoning: str = ""
+    refusal: str | None = None
+    tool_calls: Sequence[ToolCall] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    request_id: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+
+# ---------------------------------------------------------------- stream events
+
+
+@attrs.frozen
+class ContentDelta:
+    """A fragment of visible assistant text."""
+
+    text: str
+
+    @property
+    def content(self) -> str:
+        return self.text
+
+
+@attrs.frozen
+class ReasoningDelta:
+    """A fragment of the model's reasoning ("thinking") text."""
+
+    text: str
+
+
+@attrs.frozen
+class RefusalDelta:
+    """A fragment of a refusal message (OpenAI ``refusal``)."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolCallStarted:
+    """The model began a tool call at ``index``."""
+
+    index: int
+    id: str | None
+    name: str
+
+
+@attrs.frozen
+class ToolCallDelta:
+    """A fragment of a tool call's JSON arguments."""
+
+    index: int
+    arguments: str
+
+
+@attrs.frozen
+class ToolCallCompleted:
+    """A tool call is whole; ``tool_call.arguments`` is parsed."""
+
+    index: int
+    tool_call: ToolCall
+
+
+@attrs.frozen
+class Finished:
+    """Generation ended."""
+
+    finish_reason: FinishReason
+
+
+StreamingEvent = Union[
+    ContentDelta,
+    ReasoningDelta,
+    RefusalDelta,
+    ToolCallStarted,
+    ToolCallDelta,
+    ToolCallCompleted,
+    Usage,
+    Finished,
+]

@@ -1,0 +1,899 @@
+"""A real loopback HTTP/1.1 server that impersonates an OpenAI-compatible provider.
+
+``MockProvider`` listens on 127.0.0.1 and answers in the chat-completions wire format
+(JSON and SSE), or replays exact recorded bytes, with fault injection (slow first byte,
+slow chunks, reset or stall mid-stream). It is built only on anyio and h11, so it runs
+inside a test's own event loop under asyncio and trio, and it records every request and
+whether the client hung up early, which is how tests check that streams really close.
+
+    async with MockProvider() as mock:
+        mock.enqueue(ScriptedReply(content="Hello!"), Reply.error(429, "Slow down"))
+        ...  # point a client at mock.openai_base_url
+        assert mock.requests[0].json["model"] == "gpt-4o"
+"""
+
+from __future__ import annotations
+
+import collections
+import http
+import itertools
+import json as _json
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import attrs
+import h11
+
+__all__ = [
+    "MockProvider",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedReply",
+    "ScriptedToolCall",
+    "serve_forever",
+]
+
+#: Framing and encoding headers belong to the server: it frames the body itself.
+_HOP_BY_HOP = frozenset(
+    {"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"}
+)
+
+#: What a socket raises when the peer has gone away (or we already closed it).
+_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+
+_SPLITS = ("whole", "bytes", "random", "lines")
+_STREAMING_TYPES = ("text/event-stream", "application/x-ndjson")
+
+
+def _dumps(obj: Any) -> str:
+    return _json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _positive_sizes(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not value or any(size < 1 for size in value)):
+        raise ValueError(f"{attribute.name} must be a non-empty sequence of sizes >= 1")
+
+
+def _sse_headers(
+    extra: Mapping[str, str | Sequence[str]] | None,
+) -> dict[str, str | Sequence[str]]:
+    headers: dict[str, str | Sequence[str]] = {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+    }
+    headers.update(extra or {})
+    return headers
+
+
+# ----------------------------------------------------------------------- replies
+
+
+@attrs.frozen
+class Reply:
+    """An exact HTTP response: status, headers and body bytes, plus how to deliver them.
+
+    The body reaches the client byte for byte; ``split`` (or ``chunk_sizes``) only decides
+    how it is cut into writes, each write being one HTTP chunk when chunked::
+
+        Reply(body=recorded_sse, headers={"content-type": "text/event-stream"}, split="bytes")
+        Reply.sse([{"choices": []}], delay_between_chunks=0.05)
+        Reply.error(429, "Rate limit reached", headers={"retry-after": "2"})
+
+    Faults: ``delay_before_headers`` (slow first byte), ``delay_between_chunks``,
+    ``close_after_bytes`` (send at most N body bytes, then close the connection without
+    finishing the message) and ``stall_after_bytes`` (send at most N body bytes, then go
+    silent until the client hangs up or the server stops).
+    """
+
+    status: int = 200
+    headers: Mapping[str, str | Sequence[str]] = attrs.field(factory=dict)
+    body: bytes = b""
+    split: Literal["whole", "bytes", "random", "lines"] = attrs.field(
+        default="whole", validator=attrs.validators.in_(_SPLITS)
+    )
+    seed: int | None = None
+    max_chunk: int = attrs.field(default=64, validator=_positive)
+    chunk_sizes: Sequence[int] | None = attrs.field(default=None, validator=_positive_sizes)
+    delay_before_headers: float = attrs.field(default=0, validator=_non_negative)
+    delay_between_chunks: float = attrs.field(default=0, validator=_non_negative)
+    close_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    stall_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    chunked: bool | None = None
+
+    @classmethod
+    def json(
+        cls,
+        obj: Any,
+        status: int = 200,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        **kw: Any,
+    ) -> Reply:
+        """A compact JSON body with ``content-type: application/json``."""
+        merged: dict[str, str | Sequence[str]] = {"content-type": "application/json"}
+        merged.update(headers or {})
+        return cls(status=status, headers=merged, body=_dumps(obj).encode(), **kw)
+
+    @classmethod
+    def sse(
+        cls,
+        events: Sequence[str | Mapping[str, Any]],
+        *,
+        done: bool = True,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        **kw: Any,
+    ) -> Reply:
+        """A server-sent-events body: each mapping becomes ``data: <json>\\n\\n``.
+
+        Strings are sent as they are, so they must already be framed (``"event: x\\n..."``).
+        ``data: [DONE]`` ends the stream unless ``done=False``.
+        """
+        parts = [e if isinstance(e, str) else f"data: {_dumps(e)}\n\n" for e in events]
+        if done:
+            parts.append("data: [DONE]\n\n")
+        return cls(headers=_sse_headers(headers), body="".join(parts).encode(), **kw)
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        headers: Mapping[str, str | Sequence[str]] | None = None,
+        **kw: Any,
+    ) -> Reply:
+        """An OpenAI-shaped error: ``{"error": {"message", "type", "param", "code"}}``."""
+        body = {"error": {"message": message, "type": type, "param": None, "code": code}}
+        return cls.json(body, status=status, headers=headers, **kw)
+
+
+@attrs.frozen
+class ScriptedToolCall:
+    """A tool call a ``ScriptedReply`` makes; ``id`` defaults to a generated ``call_<n>``."""
+
+    name: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    id: str | None = None
+
+
+@attrs.frozen
+class ScriptedReply:
+    """A chat completion rendered per request in the OpenAI wire format.
+
+    It answers with SSE when the request has ``"stream": true`` (reasoning deltas, then
+    content deltas of ``chunk_size`` characters, then tool calls, a finish chunk, a usage
+    chunk if ``stream_options.include_usage`` was asked for, and ``data: [DONE]``),
+    otherwise with one ``chat.completion`` JSON object::
+
+        ScriptedReply(content="It is sunny.")
+        ScriptedReply(tool_calls=[("get_weather", {"city": "Paris"})])
+        ScriptedReply(content="slow", delay_between_chunks=0.1, close_after_bytes=300)
+
+    ``usage`` is ``(prompt_tokens, completion_tokens)``; by default both are rough word
+    counts. The fault knobs mean the same as on ``Reply`` and apply to the rendered body.
+    """
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: Sequence[tuple[str, Mapping[str, Any]] | ScriptedToolCall] = ()
+    finish_reason: str | None = None
+    usage: tuple[int, int] | None = None
+    chunk_size: int = attrs.field(default=8, validator=_positive)
+    model: str | None = None
+    headers: Mapping[str, str | Sequence[str]] = attrs.field(factory=dict)
+    delay_before_headers: float = attrs.field(default=0, validator=_non_negative)
+    delay_between_chunks: float = attrs.field(default=0, validator=_non_negative)
+    close_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    stall_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+
+
+# ------------------------------------------------------------------- recordings
+
+
+@attrs.define
+class RecordedRequest:
+    """One request the mock received, and how the exchange ended.
+
+    ``headers`` has lower-cased names, repeated ones joined with ``", "``; ``json`` is the
+    parsed body or ``None``. ``client_disconnected`` is set when the client closed the
+    connection before the whole response was written (it broke out of a stream, timed
+    out, was cancelled); ``finished`` once the exchange ended in any way.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    completed: bool = False
+    client_disconnected: bool = False
+    disconnected_at: float | None = None
+    finished: bool = False
+    _disconnected_event: anyio.Event | None = attrs.field(
+        default=None, init=False, repr=False, eq=False
+    )
+    _finished_event: anyio.Event | None = attrs.field(
+        default=None, init=False, repr=False, eq=False
+    )
+
+    async def wait_disconnected(self) -> None:
+        """Return once the server has noticed the client hang up early."""
+        if self.client_disconnected:
+            await anyio.lowlevel.checkpoint()
+            return
+        # Created lazily: an anyio.Event needs a running event loop.
+        if self._disconnected_event is None:
+            self._disconnected_event = anyio.Event()
+        await self._disconnected_event.wait()
+
+    async def wait_finished(self) -> None:
+        """Return once the exchange ended: completed, disconnected, dropped or aborted."""
+        if self.finished:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._finished_event is None:
+            self._finished_event = anyio.Event()
+        await self._finished_event.wait()
+
+    def _mark_disconnected(self, at: float) -> None:
+        if self.client_disconnected or self.completed:
+            return
+        self.client_disconnected = True
+        self.disconnected_at = at
+        if self._disconnected_event is not None:
+            self._disconnected_event.set()
+
+    def _mark_finished(self) -> None:
+        self.finished = True
+        if self._finished_event is not None:
+            self._finished_event.set()
+
+
+# ----------------------------------------------------------------------- server
+
+
+@attrs.define
+class _Exchange:
+    """Per-response state shared by the writer and the disconnect watcher."""
+
+    completed: bool = False
+    disconnected_at: float | None = None
+    # Bytes the client sent while we were answering (a pipelined next request).
+    pending: bytearray = attrs.field(factory=bytearray)
+
+    def client_gone(self) -> None:
+        if self.disconnected_at is None:
+            self.disconnected_at = anyio.current_time()
+
+
+class MockProvider:
+    """A loopback OpenAI-compatible server living inside an ``async with`` block.
+
+    ::
+
+        async with MockProvider() as mock:
+            mock.enqueue(ScriptedReply(content="Hi"), Reply.error(500, "boom"))
+            async with httpx.AsyncClient(base_url=mock.openai_base_url) as http:
+                r = await http.post("/chat/completions", json={"model": "m", "messages": []})
+
+    Every request except ``GET /_mock/health`` is recorded in ``requests`` and takes the
+    next queued reply. With the queue empty, ``POST .../chat/completions`` gets a default
+    ``ScriptedReply`` (``"Mock reply to: <last user text>"``; the ``x-mock-chunks: N``
+    request header makes it N deltas of ``"tok "``, ``x-mock-delay-ms`` spaces them out)
+    and any other route a 404 OpenAI-shaped error.
+
+    The server's tasks run in a task group entered by ``__aenter__``, so enter and exit
+    it (or call ``aclose()``) from the same task. Leaving the block cancels every handler
+    and closes every socket; ``aclose()`` is idempotent and nothing reopens after it.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        #: Every request received (health checks aside), in arrival order.
+        self.requests: list[RecordedRequest] = []
+        #: TCP connections currently open.
+        self.open_connections = 0
+        #: TCP connections accepted since start (or since ``reset_stats()``).
+        self.connections_accepted = 0
+        #: Requests currently being answered.
+        self.active_requests = 0
+        #: Peak of ``active_requests`` since start (or since ``reset_stats()``).
+        self.max_active_requests = 0
+        #: Unexpected exceptions from handlers (bugs, not disconnects); a 500 was sent.
+        self.errors: list[Exception] = []
+        self._queue: collections.deque[Reply | ScriptedReply] = collections.deque()
+        self._request_ids = itertools.count(1)
+        self._call_ids = itertools.count(1)
+        self._listeners: list[anyio.abc.SocketListener] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._state: Literal["new", "running", "closed"] = "new"
+
+    # -- public surface
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` with the real port once started."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """``base_url + "/v1"``: what an OpenAI client's ``base_url`` should be."""
+        return self.base_url + "/v1"
+
+    def enqueue(self, *replies: Reply | ScriptedReply) -> None:
+        """Queue replies; each recorded request takes the oldest one (FIFO)."""
+        self._queue.extend(replies)
+
+    def reset_stats(self) -> None:
+        """Restart the peak and accept counters from the current state."""
+        self.max_active_requests = self.active_requests
+        self.connections_accepted = 0
+
+    async def __aenter__(self) -> MockProvider:
+        if self._state != "new":
+            raise RuntimeError("a MockProvider can only be started once")
+        multi = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        listeners = [sub for sub in multi.listeners if isinstance(sub, anyio.abc.SocketListener)]
+        self._listeners = listeners
+        self.port = multi.extra(anyio.abc.SocketAttribute.local_port)
+        task_group = anyio.create_task_group()
+        try:
+            await task_group.__aenter__()
+        except BaseException:
+            await self._close_listeners()
+            raise
+        self._task_group = task_group
+        self._state = "running"
+        for listener in listeners:
+            task_group.start_soon(self._accept_loop, listener)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._stop(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Stop serving, cancel handlers and close every socket. Idempotent."""
+        await self._stop(None, None, None)
+
+    async def _stop(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if self._state != "running" or self._task_group is None:
+            self._state = "closed"
+            return None
+        self._state = "closed"
+        task_group, self._task_group = self._task_group, None
+        task_group.cancel_scope.cancel()
+        try:
+            return await task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._close_listeners()
+
+    async def _close_listeners(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for listener in self._listeners:
+                try:
+                    await listener.aclose()
+                except _GONE:
+                    pass
+
+    # -- connections
+
+    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
+        assert self._task_group is not None
+        while True:
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError:
+                # EMFILE or a connection reset before accept: back off, keep serving.
+                await anyio.sleep(0.01)
+                continue
+            self._task_group.start_soon(self._handle_connection, stream)
+
+    async def _handle_connection(self, stream: anyio.abc.SocketStream) -> None:
+        self.open_connections += 1
+        self.connections_accepted += 1
+        try:
+            # anyio's accept already sets TCP_NODELAY; do it anyway so every small SSE
+            # write leaves at once whatever the anyio version (Nagle would batch them).
+            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+            if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await self._serve_connection(stream)
+        except (*_GONE, h11.ProtocolError):
+            pass  # the client went away or spoke garbage: just drop the connection
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await stream.aclose()
+                except _GONE:
+                    pass
+            self.open_connections -= 1
+
+    async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while True:
+            try:
+                received = await _read_request(conn, stream)
+            except h11.RemoteProtocolError as exc:
+                await _send_bad_request(conn, stream, exc)
+                return
+            if received is None:
+                return
+            request, body = received
+            try:
+                keep_alive = await self._answer(conn, stream, request, body)
+            except _GONE:
+                return
+            except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the server
+                self.errors.append(exc)
+                if conn.our_state is h11.SEND_RESPONSE:
+                    await _send_simple(conn, stream, Reply.error(500, f"mock bug: {exc!r}"))
+                return
+            if not keep_alive:
+                return
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # Connection: close, or HTTP/1.0
+            conn.start_next_cycle()
+
+    async def _answer(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        request: h11.Request,
+        body: bytes,
+    ) -> bool:
+        """Answer one request; return whether the connection can serve another."""
+        method = request.method.decode("ascii", "replace")
+        target = request.target.decode("utf-8", "replace")
+        route = target.split("?", 1)[0]
+        if method == "GET" and route.endswith("/_mock/health"):
+            return await _send_simple(conn, stream, Reply.json({"ok": True}))
+
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in request.headers:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        parsed = _parse_json(body)
+        record = RecordedRequest(method, target, headers, body, parsed)
+        self.requests.append(record)
+        number = next(self._request_ids)
+
+        item: Reply | ScriptedReply
+        if self._queue:
+            item = self._queue.popleft()
+        elif method == "POST" and route.endswith("/chat/completions"):
+            item = _default_reply(parsed, headers)
+        else:
+            item = Reply.error(404, f"Unknown route: {method} {route}", code="unknown_url")
+        if isinstance(item, ScriptedReply):
+            reply = _render_scripted(item, parsed, number, self._next_call_id)
+        else:
+            reply = item
+        if not any(name.lower() == "x-request-id" for name in reply.headers):
+            reply = attrs.evolve(
+                reply, headers={**reply.headers, "x-request-id": f"req_mock_{number}"}
+            )
+
+        self.active_requests += 1
+        self.max_active_requests = max(self.max_active_requests, self.active_requests)
+
+        def end_exchange() -> None:
+            if not record.finished:
+                self.active_requests -= 1
+                record._mark_finished()
+
+        try:
+            return await self._deliver(conn, stream, reply, record, end_exchange)
+        finally:
+            end_exchange()
+
+    def _next_call_id(self) -> str:
+        return f"call_{next(self._call_ids)}"
+
+    async def _deliver(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        reply: Reply,
+        record: RecordedRequest,
+        end_exchange: Callable[[], None],
+    ) -> bool:
+        """Write ``reply`` while watching the socket for the client hanging up."""
+
+        def before_last_write() -> None:
+            # Settle the record before the client can possibly see the whole response,
+            # so a test reading it right after its request returns sees it final.
+            record.completed = True
+            end_exchange()
+
+        exchange = _Exchange()
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(_watch_for_disconnect, stream, task_group.cancel_scope, exchange)
+            try:
+                exchange.completed = await _write_reply(conn, stream, reply, before_last_write)
+            except _GONE:
+                exchange.client_gone()
+            task_group.cancel_scope.cancel()
+        # A client may read the whole response and hang up while the last write is still
+        # yielding; once that write returned, the response counts as completed.
+        if exchange.completed:
+            if exchange.pending:
+                conn.receive_data(bytes(exchange.pending))
+            return True
+        record.completed = False  # the last write failed or never happened
+        if exchange.disconnected_at is not None:
+            record._mark_disconnected(exchange.disconnected_at)
+        return False
+
+
+async def _watch_for_disconnect(
+    stream: anyio.abc.SocketStream, scope: anyio.CancelScope, exchange: _Exchange
+) -> None:
+    """Read while the response is written: EOF means the client hung up.
+
+    This is what notices a client breaking out of a stream while the server sleeps
+    between chunks or stalls, when no write would fail yet.
+    """
+    try:
+        while True:
+            exchange.pending += await stream.receive()
+    except _GONE:  # EndOfStream on a clean close, BrokenResourceError on a reset
+        exchange.client_gone()
+        scope.cancel()
+
+
+async def _read_request(
+    conn: h11.Connection, stream: anyio.abc.SocketStream
+) -> tuple[h11.Request, bytes] | None:
+    """Read one whole request; ``None`` when the client closed an idle connection."""
+    request: h11.Request | None = None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            if conn.they_are_waiting_for_100_continue:
+                await stream.send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            try:
+                data = await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                data = b""
+            conn.receive_data(data)
+        elif isinstance(event, h11.Request):
+            request = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            assert request is not None
+            return request, bytes(body)
+        else:  # ConnectionClosed (or PAUSED, which a server reading requests never sees)
+            return None
+
+
+async def _write_reply(
+    conn: h11.Connection,
+    stream: anyio.abc.SocketStream,
+    reply: Reply,
+    before_last_write: Callable[[], None],
+) -> bool:
+    """Write ``reply``; return True if the message was finished, False if it was cut."""
+    pieces = _split_body(reply)
+    chunked = reply.chunked
+    if chunked is None:
+        content_type = next(
+            (str(v).lower() for k, v in reply.headers.items() if k.lower() == "content-type"), ""
+        )
+        chunked = (
+            content_type.startswith(_STREAMING_TYPES)
+            or reply.close_after_bytes is not None
+            or reply.stall_after_bytes is not None
+        )
+    limits = [n for n in (reply.close_after_bytes, reply.stall_after_bytes) if n is not None]
+    limit = min(limits) if limits else None
+    if limit is not None:
+        kept: list[bytes] = []
+        for piece in pieces:
+            room = limit - sum(map(len, kept))
+            if room <= 0:
+                break
+            kept.append(piece[:room])
+        pieces = kept
+
+    writes = [conn.send(_response_head(reply.status, _wire_headers(reply, chunked)))]
+    writes += [conn.send(h11.Data(data=piece)) for piece in pieces]
+    if limit is None:
+        # The end of the message rides on the last write, so the moment the client can
+        # see the whole response is exactly one write, which before_last_write precedes.
+        writes[-1] += conn.send(h11.EndOfMessage())
+
+    if reply.delay_before_headers:
+        await anyio.sleep(reply.delay_before_headers)
+    for index, data in enumerate(writes):
+        if index > 1 and reply.delay_between_chunks:
+            await anyio.sleep(reply.delay_between_chunks)
+        if limit is None and index == len(writes) - 1:
+            before_last_write()
+        await stream.send(data)
+
+    if limit is None:
+        return True
+    if reply.stall_after_bytes == limit:
+        # Keep the socket open and silent; the watcher ends this when the client leaves.
+        await anyio.sleep_forever()
+    return False  # close_after_bytes: the caller drops the connection mid-message
+
+
+def _response_head(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Response:
+    try:
+        reason = http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        reason = b""
+    return h11.Response(status_code=status, headers=headers, reason=reason)
+
+
+def _wire_headers(reply: Reply, chunked: bool) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    for name, value in reply.headers.items():
+        if name.lower() in _HOP_BY_HOP:
+            continue
+        for item in (value,) if isinstance(value, str) else value:
+            headers.append((name.encode("latin-1"), item.encode("latin-1")))
+    if chunked:
+        headers.append((b"transfer-encoding", b"chunked"))
+    else:
+        headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
+    return headers
+
+
+def _split_body(reply: Reply) -> list[bytes]:
+    body = reply.body
+    if not body:
+        return []
+    if reply.chunk_sizes is not None:
+        return list(_cut(body, itertools.cycle(reply.chunk_sizes)))
+    if reply.split == "bytes":
+        return [body[i : i + 1] for i in range(len(body))]
+    if reply.split == "lines":
+        return body.splitlines(keepends=True)
+    if reply.split == "random":
+        rng = random.Random(reply.seed)
+        return list(_cut(body, iter(lambda: rng.randint(1, reply.max_chunk), None)))
+    return [body]
+
+
+def _cut(body: bytes, sizes: Iterator[int]) -> Iterator[bytes]:
+    start = 0
+    for size in sizes:
+        if start >= len(body):
+            return
+        yield body[start : start + size]
+        start += size
+
+
+async def _send_simple(conn: h11.Connection, stream: anyio.abc.SocketStream, reply: Reply) -> bool:
+    """Write a small unrecorded reply in one go; return whether keep-alive holds."""
+    await stream.send(conn.send(_response_head(reply.status, _wire_headers(reply, False))))
+    if reply.body:
+        await stream.send(conn.send(h11.Data(data=reply.body)))
+    await stream.send(conn.send(h11.EndOfMessage()))
+    return True
+
+
+async def _send_bad_request(
+    conn: h11.Connection, stream: anyio.abc.SocketStream, exc: h11.RemoteProtocolError
+) -> None:
+    # h11 lets a server answer a malformed request with an error before closing.
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    try:
+        await _send_simple(conn, stream, Reply.error(exc.error_status_hint, str(exc)))
+    except h11.LocalProtocolError:
+        pass
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return _json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+# ------------------------------------------------------------ OpenAI rendering
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+            if isinstance(part.get("text"), str)
+        ]
+        return " ".join(texts)
+    return ""
+
+
+def _messages(request: Any) -> list[dict[str, Any]]:
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, dict)]
+
+
+def _default_reply(request: Any, headers: Mapping[str, str]) -> ScriptedReply:
+    delay = 0.0
+    try:
+        delay = max(0.0, float(headers.get("x-mock-delay-ms", "0")) / 1000)
+    except ValueError:
+        pass
+    chunks = headers.get("x-mock-chunks")
+    if chunks is not None and chunks.strip().isdigit():
+        return ScriptedReply(content="tok " * int(chunks), chunk_size=4, delay_between_chunks=delay)
+    last_user = next(
+        (m for m in reversed(_messages(request)) if m.get("role") == "user"), {"content": ""}
+    )
+    text = _message_text(last_user.get("content"))
+    return ScriptedReply(content=f"Mock reply to: {text}", delay_between_chunks=delay)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _render_scripted(
+    scripted: ScriptedReply, request: Any, number: int, next_call_id: Callable[[], str]
+) -> Reply:
+    """Render ``scripted`` as the exact bytes OpenAI would send for ``request``."""
+    req: dict[str, Any] = request if isinstance(request, dict) else {}
+    requested_model = req.get("model")
+    model = scripted.model or (requested_model if isinstance(requested_model, str) else "mock")
+    calls: list[tuple[str, str, str]] = []  # (id, name, arguments JSON)
+    for call in scripted.tool_calls:
+        if isinstance(call, ScriptedToolCall):
+            name, arguments, call_id = call.name, call.arguments, call.id
+        else:
+            (name, arguments), call_id = call, None
+        calls.append((call_id or next_call_id(), name, _dumps(dict(arguments))))
+    finish_reason = scripted.finish_reason or ("tool_calls" if calls else "stop")
+    if scripted.usage is not None:
+        prompt_tokens, completion_tokens = scripted.usage
+    else:
+        prompt_tokens = max(1, sum(_words(_message_text(m.get("content"))) for m in _messages(req)))
+        generated = [scripted.content, scripted.reasoning, *(args for _, _, args in calls)]
+        completion_tokens = max(1, sum(_words(text) for text in generated))
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    completion_id = f"chatcmpl-mock-{number}"
+    created = int(time.time())
+    knobs: dict[str, Any] = {
+        "delay_before_headers": scripted.delay_before_headers,
+        "delay_between_chunks": scripted.delay_between_chunks,
+        "close_after_bytes": scripted.close_after_bytes,
+        "stall_after_bytes": scripted.stall_after_bytes,
+    }
+
+    if req.get("stream") is not True:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if not scripted.content and calls else scripted.content,
+            "refusal": None,
+        }
+        if scripted.reasoning:
+            message["reasoning_content"] = scripted.reasoning
+        if calls:
+            message["tool_calls"] = [
+                {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                for cid, name, args in calls
+            ]
+        completion = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+            ],
+            "usage": usage,
+        }
+        return Reply.json(completion, headers=scripted.headers, **knobs)
+
+    stream_options = req.get("stream_options")
+    include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+    size = scripted.chunk_size
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        frame: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            frame["usage"] = None  # as the real API does on every chunk but the last
+        return f"data: {_dumps(frame)}\n\n"
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    for i in range(0, len(scripted.reasoning), size):
+        events.append(chunk({"reasoning_content": scripted.reasoning[i : i + size]}))
+    for i in range(0, len(scripted.content), size):
+        events.append(chunk({"content": scripted.content[i : i + size]}))
+    for index, (cid, name, args) in enumerate(calls):
+        start = {"index": index, "id": cid, "type": "function"}
+        events.append(
+            chunk({"tool_calls": [{**start, "function": {"name": name, "arguments": ""}}]})
+        )
+        for i in range(0, len(args), size):
+            fragment = {"index": index, "function": {"arguments": args[i : i + size]}}
+            events.append(chunk({"tool_calls": [fragment]}))
+    events.append(chunk({}, finish_reason))
+    if include_usage:
+        usage_frame = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        }
+        events.append(f"data: {_dumps(usage_frame)}\n\n")
+    events.append("data: [DONE]\n\n")
+    encoded = [event.encode() for event in events]
+    # One SSE event per write, so delays and faults fall between whole events.
+    return Reply(
+        headers=_sse_headers(scripted.headers),
+        body=b"".join(encoded),
+        chunk_sizes=[len(event) for event in encoded],
+        **knobs,
+    )
+
+
+async def serve_forever(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    ready: Callable[[MockProvider], None] | None = None,
+) -> None:
+    """Run a ``MockProvider`` until cancelled; ``ready(mock)`` is called once listening."""
+    async with MockProvider(host=host, port=port) as mock:
+        if ready is not None:
+            ready(mock)
+        await anyio.sleep_forever()
