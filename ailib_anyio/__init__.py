@@ -1,0 +1,120 @@
+"""ailib_anyio: a protocol-driven LLM client runtime for asyncio and trio.
+
+Every provider's behaviour lives in a YAML manifest (AI-Protocol format); this package
+executes manifests with generic operators. Start with :func:`open_client`::
+
+    async with open_client("openai/gpt-4o") as client:
+        reply = await client.chat().user("2+2?").execute()
+"""
+
+import attrs as _attrs
+
+from ._client import ChatBuilder as ChatBuilder
+from ._client import ChatStream as ChatStream
+from ._client import Client as Client
+from ._client import open_client as open_client
+from ._errors import AiLibError as AiLibError
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import ConnectTimeoutError as ConnectTimeoutError
+from ._errors import ContentFilterError as ContentFilterError
+from ._errors import ContextLengthExceededError as ContextLengthExceededError
+from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import MalformedResponseError as MalformedResponseError
+from ._errors import NotFoundError as NotFoundError
+from ._errors import OverloadedError as OverloadedError
+from ._errors import PermissionDeniedError as PermissionDeniedError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import QuotaExhaustedError as QuotaExhaustedError
+from ._errors import RateLimitedError as RateLimitedError
+from ._errors import ReadTimeoutError as ReadTimeoutError
+from ._errors import RemoteError as RemoteError
+from ._errors import RemoteTimeoutError as RemoteTimeoutError
+from ._errors import RequestTooLargeError as RequestTooLargeError
+from ._errors import ServerError as ServerError
+from ._errors import TimeoutError as TimeoutError  # noqa: A004
+from ._errors import TransportError as TransportError
+from ._errors import WriteTimeoutError as WriteTimeoutError
+from ._protocol._loader import load_manifest as load_manifest
+from ._protocol._models import ProviderManifest as ProviderManifest
+from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
+from ._types import ChatRequest as ChatRequest
+from ._types import ChatResponse as ChatResponse
+from ._types import ContentBlock as ContentBlock
+from ._types import ContentDelta as ContentDelta
+from ._types import Finished as Finished
+from ._types import FinishReason as FinishReason
+from ._types import Message as Message
+from ._types import MessageRole as MessageRole
+from ._types import ReasoningDelta as ReasoningDelta
+from ._types import RefusalDelta as RefusalDelta
+from ._types import StreamingEvent as StreamingEvent
+from ._types import ToolCall as ToolCall
+from ._types import ToolCallCompleted as ToolCallCompleted
+from ._types import ToolCallDelta as ToolCallDelta
+from ._types import ToolCallStarted as ToolCallStarted
+from ._types import ToolDefinition as ToolDefinition
+from ._types import Usage as Usage
+from ._version import __version__ as __version__
+
+__all__ = [
+    "AiLibError",
+    "AuthenticationError",
+    "ChatBuilder",
+    "ChatRequest",
+    "ChatResponse",
+    "ChatStream",
+    "Client",
+    "ConfigurationError",
+    "ConnectTimeoutError",
+    "ContentBlock",
+    "ContentDelta",
+    "ContentFilterError",
+    "ContextLengthExceededError",
+    "FinishReason",
+    "Finished",
+    "InvalidRequestError",
+    "MalformedResponseError",
+    "Message",
+    "MessageRole",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "ProtocolRegistry",
+    "ProviderManifest",
+    "QuotaExhaustedError",
+    "RateLimitedError",
+    "ReadTimeoutError",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "RemoteError",
+    "RemoteTimeoutError",
+    "RequestTooLargeError",
+    "ServerError",
+    "StreamingEvent",
+    "TimeoutError",
+    "ToolCall",
+    "ToolCallCompleted",
+    "ToolCallDelta",
+    "ToolCallStarted",
+    "ToolDefinition",
+    "TransportError",
+    "Usage",
+    "WriteTimeoutError",
+    "load_manifest",
+    "open_client",
+]
+
+# Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._errors....
+# attrs classes get their string annotations resolved first, in their own module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("ailib_anyio._"):
+        if _attrs.has(_obj):
+            _attrs.resolve_types(_obj)
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

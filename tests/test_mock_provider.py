@@ -369,7 +369,7 @@ async def test_stall_after_bytes_until_the_client_gives_up() -> None:
             await recorded.wait_disconnected()
             await recorded.wait_finished()
 
-    assert received == b'data: {"n":0}\n\ndata'
+    assert received == b'data: {"n":0}\n\ndata:'  # exactly 20 body bytes
     assert recorded.client_disconnected
     assert recorded.disconnected_at is not None
     assert not recorded.completed
@@ -379,13 +379,14 @@ async def test_early_disconnect_is_detected() -> None:
     reply = ScriptedReply(content="word " * 50, chunk_size=5, delay_between_chunks=0.05)
     async with MockProvider() as mock, client_for(mock) as client:
         mock.enqueue(reply)
+        # Leave the block mid-stream. (Breaking out of httpx's aiter_* would leave its
+        # nested async generators to the GC, which trio reports as a ResourceWarning.)
         async with client.stream(
             "POST", "/chat/completions", json={**CHAT, "stream": True}
         ) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    left_at = anyio.current_time()
-                    break
+            assert response.status_code == 200
+            await wait_until(lambda: mock.active_requests == 1)
+            left_at = anyio.current_time()
         (recorded,) = mock.requests
         with anyio.fail_after(5):
             await recorded.wait_disconnected()
@@ -399,6 +400,32 @@ async def test_early_disconnect_is_detected() -> None:
         # The server keeps serving after the hang-up.
         assert (await client.post("/chat/completions", json=CHAT)).status_code == 200
     assert mock.errors == []
+
+
+async def test_early_disconnect_after_reading_the_first_event() -> None:
+    reply = Reply.sse([{"n": i} for i in range(100)], split="lines", delay_between_chunks=0.05)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\n"
+        b"content-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+    )
+    async with MockProvider() as mock:
+        mock.enqueue(reply)
+        async with await anyio.connect_tcp(mock.host, mock.port) as sock:
+            received = b""
+            with anyio.fail_after(5):
+                await sock.send(request)
+                while b"data: " not in received:
+                    received += await sock.receive()
+            left_at = anyio.current_time()
+        (recorded,) = mock.requests
+        with anyio.fail_after(5):
+            await recorded.wait_disconnected()
+        assert recorded.disconnected_at is not None
+        assert recorded.disconnected_at >= left_at
+        assert not recorded.completed
+        await wait_until(lambda: mock.open_connections == 0)
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"transfer-encoding: chunked" in received.lower()
 
 
 # ----------------------------------------------------------------- connections

@@ -157,17 +157,13 @@ def test_lines_round_trip_at_any_split(
     text = eol.join(lines) + (eol if final_eol else "")
     body = text.encode()
 
-    def expected_line(line: str) -> str:
-        if crlf or not line.endswith("\r"):
-            return line
-        return line[:-1]  # a trailing CR is always stripped
-
-    # Blank means ASCII whitespace only: a line of U+3000 is kept (json.loads will say no).
-    expected = [
-        Frame(None, expected_line(line))
-        for line in lines
-        if line.encode() and not line.encode().isspace()
-    ]
+    expected = []
+    for i, line in enumerate(lines):
+        # What the decoder sees between LFs: with CRLF, every ended line carries its CR.
+        raw = line + "\r" if crlf and (final_eol or i < len(lines) - 1) else line
+        # Blank means ASCII whitespace only: a line of U+3000 is kept (json.loads says no).
+        if raw.encode() and not raw.encode().isspace():
+            expected.append(Frame(None, raw[:-1] if raw.endswith("\r") else raw))
     assert decode([body]) == expected
     assert decode(split_at(body, splits)) == expected
 

@@ -282,11 +282,11 @@ def feed_repeatedly(decoder: SSEDecoder, chunk: bytes, times: int) -> None:
 
 def test_max_buffer_data_lines_without_blank_line() -> None:
     decoder = SSEDecoder(max_buffer=1000)
-    feed_repeatedly(decoder, b"data: 0123456789\n", 90)  # 90 * (10 + 1) bytes
+    feed_repeatedly(decoder, b"data: 0123456789\n", 58)  # 58 * 17 = 986 bytes
     with pytest.raises(MalformedResponseError) as info:
         decoder.feed(b"data: 0123456789\n")
     assert info.value.message.startswith(
-        "server-sent event stream: 1001 bytes received without completing an event"
+        "server-sent event stream: 1003 bytes received without completing an event"
     )
 
 

@@ -34,9 +34,17 @@ from .._types import (
     Usage,
 )
 from ._frames import Frame
+from ._ndjson import NDJSONDecoder
+from ._sse import SSEDecoder
 from ._rules import EmitKind, EventRule
 
-__all__ = ["EventMapper", "ResponseAccumulator", "StreamFailure", "normalize_finish"]
+__all__ = [
+    "EventMapper",
+    "ResponseAccumulator",
+    "StreamFailure",
+    "StreamPipeline",
+    "normalize_finish",
+]
 
 #: AI-Protocol standard termination reasons -> the five normalized values.
 _STANDARD_FINISH: Mapping[str, NormalizedFinish] = {
@@ -306,6 +314,49 @@ class EventMapper:
             arguments, error = _parse_arguments(raw)
             calls.append(ToolCall(state.id, state.name or "", arguments, raw, error))
         return calls
+
+
+class StreamPipeline:
+    """Bytes in, unified events out: a stream decoder feeding an ``EventMapper``.
+
+    ``feed`` takes body chunks as the network delivers them; ``close`` is called at the end
+    of the body and returns the final events (completed tool calls, usage, ``Finished``).
+    ``truncated`` tells whether the body ended before the provider finished the response.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[EventRule],
+        *,
+        decoder_format: str = "sse",
+        done_signal: str | None = None,
+        termination: Mapping[str, str] | None = None,
+    ) -> None:
+        self.decoder: SSEDecoder | NDJSONDecoder = (
+            NDJSONDecoder() if decoder_format in ("ndjson", "json_lines") else SSEDecoder()
+        )
+        self.mapper = EventMapper(rules, termination=termination, done_signal=done_signal)
+        self._expects_done = done_signal is not None
+
+    def feed(self, data: bytes) -> list[StreamingEvent | StreamFailure]:
+        feed_frame = self.mapper.feed_frame
+        out: list[StreamingEvent | StreamFailure] = []
+        for frame in self.decoder.feed(data):
+            out.extend(feed_frame(frame))
+        return out
+
+    def close(self) -> list[StreamingEvent | StreamFailure]:
+        out: list[StreamingEvent | StreamFailure] = []
+        for frame in self.decoder.flush():
+            out.extend(self.mapper.feed_frame(frame))
+        out.extend(self.mapper.finish())
+        return out
+
+    @property
+    def truncated(self) -> bool:
+        """True if the body ended with neither the done signal nor a finish reason."""
+        mapper = self.mapper
+        return self._expects_done and not mapper.done and not mapper.saw_finish_reason
 
 
 class ResponseAccumulator:

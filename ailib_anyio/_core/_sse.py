@@ -77,8 +77,8 @@ class SSEDecoder:
         self._pending_size = 0
         # The `data` values of the event being built, still undecoded.
         self._parts: list[bytes] = []
-        # How many of _parts (and their size, plus one per line) the max_buffer check
-        # has already counted, so that check stays linear in the input.
+        # How many of _parts (and their size) the max_buffer check has already counted,
+        # so that check stays linear in the input.
         self._parts_counted = 0
         self._parts_size = 0
         self._event: str | None = None
@@ -173,7 +173,9 @@ class SSEDecoder:
             else:
                 counted, size = self._parts_counted, self._parts_size
             new = parts[counted:] if counted else parts
-            size += sum(map(len, new)) + len(new)
+            # Count each line as received in the usual form `data: <value>\n`, so
+            # even empty `data:` lines (one list slot each) add up.
+            size += sum(map(len, new)) + 7 * len(new)
             self._parts_counted = len(parts)
             self._parts_size = size
             size += self._pending_size

@@ -1,0 +1,598 @@
+"""The client: ``open_client``, the chat builder, responses and streams.
+
+A client is an async context manager that owns its connection pool (and anything else it
+starts); leaving the block closes everything, even on cancellation. A request is encoded
+by the manifest's API family, sent through the transport under the ``max_inflight``
+limiter, and decoded by the manifest's rules in the sans-IO core. A stream is an async
+context manager too: leaving its block — normally, by ``break``, by an exception or by
+cancellation — closes the HTTP response at once, in a shielded scope.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+
+from ._core._classify import ErrorInfo, classify_error
+from ._core._encode import EncoderOptions, encode_request
+from ._core._mapping import EventMapper, ResponseAccumulator, StreamFailure, StreamPipeline
+from ._errors import (
+    AiLibError,
+    ConfigurationError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    MalformedResponseError,
+    RemoteError,
+    TransportError,
+    error_class_for_kind,
+)
+from ._protocol._models import ProviderManifest
+from ._protocol._registry import ProtocolRegistry
+from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
+from ._types import (
+    ChatRequest,
+    ChatResponse,
+    ContentBlock,
+    Message,
+    StreamingEvent,
+    ToolChoice,
+    ToolDefinition,
+)
+
+__all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _default_max_inflight() -> float:
+    raw = os.environ.get("AI_LIB_MAX_INFLIGHT")
+    if not raw:
+        return math.inf
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}")
+    return value
+
+
+class Client:
+    """A client for one provider and model. Create it with ``open_client``."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_inflight: int | None = None,
+        protocol_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if protocol_path is None:
+            dirs: Sequence[str | os.PathLike[str]] = ()
+        elif isinstance(protocol_path, (str, os.PathLike)):
+            dirs = (protocol_path,)
+        else:
+            dirs = tuple(protocol_path)
+        resolved = ProtocolRegistry(dirs).resolve(model)
+        self.manifest: ProviderManifest = resolved.manifest
+        self.provider = resolved.provider
+        self.model_id = resolved.model_id
+        if max_inflight is not None and (not isinstance(max_inflight, int) or max_inflight < 1):
+            raise ConfigurationError(f"max_inflight must be a positive integer, got {max_inflight!r}")
+        self.max_inflight: float = max_inflight if max_inflight is not None else _default_max_inflight()
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = (base_url or self.manifest.endpoint.base_url).rstrip("/")
+        if timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
+            raise ConfigurationError(f"timeout must be seconds or an httpx.Timeout, got {timeout!r}")
+        # Resolve the key now, so a missing key fails at open_client, not mid-request.
+        auth_headers, auth_params = auth_material(self.manifest.auth_spec, self.provider, api_key)
+        self._transport_args: dict[str, Any] = {
+            "headers": {**auth_headers, **(headers or {})},
+            "params": auth_params,
+            "timeout": timeout,
+            "http_client": http_client,
+        }
+        self._transport: Transport | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._state = _State.UNOPENED
+        self._encoder_options = EncoderOptions(
+            parameter_mappings=self.manifest.parameter_mappings,
+            stream_usage=self.manifest.feature_flag("streaming_usage"),
+        )
+        chat = self.manifest.chat_endpoint
+        self._chat_url = self.base_url + chat.path.replace("{model}", self.model_id)
+        self._stream_url = self.base_url + (chat.stream_path or chat.path).replace("{model}", self.model_id)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Client:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a Client can be opened only once")
+        self._limiter = anyio.CapacityLimiter(self.max_inflight)
+        self._transport = Transport(**self._transport_args)
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool. Idempotent; completes even when cancelled."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._transport is not None:
+            with anyio.CancelScope(shield=True):
+                await self._transport.aclose()
+
+    def _open_transport(self) -> tuple[Transport, anyio.CapacityLimiter]:
+        if self._state is _State.UNOPENED:
+            raise RuntimeError("the client is not open: use it inside 'async with open_client(...)'")
+        if self._state is _State.CLOSED or self._transport is None or self._limiter is None:
+            raise RuntimeError("the client is closed")
+        return self._transport, self._limiter
+
+    @property
+    def current_inflight(self) -> int:
+        """Requests and streams holding an in-flight slot right now."""
+        return int(self._limiter.borrowed_tokens) if self._limiter is not None else 0
+
+    # ------------------------------------------------------------ requests
+
+    def chat(self) -> ChatBuilder:
+        """Start building a chat request."""
+        return ChatBuilder(self)
+
+    def _context(self, **extra: Any) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model_id, **extra}
+
+    def _check_parameters(self, request: ChatRequest) -> None:
+        """Reject out-of-range parameters locally, before any I/O."""
+        for name in ("temperature", "top_p", "max_tokens"):
+            value = getattr(request, name)
+            spec = self.manifest.parameters.get(name)
+            if value is None or spec is None:
+                continue
+            low, high = spec.range if spec.range is not None else (spec.min, spec.max)
+            if (low is not None and value < low) or (high is not None and value > high):
+                bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+                raise InvalidRequestError(
+                    f"{name}={value!r} is outside the range {bounds} accepted by {self.provider}",
+                    **self._context(),
+                )
+        info = self.manifest.model_info(self.model_id)
+        if (
+            request.max_tokens is not None
+            and info is not None
+            and info.max_output_tokens is not None
+            and request.max_tokens > info.max_output_tokens
+        ):
+            raise InvalidRequestError(
+                f"max_tokens={request.max_tokens} exceeds {self.model_id}'s maximum output of "
+                f"{info.max_output_tokens} tokens",
+                **self._context(),
+            )
+
+    def _encode(self, request: ChatRequest) -> bytes:
+        self._check_parameters(request)
+        try:
+            body = encode_request(self.manifest.api_family, request, self._encoder_options)
+        except AiLibError as exc:
+            exc.provider, exc.model = self.provider, self.model_id
+            raise
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _request_id(self, response: httpx.Response) -> str | None:
+        headers = response.headers
+        for name in _REQUEST_ID_HEADERS:
+            value = headers.get(name)
+            if value:
+                return value
+        return None
+
+    def _raise_for(
+        self,
+        info: ErrorInfo,
+        *,
+        request_id: str | None,
+        body: Any,
+        partial: ChatResponse | None = None,
+        mid_stream: bool = False,
+    ) -> RemoteError:
+        cls = ContextLengthExceededError if info.context_length else error_class_for_kind(info.kind)
+        where = " (in the stream)" if mid_stream else ""
+        return cls(
+            f"{info.kind}{where}: {info.message}",
+            status_code=info.status,
+            request_id=request_id,
+            retryable=info.retryable,
+            retry_after=info.retry_after,
+            code=info.code,
+            response=partial,
+            body=body,
+            **self._context(),
+        )
+
+    async def _error_from_response(self, response: httpx.Response) -> RemoteError:
+        """Read an error response's body (shielded close) and classify it."""
+        try:
+            with map_httpx_errors(**self._context(status_code=response.status_code)):
+                raw = await response.aread()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        try:
+            body: Any = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        info = classify_error(
+            self.manifest.error_classification, response.status_code, response.headers, body
+        )
+        return self._raise_for(info, request_id=self._request_id(response), body=body)
+
+    async def _execute(self, request: ChatRequest, timeout: float | None) -> ChatResponse:
+        transport, limiter = self._open_transport()
+        content = self._encode(request)
+        rules = self.manifest.response.event_map if self.manifest.response is not None else ()
+        if not rules:
+            raise ConfigurationError(
+                f"manifest {self.manifest.id!r} has no 'response' rules for non-streaming chat",
+                **self._context(),
+            )
+        async with limiter:
+            response = await transport.send(self._chat_url, content, timeout=timeout, context=self._context())
+            if response.status_code >= 400:
+                raise await self._error_from_response(response)
+            try:
+                with map_httpx_errors(**self._context(status_code=response.status_code)):
+                    raw = await response.aread()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+        request_id = self._request_id(response)
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"response body is not valid JSON ({exc}): {raw[:200]!r}",
+                status_code=response.status_code,
+                request_id=request_id,
+                **self._context(),
+            ) from exc
+        mapper = EventMapper(rules, termination=self.manifest.termination_mapping)
+        acc = ResponseAccumulator()
+        for event in [*mapper.map_object(body), *mapper.finish()]:
+            if isinstance(event, StreamFailure):
+                info = classify_error(
+                    self.manifest.error_classification, response.status_code, response.headers, event.body
+                )
+                raise self._raise_for(info, request_id=request_id, body=event.body)
+            acc.add(event)
+        return acc.build(mapper=mapper, request_id=request_id, raw=body, model=self.model_id)
+
+
+class ChatBuilder:
+    """Fluent chat request builder: ``client.chat().system(...).user(...).execute()``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._messages: list[Message] = []
+        self._params: dict[str, Any] = {}
+        self._timeout: float | None = None
+
+    def message(self, message: Message) -> ChatBuilder:
+        if not isinstance(message, Message):
+            raise TypeError(f"expected a Message, got {type(message).__name__}")
+        self._messages.append(message)
+        return self
+
+    def messages(self, messages: Sequence[Message]) -> ChatBuilder:
+        for m in messages:
+            self.message(m)
+        return self
+
+    def system(self, content: str) -> ChatBuilder:
+        return self.message(Message.system(content))
+
+    def user(self, content: str | Sequence[ContentBlock]) -> ChatBuilder:
+        return self.message(Message.user(content))
+
+    def assistant(self, content: str | None = None, tool_calls: Sequence[Any] = ()) -> ChatBuilder:
+        return self.message(Message.assistant(content, tool_calls))
+
+    def tool_result(self, tool_call_id: str, content: str) -> ChatBuilder:
+        return self.message(Message.tool(tool_call_id, content))
+
+    def _set(self, name: str, value: Any) -> ChatBuilder:
+        self._params[name] = value
+        return self
+
+    def temperature(self, value: float) -> ChatBuilder:
+        return self._set("temperature", _number("temperature", value))
+
+    def top_p(self, value: float) -> ChatBuilder:
+        return self._set("top_p", _number("top_p", value))
+
+    def max_tokens(self, value: int) -> ChatBuilder:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"max_tokens must be a positive integer, got {value!r}")
+        return self._set("max_tokens", value)
+
+    def stop(self, *sequences: str) -> ChatBuilder:
+        flat: list[str] = []
+        for s in sequences:
+            flat.extend([s] if isinstance(s, str) else list(s))
+        return self._set("stop", tuple(flat))
+
+    def tools(self, tools: Sequence[ToolDefinition]) -> ChatBuilder:
+        for t in tools:
+            if not isinstance(t, ToolDefinition):
+                raise TypeError(f"expected ToolDefinition objects, got {type(t).__name__}")
+        return self._set("tools", tuple(tools))
+
+    def tool_choice(self, choice: ToolChoice) -> ChatBuilder:
+        return self._set("tool_choice", choice)
+
+    def response_format(self, value: Mapping[str, Any]) -> ChatBuilder:
+        return self._set("response_format", value)
+
+    def extra_body(self, value: Mapping[str, Any]) -> ChatBuilder:
+        return self._set("extra_body", value)
+
+    def timeout(self, seconds: float) -> ChatBuilder:
+        """Per-request HTTP timeout (connect, read, write), overriding the client's."""
+        self._timeout = _number("timeout", seconds)
+        return self
+
+    def build(self, *, stream: bool = False) -> ChatRequest:
+        if not self._messages:
+            raise ConfigurationError("a chat request needs at least one message")
+        return ChatRequest(
+            model=self._client.model_id, messages=tuple(self._messages), stream=stream, **self._params
+        )
+
+    async def execute(self) -> ChatResponse:
+        """Send the request and return the whole response."""
+        return await self._client._execute(self.build(), self._timeout)
+
+    def stream(self) -> ChatStream:
+        """An async context manager streaming the response: ``async with ... as stream``."""
+        return ChatStream(self._client, self.build(stream=True), self._timeout)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+class ChatStream:
+    """A streamed chat response. Use it as ``async with builder.stream() as stream``.
+
+    Iterating yields ``StreamingEvent`` objects; ``stream.response`` holds what has been
+    delivered so far (content, reasoning, tool calls, usage, finish reason), also after an
+    early exit. Leaving the block closes the HTTP response immediately.
+    """
+
+    def __init__(self, client: Client, request: ChatRequest, timeout: float | None) -> None:
+        self._client = client
+        self._request = request
+        self._timeout = timeout
+        self._state = _State.UNOPENED
+        self._response: httpx.Response | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._holds_slot = False
+        self._pending: deque[StreamingEvent | StreamFailure] = deque()
+        self._eof = False
+        manifest = client.manifest
+        streaming = manifest.streaming
+        if streaming is None or not streaming.event_map:
+            raise ConfigurationError(
+                f"manifest {manifest.id!r} has no streaming rules", provider=client.provider
+            )
+        self._pipeline = StreamPipeline(
+            streaming.event_map,
+            decoder_format=streaming.decoder.format,
+            done_signal=streaming.decoder.done_signal,
+            termination=manifest.termination_mapping,
+        )
+        self._acc = ResponseAccumulator()
+        self.request_id: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ChatStream:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a ChatStream can be entered only once")
+        client = self._client
+        transport, limiter = client._open_transport()
+        content = client._encode(self._request)
+        await limiter.acquire_on_behalf_of(self)
+        self._holds_slot = True
+        self._state = _State.OPEN
+        try:
+            response = await transport.send(
+                client._stream_url, content, timeout=self._timeout, context=client._context()
+            )
+            self._response = response
+            self.request_id = client._request_id(response)
+            if response.status_code >= 400:
+                raise await client._error_from_response(response)
+            self._chunks = response.aiter_bytes()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        with anyio.CancelScope(shield=True):
+            try:
+                if self._chunks is not None:
+                    aclose = getattr(self._chunks, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+                if self._response is not None:
+                    await self._response.aclose()
+            except (httpx.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass  # the connection is being discarded anyway
+            finally:
+                if self._holds_slot and self._client._limiter is not None:
+                    self._holds_slot = False
+                    self._client._limiter.release_on_behalf_of(self)
+
+    # ------------------------------------------------------------ iteration
+
+    @property
+    def response(self) -> ChatResponse:
+        """Everything delivered so far, accumulated."""
+        return self._acc.build(
+            mapper=self._pipeline.mapper, request_id=self.request_id, model=self._client.model_id
+        )
+
+    def __aiter__(self) -> ChatStream:
+        if self._state is _State.UNOPENED:
+            raise RuntimeError("iterate a stream inside its block: 'async with builder.stream() as stream'")
+        return self
+
+    async def __anext__(self) -> StreamingEvent:
+        pending = self._pending
+        while not pending:
+            if self._state is not _State.OPEN or self._eof:
+                if self._state is _State.UNOPENED:
+                    raise RuntimeError("iterate a stream inside its block: 'async with builder.stream() as stream'")
+                raise StopAsyncIteration
+            await self._read_more()
+        event = pending.popleft()
+        if type(event) is StreamFailure:
+            raise self._stream_error(event)
+        self._acc.add(event)  # type: ignore[arg-type]
+        return event  # type: ignore[return-value]
+
+    async def _read_more(self) -> None:
+        assert self._chunks is not None
+        client = self._client
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._eof = True
+            try:
+                self._pending.extend(self._pipeline.close())
+            except AiLibError as exc:
+                raise self._with_partial(exc) from None
+            if self._pipeline.truncated:
+                raise self._with_partial(
+                    TransportError(
+                        "the stream ended before the provider finished the response",
+                        **client._context(status_code=self._status()),
+                    )
+                ) from None
+            return
+        except httpx.HTTPError as exc:
+            context = client._context(status_code=self._status())
+            raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+        try:
+            self._pending.extend(self._pipeline.feed(chunk))
+        except AiLibError as exc:
+            raise self._with_partial(exc) from None
+
+    def _status(self) -> int | None:
+        return self._response.status_code if self._response is not None else None
+
+    def _with_partial(self, exc: AiLibError) -> AiLibError:
+        client = self._client
+        exc.provider, exc.model = client.provider, client.model_id
+        exc.status_code = exc.status_code or self._status()
+        exc.response = self.response
+        exc.request_id = exc.request_id or self.request_id
+        return exc
+
+    def _stream_error(self, failure: StreamFailure) -> RemoteError:
+        client = self._client
+        info = classify_error(
+            client.manifest.error_classification,
+            self._status() or 200,
+            self._response.headers if self._response is not None else {},
+            failure.body,
+            mid_stream=True,
+        )
+        return client._raise_for(
+            info, request_id=self.request_id, body=failure.body, partial=self.response, mid_stream=True
+        )
+
+
+def open_client(
+    model: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float | httpx.Timeout | None = None,
+    max_inflight: int | None = None,
+    protocol_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Client:
+    """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
+
+    ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
+    ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``timeout`` is the
+    HTTP timeout in seconds (or an ``httpx.Timeout``; the read part is the idle timeout
+    between stream chunks); ``max_inflight`` bounds concurrent requests (default:
+    ``AI_LIB_MAX_INFLIGHT``, else unbounded); ``protocol_path`` adds manifest directories
+    searched first; ``http_client`` lends a pool the caller owns.
+
+    Example::
+
+        async with open_client("openai/gpt-4o") as client:
+            reply = await client.chat().user("2+2?").execute()
+    """
+    return Client(
+        model,
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_inflight=max_inflight,
+        protocol_path=protocol_path,
+        http_client=http_client,
+        headers=headers,
+    )

@@ -1,0 +1,154 @@
+"""The transport: the only module that imports httpx.
+
+One pooled ``httpx.AsyncClient`` per ``open_client`` block, authentication headers built
+from the manifest's credential chain, and the translation of httpx's exceptions into the
+library's own (always chained with ``from exc``). Cancellation passes through untouched:
+only httpx exceptions are translated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from ._errors import (
+    AiLibError,
+    ConfigurationError,
+    ConnectTimeoutError,
+    MalformedResponseError,
+    ReadTimeoutError,
+    TimeoutError,
+    TransportError,
+    WriteTimeoutError,
+)
+from ._protocol._models import AuthSpec
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Transport",
+    "auth_material",
+    "map_httpx_errors",
+    "translate_httpx_error",
+]
+
+#: Generous read timeout: reasoning models can think for minutes before the first byte.
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0, write=60.0, pool=60.0)
+USER_AGENT = f"ailib-anyio/{__version__}"
+
+
+def auth_material(
+    auth: AuthSpec, provider: str, api_key: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers, query params) that authenticate a request; the key comes from ``api_key``
+    or the first set variable of the manifest's credential chain."""
+    headers = dict(auth.extra_headers)
+    if auth.type == "none":
+        return headers, {}
+    key = api_key
+    if key is None:
+        for var in auth.env_vars:
+            value = os.environ.get(var)
+            if value:
+                key = value
+                break
+    if not key:
+        if auth.required:
+            chain = " or ".join(auth.env_vars) or "an environment variable"
+            raise ConfigurationError(
+                f"no API key for provider {provider!r}: pass api_key= or set {chain}",
+                provider=provider,
+            )
+        return headers, {}
+    if auth.type == "bearer":
+        prefix = auth.prefix if auth.prefix is not None else "Bearer"
+        headers[auth.header or "Authorization"] = f"{prefix} {key}" if prefix else key
+    elif auth.type == "header":
+        headers[auth.header or "x-api-key"] = f"{auth.prefix} {key}" if auth.prefix else key
+    elif auth.type == "query":
+        return headers, {auth.param_name or "key": key}
+    return headers, {}
+
+
+def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:
+    """The library error for an httpx error (the caller chains it with ``from exc``)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ConnectTimeoutError("timed out connecting to the provider", **context)
+    if isinstance(exc, httpx.ReadTimeout):
+        return ReadTimeoutError("timed out waiting for data from the provider", **context)
+    if isinstance(exc, httpx.WriteTimeout):
+        return WriteTimeoutError("timed out sending the request", **context)
+    if isinstance(exc, httpx.PoolTimeout):
+        return TimeoutError("timed out waiting for a free connection in the pool", **context)
+    if isinstance(exc, httpx.TimeoutException):
+        return TimeoutError(f"timed out: {type(exc).__name__}", **context)
+    if isinstance(exc, httpx.DecodingError):
+        return MalformedResponseError(f"could not decode the response body: {exc}", **context)
+    detail = str(exc) or type(exc).__name__
+    return TransportError(f"connection to the provider failed: {detail}", **context)
+
+
+@contextmanager
+def map_httpx_errors(**context: Any) -> Iterator[None]:
+    """Translate httpx exceptions raised inside the block into ``AiLibError`` subclasses."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise translate_httpx_error(exc, **context) from exc
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"invalid URL: {exc}", **context) from exc
+
+
+class Transport:
+    """A pooled HTTP client plus the provider's authentication."""
+
+    def __init__(
+        self,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+        timeout: float | httpx.Timeout | None,
+        http_client: httpx.AsyncClient | None,
+    ) -> None:
+        self._headers = {"user-agent": USER_AGENT, "content-type": "application/json", **headers}
+        self._params = dict(params)
+        if isinstance(timeout, (int, float)):
+            timeout = httpx.Timeout(float(timeout))
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self._owns_client = http_client is None
+        self.client = http_client or httpx.AsyncClient(
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:  # never show headers: they hold the key
+        return f"<Transport owns_client={self._owns_client}>"
+
+    async def send(
+        self,
+        url: str,
+        content: bytes,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        context: Mapping[str, Any],
+    ) -> httpx.Response:
+        """POST ``content`` and return once the response headers arrived (body unread)."""
+        request = self.client.build_request(
+            "POST",
+            url,
+            content=content,
+            headers=self._headers,
+            params=self._params or None,
+            timeout=self.timeout if timeout is None else timeout,
+        )
+        with map_httpx_errors(**context):
+            return await self.client.send(request, stream=True)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
