@@ -468,18 +468,35 @@ class ChatStream:
         self._state = _State.CLOSED
         with anyio.CancelScope(shield=True):
             try:
-                if self._chunks is not None:
-                    aclose = getattr(self._chunks, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
                 if self._response is not None:
+                    # Closing a response whose body is unread closes its connection.
                     await self._response.aclose()
-            except (httpx.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                pass  # the connection is being discarded anyway
+                if self._chunks is not None and not self._eof:
+                    await self._drain_iterators()
             finally:
                 if self._holds_slot and self._client._limiter is not None:
                     self._holds_slot = False
                     self._client._limiter.release_on_behalf_of(self)
+
+    async def _drain_iterators(self) -> None:
+        """Run httpx's chain of body generators to their end on the closed connection.
+
+        httpx reads bodies through several nested async generators; closing only the
+        outermost one leaves the inner ones suspended until garbage collection (which trio
+        reports as a ResourceWarning). With the connection already closed, the next read
+        fails at the bottom of the chain and every generator finishes, deterministically.
+        """
+        assert self._chunks is not None
+        for _ in range(10_000):  # bounded: only bytes already buffered can still arrive
+            try:
+                await self._chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception:  # noqa: BLE001 - the connection is closed: any error ends it
+                return
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     # ------------------------------------------------------------ iteration
 

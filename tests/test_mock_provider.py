@@ -562,6 +562,42 @@ async def test_survives_garbage_and_abrupt_clients() -> None:
     assert mock.errors == []
 
 
+async def test_pipelined_request_sent_mid_response_is_answered_next() -> None:
+    first = b"POST /v1/embeddings HTTP/1.1\r\nhost: mock\r\ncontent-length: 0\r\n\r\n"
+    second = b"GET /v1/models HTTP/1.1\r\nhost: mock\r\nconnection: close\r\n\r\n"
+    async with MockProvider() as mock:
+        mock.enqueue(Reply.sse([{"n": 1}, {"n": 2}], split="lines", delay_between_chunks=0.05))
+        async with await anyio.connect_tcp(mock.host, mock.port) as sock:
+            received = b""
+            with anyio.fail_after(5):
+                await sock.send(first)
+                while b"data: " not in received:
+                    received += await sock.receive()
+                await sock.send(second)  # arrives while the first answer is being written
+                try:
+                    while True:
+                        received += await sock.receive()
+                except anyio.EndOfStream:
+                    pass
+    assert received.count(b"HTTP/1.1 ") == 2
+    assert b"data: [DONE]" in received
+    assert received.endswith(b'"code":"unknown_url"}}')
+    assert [r.completed for r in mock.requests] == [True, True]
+    assert mock.connections_accepted == 1
+
+
+async def test_a_handler_bug_is_answered_with_500_and_recorded() -> None:
+    broken = ScriptedReply(tool_calls=[ScriptedToolCall("f", {"not json": object()})])
+    async with MockProvider() as mock, client_for(mock) as client:
+        mock.enqueue(broken)
+        response = await client.post("/chat/completions", json=CHAT)
+        assert response.status_code == 500
+        assert (await client.post("/chat/completions", json=CHAT)).status_code == 200
+    assert [type(exc) for exc in mock.errors] == [TypeError]
+    assert mock.requests[0].finished
+    assert not mock.requests[0].completed
+
+
 async def test_serve_forever_reports_readiness_and_stops_on_cancel() -> None:
     started: list[MockProvider] = []
     ready = anyio.Event()

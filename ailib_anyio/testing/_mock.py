@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import anyio
 import anyio.abc
@@ -71,15 +71,24 @@ def _positive_sizes(_inst: object, attribute: attrs.Attribute[Any], value: Any) 
         raise ValueError(f"{attribute.name} must be a non-empty sequence of sizes >= 1")
 
 
-def _sse_headers(
-    extra: Mapping[str, str | Sequence[str]] | None,
-) -> dict[str, str | Sequence[str]]:
-    headers: dict[str, str | Sequence[str]] = {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-    }
-    headers.update(extra or {})
-    return headers
+#: Header values may be a list: one header line per item.
+_Headers: TypeAlias = Mapping[str, str | Sequence[str]]
+
+
+def _with_defaults(defaults: _Headers, given: _Headers | None) -> dict[str, str | Sequence[str]]:
+    """``given`` headers over ``defaults``, names compared case-insensitively."""
+    given = given or {}
+    names = {name.lower() for name in given}
+    merged = {name: value for name, value in defaults.items() if name not in names}
+    merged.update(given)
+    return merged
+
+
+_SSE_HEADERS: _Headers = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+}
+_JSON_HEADERS: _Headers = {"content-type": "application/json"}
 
 
 # ----------------------------------------------------------------------- replies
@@ -103,7 +112,7 @@ class Reply:
     """
 
     status: int = 200
-    headers: Mapping[str, str | Sequence[str]] = attrs.field(factory=dict)
+    headers: _Headers = attrs.field(factory=dict)
     body: bytes = b""
     split: Literal["whole", "bytes", "random", "lines"] = attrs.field(
         default="whole", validator=attrs.validators.in_(_SPLITS)
@@ -122,12 +131,11 @@ class Reply:
         cls,
         obj: Any,
         status: int = 200,
-        headers: Mapping[str, str | Sequence[str]] | None = None,
+        headers: _Headers | None = None,
         **kw: Any,
     ) -> Reply:
         """A compact JSON body with ``content-type: application/json``."""
-        merged: dict[str, str | Sequence[str]] = {"content-type": "application/json"}
-        merged.update(headers or {})
+        merged = _with_defaults(_JSON_HEADERS, headers)
         return cls(status=status, headers=merged, body=_dumps(obj).encode(), **kw)
 
     @classmethod
@@ -136,7 +144,7 @@ class Reply:
         events: Sequence[str | Mapping[str, Any]],
         *,
         done: bool = True,
-        headers: Mapping[str, str | Sequence[str]] | None = None,
+        headers: _Headers | None = None,
         **kw: Any,
     ) -> Reply:
         """A server-sent-events body: each mapping becomes ``data: <json>\\n\\n``.
@@ -147,7 +155,8 @@ class Reply:
         parts = [e if isinstance(e, str) else f"data: {_dumps(e)}\n\n" for e in events]
         if done:
             parts.append("data: [DONE]\n\n")
-        return cls(headers=_sse_headers(headers), body="".join(parts).encode(), **kw)
+        merged = _with_defaults(_SSE_HEADERS, headers)
+        return cls(headers=merged, body="".join(parts).encode(), **kw)
 
     @classmethod
     def error(
@@ -157,7 +166,7 @@ class Reply:
         *,
         type: str = "invalid_request_error",
         code: str | None = None,
-        headers: Mapping[str, str | Sequence[str]] | None = None,
+        headers: _Headers | None = None,
         **kw: Any,
     ) -> Reply:
         """An OpenAI-shaped error: ``{"error": {"message", "type", "param", "code"}}``."""
@@ -198,7 +207,7 @@ class ScriptedReply:
     usage: tuple[int, int] | None = None
     chunk_size: int = attrs.field(default=8, validator=_positive)
     model: str | None = None
-    headers: Mapping[str, str | Sequence[str]] = attrs.field(factory=dict)
+    headers: _Headers = attrs.field(factory=dict)
     delay_before_headers: float = attrs.field(default=0, validator=_non_negative)
     delay_between_chunks: float = attrs.field(default=0, validator=_non_negative)
     close_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
@@ -432,6 +441,8 @@ class MockProvider:
             await self._serve_connection(stream)
         except (*_GONE, h11.ProtocolError):
             pass  # the client went away or spoke garbage: just drop the connection
+        except Exception as exc:  # noqa: BLE001 - a bug here must not kill the test's tasks
+            self.errors.append(exc)
         finally:
             with anyio.CancelScope(shield=True):
                 try:
@@ -490,22 +501,6 @@ class MockProvider:
         self.requests.append(record)
         number = next(self._request_ids)
 
-        item: Reply | ScriptedReply
-        if self._queue:
-            item = self._queue.popleft()
-        elif method == "POST" and route.endswith("/chat/completions"):
-            item = _default_reply(parsed, headers)
-        else:
-            item = Reply.error(404, f"Unknown route: {method} {route}", code="unknown_url")
-        if isinstance(item, ScriptedReply):
-            reply = _render_scripted(item, parsed, number, self._next_call_id)
-        else:
-            reply = item
-        if not any(name.lower() == "x-request-id" for name in reply.headers):
-            reply = attrs.evolve(
-                reply, headers={**reply.headers, "x-request-id": f"req_mock_{number}"}
-            )
-
         self.active_requests += 1
         self.max_active_requests = max(self.max_active_requests, self.active_requests)
 
@@ -515,6 +510,20 @@ class MockProvider:
                 record._mark_finished()
 
         try:
+            item: Reply | ScriptedReply
+            if self._queue:
+                item = self._queue.popleft()
+            elif method == "POST" and route.endswith("/chat/completions"):
+                item = _default_reply(parsed, headers)
+            else:
+                item = Reply.error(404, f"Unknown route: {method} {route}", code="unknown_url")
+            if isinstance(item, ScriptedReply):
+                reply = _render_scripted(item, parsed, number, self._next_call_id)
+            else:
+                reply = item
+            if not any(name.lower() == "x-request-id" for name in reply.headers):
+                request_id = f"req_mock_{number}"
+                reply = attrs.evolve(reply, headers={**reply.headers, "x-request-id": request_id})
             return await self._deliver(conn, stream, reply, record, end_exchange)
         finally:
             end_exchange()
@@ -539,23 +548,28 @@ class MockProvider:
             end_exchange()
 
         exchange = _Exchange()
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(_watch_for_disconnect, stream, task_group.cancel_scope, exchange)
-            try:
-                exchange.completed = await _write_reply(conn, stream, reply, before_last_write)
-            except _GONE:
-                exchange.client_gone()
-            task_group.cancel_scope.cancel()
-        # A client may read the whole response and hang up while the last write is still
-        # yielding; once that write returned, the response counts as completed.
-        if exchange.completed:
-            if exchange.pending:
-                conn.receive_data(bytes(exchange.pending))
-            return True
-        record.completed = False  # the last write failed or never happened
-        if exchange.disconnected_at is not None:
-            record._mark_disconnected(exchange.disconnected_at)
-        return False
+        try:
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(
+                    _watch_for_disconnect, stream, task_group.cancel_scope, exchange
+                )
+                try:
+                    exchange.completed = await _write_reply(conn, stream, reply, before_last_write)
+                except _GONE:
+                    exchange.client_gone()
+                task_group.cancel_scope.cancel()
+        finally:
+            # A client may read the whole response and hang up while the last write is
+            # still yielding; once that write returned, the response counts as completed.
+            if not exchange.completed:
+                record.completed = False  # the last write failed, or never happened
+                if exchange.disconnected_at is not None:
+                    record._mark_disconnected(exchange.disconnected_at)
+        if not exchange.completed:
+            return False
+        if exchange.pending:
+            conn.receive_data(bytes(exchange.pending))
+        return True
 
 
 async def _watch_for_disconnect(
@@ -879,7 +893,7 @@ def _render_scripted(
     encoded = [event.encode() for event in events]
     # One SSE event per write, so delays and faults fall between whole events.
     return Reply(
-        headers=_sse_headers(scripted.headers),
+        headers=_with_defaults(_SSE_HEADERS, scripted.headers),
         body=b"".join(encoded),
         chunk_sizes=[len(event) for event in encoded],
         **knobs,

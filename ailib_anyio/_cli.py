@@ -1,0 +1,130 @@
+"""Command line: ``python -m ailib_anyio demo | mock-server | providers``.
+
+``demo`` is the project's main job on a fresh machine: it starts the built-in mock
+provider on 127.0.0.1 and runs a chat, a stream and a two-turn tool call through the
+public API — no API key, no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from ._client import open_client
+from ._protocol._registry import ProtocolRegistry
+from ._types import ContentDelta, Finished, Message, ToolCallCompleted, ToolDefinition, Usage
+
+__all__ = ["main"]
+
+WEATHER_TOOL = ToolDefinition(
+    name="get_weather",
+    description="Current weather for a city",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+)
+
+
+async def run_demo(model: str = "openai/gpt-4o") -> None:
+    """Chat, stream and a tool-call round trip against the loopback mock provider."""
+    from .testing import MockProvider, ScriptedReply, ScriptedToolCall
+
+    async with MockProvider() as mock:
+        print(f"mock provider listening on {mock.base_url} (backend: {anyio_backend_name()})")
+        async with open_client(model, api_key="mock-key", base_url=mock.openai_base_url) as client:
+            # 1. a plain chat
+            reply = await client.chat().system("Be brief.").user("What is 2+2?").execute()
+            print("\n[chat]")
+            print(f"  content       : {reply.content}")
+            print(f"  finish_reason : {reply.finish_reason} (raw {reply.finish_reason and reply.finish_reason.raw!r})")
+            if reply.usage is not None:
+                print(f"  usage         : {reply.usage.input_tokens} in / {reply.usage.output_tokens} out")
+
+            # 2. a stream, printed as it arrives
+            mock.enqueue(ScriptedReply(content="Once upon a time, a tiny model streamed its first story.", chunk_size=6))
+            print("\n[stream]\n  ", end="")
+            async with client.chat().user("Tell a story").stream() as stream:
+                async for event in stream:
+                    if isinstance(event, ContentDelta):
+                        print(event.text, end="", flush=True)
+                    elif isinstance(event, Usage):
+                        usage = event
+                    elif isinstance(event, Finished):
+                        print(f"\n   finished: {event.finish_reason}, usage {usage.input_tokens} in / {usage.output_tokens} out")
+            print(f"  accumulated   : {stream.response.content!r}")
+
+            # 3. a two-turn tool call: the model asks, we answer, the model replies
+            mock.enqueue(ScriptedReply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]))
+            question = Message.user("What's the weather in Paris?")
+            first = await client.chat().messages([question]).tools([WEATHER_TOOL]).execute()
+            call = first.tool_calls[0]
+            print("\n[tool call]")
+            print(f"  model asked   : {call.name}({json.dumps(dict(call.arguments))}) id={call.id}")
+            result = json.dumps({"city": call.arguments["city"], "temp_c": 18, "sky": "clear"})
+            mock.enqueue(ScriptedReply(content="It is 18 °C and clear in Paris."))
+            async with (
+                client.chat()
+                .messages([question, Message.assistant(tool_calls=first.tool_calls), Message.tool(call.id or "", result)])
+                .tools([WEATHER_TOOL])
+                .stream()
+            ) as stream:
+                async for event in stream:
+                    if isinstance(event, ToolCallCompleted):  # pragma: no cover - not scripted
+                        print(f"  another call  : {event.tool_call}")
+            print(f"  tool result   : {result}")
+            print(f"  final answer  : {stream.response.content}")
+            sent = mock.requests[-1].json["messages"]
+            print(f"  second turn sent {len(sent)} messages: " + ", ".join(m["role"] for m in sent))
+        print("\ndemo finished: every request went to the loopback mock provider.")
+
+
+def anyio_backend_name() -> str:
+    import sniffio
+
+    return sniffio.current_async_library()
+
+
+def _mock_server(host: str, port: int) -> None:
+    from .testing import serve_forever
+
+    def ready(mock: object) -> None:
+        print(f"mock provider listening on http://{host}:{getattr(mock, 'port', port)}", flush=True)
+
+    try:
+        anyio.run(lambda: serve_forever(host, port, ready=ready))
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ailib_anyio", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="chat, stream and tool call against the built-in mock provider")
+    demo.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    demo.add_argument("--model", default="openai/gpt-4o", help="provider/model whose manifest to use")
+    server = sub.add_parser("mock-server", help="run the loopback mock provider until interrupted")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8765)
+    sub.add_parser("providers", help="list the provider manifests found")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        anyio.run(run_demo, args.model, backend=args.backend)
+    elif args.command == "mock-server":
+        _mock_server(args.host, args.port)
+    else:
+        registry = ProtocolRegistry()
+        for provider in registry.providers():
+            manifest = registry.get(provider)
+            print(f"{provider:20} {manifest.api_family:14} {manifest.endpoint.base_url}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
