@@ -24,7 +24,13 @@ import httpx
 
 from ._core._classify import ErrorInfo, classify_error
 from ._core._encode import EncoderOptions, encode_request
-from ._core._mapping import EventMapper, ResponseAccumulator, StreamFailure, StreamPipeline
+from ._core._mapping import (
+    DecodeFailure,
+    EventMapper,
+    ResponseAccumulator,
+    StreamFailure,
+    StreamPipeline,
+)
 from ._errors import (
     AiLibError,
     ConfigurationError,
@@ -184,7 +190,7 @@ class Client:
                 continue
             low, high = spec.range if spec.range is not None else (spec.min, spec.max)
             if (low is not None and value < low) or (high is not None and value > high):
-                bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+                bounds = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
                 raise InvalidRequestError(
                     f"{name}={value!r} is outside the range {bounds} accepted by {self.provider}",
                     **self._context(),
@@ -411,7 +417,7 @@ class ChatStream:
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._holds_slot = False
-        self._pending: deque[StreamingEvent | StreamFailure] = deque()
+        self._pending: deque[StreamingEvent | StreamFailure | DecodeFailure] = deque()
         self._eof = False
         manifest = client.manifest
         streaming = manifest.streaming
@@ -521,8 +527,11 @@ class ChatStream:
                 raise StopAsyncIteration
             await self._read_more()
         event = pending.popleft()
-        if type(event) is StreamFailure:
-            raise self._stream_error(event)
+        cls = type(event)
+        if cls is StreamFailure:
+            raise self._stream_error(event)  # type: ignore[arg-type]
+        if cls is DecodeFailure:
+            raise self._with_partial(event.error)  # type: ignore[union-attr]
         self._acc.add(event)  # type: ignore[arg-type]
         return event  # type: ignore[return-value]
 
@@ -533,25 +542,15 @@ class ChatStream:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             self._eof = True
-            try:
-                self._pending.extend(self._pipeline.close())
-            except AiLibError as exc:
-                raise self._with_partial(exc) from None
+            self._pending.extend(self._pipeline.close())
             if self._pipeline.truncated:
-                raise self._with_partial(
-                    TransportError(
-                        "the stream ended before the provider finished the response",
-                        **client._context(status_code=self._status()),
-                    )
-                ) from None
+                error = TransportError("the stream ended before the provider finished the response")
+                self._pending.append(DecodeFailure(error))
             return
         except httpx.HTTPError as exc:
             context = client._context(status_code=self._status())
             raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-        try:
-            self._pending.extend(self._pipeline.feed(chunk))
-        except AiLibError as exc:
-            raise self._with_partial(exc) from None
+        self._pending.extend(self._pipeline.feed(chunk))
 
     def _status(self) -> int | None:
         return self._response.status_code if self._response is not None else None

@@ -122,7 +122,9 @@ def classify_error(
     err_type = err_type if isinstance(err_type, str) else None
     message = rules.message.first(body)
     if not isinstance(message, str):
-        message = body if isinstance(body, str) and body else f"HTTP {status}"
+        message = body.strip() if isinstance(body, str) and body.strip() else f"HTTP {status}"
+    if len(message) > 500:  # an HTML error page, say: enough to recognise it
+        message = message[:500] + "..."
     effective = status
     if mid_stream or status < 400:
         effective = _int_status(rules.status.first(body)) or 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import MalformedResponseError
+from .._errors import AiLibError, MalformedResponseError
 from .._types import (
     ChatResponse,
     ContentDelta,
@@ -39,6 +39,7 @@ from ._sse import SSEDecoder
 from ._rules import EmitKind, EventRule
 
 __all__ = [
+    "DecodeFailure",
     "EventMapper",
     "ResponseAccumulator",
     "StreamFailure",
@@ -76,6 +77,14 @@ class StreamFailure:
     """An error event inside a stream; ``body`` is the frame, to be classified."""
 
     body: Any
+
+
+@attrs.frozen
+class DecodeFailure:
+    """Bytes that are not the protocol; queued after the good events of the same chunk,
+    so everything decoded before the bad frame is still delivered."""
+
+    error: AiLibError
 
 
 class _ToolState:
@@ -338,17 +347,24 @@ class StreamPipeline:
         self.mapper = EventMapper(rules, termination=termination, done_signal=done_signal)
         self._expects_done = done_signal is not None
 
-    def feed(self, data: bytes) -> list[StreamingEvent | StreamFailure]:
+    def feed(self, data: bytes) -> list[StreamingEvent | StreamFailure | DecodeFailure]:
         feed_frame = self.mapper.feed_frame
-        out: list[StreamingEvent | StreamFailure] = []
-        for frame in self.decoder.feed(data):
-            out.extend(feed_frame(frame))
+        out: list[StreamingEvent | StreamFailure | DecodeFailure] = []
+        try:
+            for frame in self.decoder.feed(data):
+                out.extend(feed_frame(frame))
+        except AiLibError as exc:
+            out.append(DecodeFailure(exc))
         return out
 
-    def close(self) -> list[StreamingEvent | StreamFailure]:
-        out: list[StreamingEvent | StreamFailure] = []
-        for frame in self.decoder.flush():
-            out.extend(self.mapper.feed_frame(frame))
+    def close(self) -> list[StreamingEvent | StreamFailure | DecodeFailure]:
+        out: list[StreamingEvent | StreamFailure | DecodeFailure] = []
+        try:
+            for frame in self.decoder.flush():
+                out.extend(self.mapper.feed_frame(frame))
+        except AiLibError as exc:
+            out.append(DecodeFailure(exc))
+            return out
         out.extend(self.mapper.finish())
         return out
 

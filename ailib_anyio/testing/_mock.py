@@ -469,7 +469,9 @@ class MockProvider:
             except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the server
                 self.errors.append(exc)
                 if conn.our_state is h11.SEND_RESPONSE:
-                    await _send_simple(conn, stream, Reply.error(500, f"mock bug: {exc!r}"))
+                    await _send_simple(
+                        conn, stream, Reply.error(500, f"mock bug: {exc!r}"), close=True
+                    )
                 return
             if not keep_alive:
                 return
@@ -715,12 +717,18 @@ def _cut(body: bytes, sizes: Iterator[int]) -> Iterator[bytes]:
         start += size
 
 
-async def _send_simple(conn: h11.Connection, stream: anyio.abc.SocketStream, reply: Reply) -> bool:
-    """Write a small unrecorded reply in one go; return whether keep-alive holds."""
-    await stream.send(conn.send(_response_head(reply.status, _wire_headers(reply, False))))
+async def _send_simple(
+    conn: h11.Connection, stream: anyio.abc.SocketStream, reply: Reply, *, close: bool = False
+) -> bool:
+    """Write a small unrecorded reply in one write; return whether keep-alive holds."""
+    headers = _wire_headers(reply, False)
+    if close:
+        # Say so, or a pooling client may send its next request into a closing socket.
+        headers.append((b"connection", b"close"))
+    data = conn.send(_response_head(reply.status, headers))
     if reply.body:
-        await stream.send(conn.send(h11.Data(data=reply.body)))
-    await stream.send(conn.send(h11.EndOfMessage()))
+        data += conn.send(h11.Data(data=reply.body))
+    await stream.send(data + conn.send(h11.EndOfMessage()))
     return True
 
 
@@ -731,7 +739,8 @@ async def _send_bad_request(
     if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     try:
-        await _send_simple(conn, stream, Reply.error(exc.error_status_hint, str(exc)))
+        error = Reply.error(exc.error_status_hint, str(exc))
+        await _send_simple(conn, stream, error, close=True)
     except h11.LocalProtocolError:
         pass
 

@@ -1,0 +1,661 @@
+"""Client-side cost of ailib_anyio next to raw httpx doing the same work (DESIGN.md §6).
+
+    python benchmarks/bench_client.py [--backend asyncio|trio] [--quick]
+
+The loopback mock provider runs in a separate process (``python -m ailib_anyio
+mock-server``), so ``time.process_time()`` in this process counts the client's CPU only.
+Every figure is measured for ailib_anyio and for raw httpx in the same run, in alternating
+rounds (ailib first in even rounds, httpx first in odd ones), and the median of the rounds
+is reported. The concurrency figures come from fresh child processes of this script
+(``--child``), one per side and repetition, so that peak RSS is per side.
+
+It measures, it does not assert: the exit code is 0 whatever the figures are (a failed
+measurement is printed as ``error`` in its row). See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+
+MODEL = "bench-model"
+PROVIDER_MODEL = f"openai-compatible/{MODEL}"
+CHAT_PATH = "/v1/chat/completions"
+#: The pool ailib's transport uses (unbounded connections, 100 kept alive); the raw httpx
+#: side uses the same so that both do the same work at high concurrency (httpx's default
+#: of 100 connections would queue the other 156 streams instead).
+POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+TIMEOUT = httpx.Timeout(600.0, connect=10.0, write=60.0, pool=60.0)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int  # alternated rounds per in-process metric (median reported)
+    requests: int  # sequential non-streaming requests per round
+    burst_chunks: int  # content deltas per stream, sent back to back
+    burst_streams: int  # streams per round
+    paced_chunks: int  # content deltas per stream, spaced by paced_delay_ms
+    paced_streams: int
+    paced_delay_ms: float
+    conc_streams: int  # concurrent streams on one client
+    conc_chunks: int
+    conc_delay_ms: float
+    conc_reps: int  # child processes per side
+    import_reps: int  # best of N
+
+
+FULL = Settings(
+    rounds=7,
+    requests=200,
+    burst_chunks=200,
+    burst_streams=5,
+    paced_chunks=100,
+    paced_streams=2,
+    paced_delay_ms=1.0,
+    conc_streams=256,
+    conc_chunks=50,
+    conc_delay_ms=2.0,
+    conc_reps=3,
+    import_reps=5,
+)
+QUICK = Settings(
+    rounds=3,
+    requests=30,
+    burst_chunks=50,
+    burst_streams=2,
+    paced_chunks=20,
+    paced_streams=1,
+    paced_delay_ms=1.0,
+    conc_streams=64,
+    conc_chunks=10,
+    conc_delay_ms=2.0,
+    conc_reps=1,
+    import_reps=2,
+)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    metric: str
+    unit: str  # "us", "ms", "MiB", ...
+    bar: str  # the DESIGN.md bar, as text
+    limit: float  # the bar's number
+    absolute: bool = False  # the bar is on ailib's own figure, not on the ratio
+    ailib: list[float] = field(default_factory=list)
+    httpx: list[float] = field(default_factory=list)
+    error: str | None = None
+    note: str = ""
+
+    def medians(self) -> tuple[float, float] | None:
+        if self.error or not self.ailib or not self.httpx:
+            return None
+        return statistics.median(self.ailib), statistics.median(self.httpx)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if abs(value) >= 100:
+        return f"{value:.0f} {unit}"
+    if abs(value) >= 10:
+        return f"{value:.1f} {unit}"
+    return f"{value:.2f} {unit}"
+
+
+def print_table(rows: Sequence[Row], header: str) -> None:
+    print()
+    print(header)
+    cols = ("metric", "ailib", "raw httpx", "ratio", "bar", "")
+    lines: list[tuple[str, ...]] = []
+    for row in rows:
+        m = row.medians()
+        if m is None:
+            lines.append((row.metric, "error", "error", "n/a", row.bar, ""))
+            continue
+        a, h = m
+        ratio = a / h if h > 0 else float("inf")
+        within = (a <= row.limit) if row.absolute else (ratio <= row.limit)
+        lines.append(
+            (
+                row.metric,
+                _fmt(a, row.unit),
+                _fmt(h, row.unit),
+                f"{ratio:.2f}x",
+                row.bar,
+                "ok" if within else "OVER",
+            )
+        )
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
+    sep = "  "
+
+    def fmt_line(cells: Sequence[str]) -> str:
+        out = [cells[0].ljust(widths[0])]
+        out += [cells[i].rjust(widths[i]) for i in range(1, 4)]
+        out += [cells[4].ljust(widths[4]), cells[5]]
+        return sep.join(out).rstrip()
+
+    print(fmt_line(cols))
+    print(fmt_line(["-" * w for w in widths]))
+    for line in lines:
+        print(fmt_line(line))
+    print()
+    for row in rows:
+        if row.error:
+            print(f"  {row.metric}: error: {row.error}")
+        if row.note:
+            print(f"  {row.metric}: {row.note}")
+        if row.ailib and row.httpx and not row.error:
+            spread_a = f"{min(row.ailib):.2f}..{max(row.ailib):.2f}"
+            spread_h = f"{min(row.httpx):.2f}..{max(row.httpx):.2f}"
+            print(
+                f"    runs={len(row.ailib)}/{len(row.httpx)}  "
+                f"ailib {spread_a}  httpx {spread_h} ({row.unit})"
+            )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mock_server() -> Iterator[str]:
+    """Run the mock provider in its own process; yield its base URL (no ``/v1``)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ailib_anyio", "mock-server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        with httpx.Client(trust_env=False, timeout=1.0) as http:
+            while True:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    raise RuntimeError(f"mock server exited with {proc.returncode}: {err}")
+                try:
+                    if http.get(f"{base}/_mock/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mock server did not answer /_mock/health within 30 s")
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def stream_headers(chunks: int, delay_ms: float = 0.0) -> dict[str, str]:
+    headers = {"x-mock-chunks": str(chunks)}
+    if delay_ms:
+        headers["x-mock-delay-ms"] = repr(delay_ms)
+    return headers
+
+
+def request_payload(stream: bool) -> dict[str, Any]:
+    """The JSON body ailib_anyio sends for ``.user("hi")`` to an openai-compatible server."""
+    payload: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    if stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    return payload
+
+
+def raw_client(base: str, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base, headers=headers, limits=POOL_LIMITS, timeout=TIMEOUT)
+
+
+def ailib_client(base: str, headers: dict[str, str] | None = None) -> Any:
+    from ailib_anyio import open_client
+
+    return open_client(PROVIDER_MODEL, base_url=f"{base}/v1", headers=headers)
+
+
+# ------------------------------------------------------------------- the two sides' work
+
+
+async def raw_request(client: httpx.AsyncClient) -> str:
+    response = await client.post(CHAT_PATH, json=request_payload(False))
+    response.raise_for_status()
+    body = json.loads(response.content)
+    return str(body["choices"][0]["message"]["content"])
+
+
+async def ailib_request(client: Any) -> str:
+    reply = await client.chat().user("hi").execute()
+    return str(reply.content)
+
+
+async def raw_stream(client: httpx.AsyncClient) -> tuple[int, str]:
+    """A hand-written SSE loop: (data events before [DONE], concatenated content)."""
+    events = 0
+    parts: list[str] = []
+    done = False
+    buffer = b""
+    async with client.stream("POST", CHAT_PATH, json=request_payload(True)) as response:
+        response.raise_for_status()
+        # Read to the end of the body even after [DONE] (there is nothing after it), as
+        # ailib does, so the connection goes back to the pool on both sides.
+        async for data in response.aiter_bytes():
+            if done:
+                continue
+            buffer += data
+            *frames, buffer = buffer.split(b"\n\n")
+            for frame in frames:
+                if not frame.startswith(b"data: "):
+                    continue
+                payload = frame[6:]
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                obj = json.loads(payload)
+                events += 1
+                choices = obj.get("choices")
+                if choices:
+                    text = choices[0]["delta"].get("content")
+                    if text:
+                        parts.append(text)
+    return events, "".join(parts)
+
+
+async def ailib_stream(client: Any) -> tuple[int, str]:
+    from ailib_anyio import ContentDelta
+
+    events = 0
+    parts: list[str] = []
+    async with client.chat().user("hi").stream() as stream:
+        async for event in stream:
+            events += 1
+            if type(event) is ContentDelta:
+                parts.append(event.text)
+    return events, "".join(parts)
+
+
+# ------------------------------------------------------------- in-process measurements
+
+
+async def cpu_of(n: int, work: Callable[[], Awaitable[object]]) -> float:
+    """Client CPU seconds for ``n`` sequential awaits of ``work()``."""
+    gc.collect()
+    start = time.process_time()
+    for _ in range(n):
+        await work()
+    return time.process_time() - start
+
+
+async def alternate(
+    rounds: int,
+    n: int,
+    ailib_work: Callable[[], Awaitable[object]],
+    raw_work: Callable[[], Awaitable[object]],
+    per: float,
+) -> tuple[list[float], list[float]]:
+    """CPU per unit (µs) in alternated rounds: ailib first in even rounds."""
+    a_runs: list[float] = []
+    h_runs: list[float] = []
+    for r in range(rounds):
+        order = [(a_runs, ailib_work), (h_runs, raw_work)]
+        if r % 2:
+            order.reverse()
+        for runs, work in order:
+            runs.append(await cpu_of(n, work) / (n * per) * 1e6)
+    return a_runs, h_runs
+
+
+async def measure_requests(base: str, s: Settings, row: Row) -> None:
+    expected = "Mock reply to: hi"
+    async with ailib_client(base) as ai, raw_client(base) as raw:
+        for _ in range(max(5, s.requests // 10)):  # warm-up: connections, caches
+            got_a, got_h = await ailib_request(ai), await raw_request(raw)
+        if got_a != expected or got_h != expected:
+            raise RuntimeError(f"unexpected replies: ailib {got_a!r}, httpx {got_h!r}")
+        row.ailib, row.httpx = await alternate(
+            s.rounds, s.requests, lambda: ailib_request(ai), lambda: raw_request(raw), 1
+        )
+    row.note = f"{s.requests} sequential requests per run"
+
+
+async def measure_stream(
+    base: str, s: Settings, row: Row, chunks: int, streams: int, delay_ms: float
+) -> None:
+    headers = stream_headers(chunks, delay_ms)
+    expected = "tok " * chunks
+    async with ailib_client(base, headers) as ai, raw_client(base, headers) as raw:
+        for _ in range(2):  # warm-up
+            (n_a, text_a), (n_h, text_h) = await ailib_stream(ai), await raw_stream(raw)
+        if text_a != expected or text_h != expected:
+            raise RuntimeError(
+                f"unexpected stream content: ailib {text_a[:40]!r}.. ({len(text_a)} chars), "
+                f"httpx {text_h[:40]!r}.. ({len(text_h)} chars)"
+            )
+        # CPU per chunk = CPU / SSE data events on the wire (the N content deltas plus the
+        # role, finish and usage chunks; [DONE] not counted), the same for both sides.
+        per_stream = n_h
+        row.ailib, row.httpx = await alternate(
+            s.rounds, streams, lambda: ailib_stream(ai), lambda: raw_stream(raw), per_stream
+        )
+    pacing = f", {delay_ms:g} ms apart" if delay_ms else ", back to back"
+    row.note = (
+        f"{streams} stream(s) per run, {per_stream} SSE events per stream "
+        f"({chunks} content deltas{pacing}); ailib yielded {n_a} events per stream"
+    )
+
+
+# ----------------------------------------------------------------------- import time
+
+
+def import_cost(statement: str, reps: int) -> list[float]:
+    """Wall ms of ``python -c statement`` minus ``python -c pass``, each best of ``reps``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPROFILEIMPORTTIME"}
+
+    def wall(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        return time.perf_counter() - start
+
+    wall(statement)  # make sure .pyc files exist
+    best_stmt = min(wall(statement) for _ in range(reps))
+    best_pass = min(wall("pass") for _ in range(reps))
+    return [max(0.0, best_stmt - best_pass) * 1e3]
+
+
+def measure_imports(s: Settings, row: Row) -> None:
+    # Alternate which side goes first; each side's figure is its own best-of-N.
+    for r in range(2):
+        first, second = ("ailib_anyio", "httpx") if r == 0 else ("httpx", "ailib_anyio")
+        for mod in (first, second):
+            runs = row.ailib if mod == "ailib_anyio" else row.httpx
+            runs += import_cost(f"import {mod}", s.import_reps)
+    row.note = (
+        f"wall time of `python -c 'import X'` minus `python -c pass`, best of "
+        f"{s.import_reps}, median of 2; the bar is on ailib's own time"
+    )
+
+
+# ------------------------------------------------------------------------ concurrency
+
+
+def _status_kib(name: str) -> int | None:
+    """A ``VmXXX`` figure of /proc/self/status in KiB (Linux only)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak_rss() -> int | None:
+    """Reset the kernel's peak-RSS mark to the current RSS; return that RSS (KiB).
+
+    Without this, the peak is still the import-time high-water mark (parsing manifests,
+    compiling modules), and a workload smaller than that transient shows as 0 increase.
+    ``None`` where /proc/self/clear_refs is unavailable (then ru_maxrss deltas are used).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _status_kib("VmRSS")
+
+
+async def child_main(args: argparse.Namespace) -> dict[str, Any]:
+    """One side's concurrent streams, in a fresh process: CPU and peak RSS increase."""
+    headers = stream_headers(args.chunks, args.delay_ms)
+    side = args.child
+    make = ailib_client if side == "ailib" else raw_client
+    one = ailib_stream if side == "ailib" else raw_stream
+    expected = "tok " * args.chunks
+    results: list[tuple[int, str]] = []
+    async with make(args.base_url, headers) as client:
+        await one(client)  # warm-up: imports on first use, manifest, one connection
+        gc.collect()
+        maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_before = reset_peak_rss()
+        start = time.process_time()
+
+        async def run_one() -> None:
+            results.append(await one(client))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(args.streams):
+                tg.start_soon(run_one)
+        cpu = time.process_time() - start
+        maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        hwm_after = _status_kib("VmHWM")
+    if rss_before is not None and hwm_after is not None:
+        increase, method = hwm_after - rss_before, "VmHWM after - VmRSS before (peak reset)"
+    else:
+        increase, method = maxrss_after - maxrss_before, "ru_maxrss delta"
+    bad = sum(1 for _, text in results if text != expected)
+    return {
+        "side": side,
+        "cpu_s": cpu,
+        "rss_increase_kib": increase,
+        "rss_method": method,
+        "ru_maxrss_before_kib": maxrss_before,
+        "ru_maxrss_after_kib": maxrss_after,
+        "streams": len(results),
+        "bad": bad,
+        "events": results[0][0] if results else 0,
+    }
+
+
+def run_child(side: str, base: str, s: Settings, backend: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        side,
+        "--backend",
+        backend,
+        "--base-url",
+        base,
+        "--streams",
+        str(s.conc_streams),
+        "--chunks",
+        str(s.conc_chunks),
+        "--delay-ms",
+        repr(s.conc_delay_ms),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{side} child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["streams"] != s.conc_streams or result["bad"]:
+        raise RuntimeError(f"{side} child: {result}")
+    return result
+
+
+def measure_concurrency(base: str, s: Settings, backend: str, cpu: Row, mem: Row) -> None:
+    method = "?"
+    max_a = max_h = 0
+    for r in range(s.conc_reps):
+        order = ["ailib", "httpx"] if r % 2 == 0 else ["httpx", "ailib"]
+        for side in order:
+            result = run_child(side, base, s, backend)
+            method = result["rss_method"]
+            if side == "ailib":
+                max_a = max(max_a, result["ru_maxrss_after_kib"])
+            else:
+                max_h = max(max_h, result["ru_maxrss_after_kib"])
+            (cpu.ailib if side == "ailib" else cpu.httpx).append(result["cpu_s"] * 1e3)
+            (mem.ailib if side == "ailib" else mem.httpx).append(result["rss_increase_kib"] / 1024)
+    what = (
+        f"{s.conc_streams} streams x {s.conc_chunks} deltas ({s.conc_delay_ms:g} ms apart) "
+        f"in one task group, fresh child process per side, {s.conc_reps} per side"
+    )
+    cpu.note = what + "; total client CPU of the concurrent phase"
+    mem.note = (
+        f"peak RSS during the phase minus RSS at its start ({method}); "
+        f"whole-process ru_maxrss at the end: ailib {max_a / 1024:.1f} MiB, "
+        f"httpx {max_h / 1024:.1f} MiB"
+    )
+
+
+# ------------------------------------------------------------------------------ main
+
+
+async def in_process(base: str, s: Settings, rows: dict[str, Row]) -> None:
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("request", lambda: measure_requests(base, s, rows["request"])),
+        (
+            "burst",
+            lambda: measure_stream(base, s, rows["burst"], s.burst_chunks, s.burst_streams, 0.0),
+        ),
+        (
+            "paced",
+            lambda: measure_stream(
+                base, s, rows["paced"], s.paced_chunks, s.paced_streams, s.paced_delay_ms
+            ),
+        ),
+    ]
+    for key, step in steps:
+        try:
+            await step()
+        except Exception as exc:
+            rows[key].error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
+    p.add_argument(
+        "--profile",
+        choices=("request", "stream"),
+        help="instead of the table, cProfile ailib's request or streaming loop",
+    )
+    # --child mode (internal): one side's concurrency run in a fresh process.
+    p.add_argument("--child", choices=("ailib", "httpx"), help=argparse.SUPPRESS)
+    p.add_argument("--base-url", help=argparse.SUPPRESS)
+    p.add_argument("--streams", type=int, default=256, help=argparse.SUPPRESS)
+    p.add_argument("--chunks", type=int, default=50, help=argparse.SUPPRESS)
+    p.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def profile(base: str, s: Settings, what: str, backend: str) -> None:
+    import cProfile
+    import pstats
+
+    headers = stream_headers(s.burst_chunks) if what == "stream" else None
+    work = ailib_stream if what == "stream" else ailib_request
+    n = 4 * s.burst_streams if what == "stream" else 4 * s.requests
+
+    async def go() -> None:
+        async with ailib_client(base, headers) as client:
+            await work(client)
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(n):
+                await work(client)
+            prof.disable()
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
+
+    anyio.run(go, backend=backend)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        result = anyio.run(child_main, args, backend=args.backend)
+        print(json.dumps(result))
+        return 0
+
+    s = QUICK if args.quick else FULL
+    started = time.monotonic()
+    rows = {
+        "request": Row("CPU / non-streaming request", "us", "<= 1.2x", 1.2),
+        "burst": Row("CPU / streamed chunk (back to back)", "us", "<= 1.3x", 1.3),
+        "paced": Row(f"CPU / streamed chunk ({s.paced_delay_ms:g} ms apart)", "us", "<= 1.3x", 1.3),
+        "import": Row("import time", "ms", "ailib <= 150 ms", 150, absolute=True),
+        "conc_cpu": Row(f"{s.conc_streams} concurrent streams: CPU", "ms", "<= 1.3x", 1.3),
+        "conc_mem": Row(
+            f"{s.conc_streams} concurrent streams: peak RSS increase", "MiB", "<= 1.3x", 1.3
+        ),
+    }
+    import ailib_anyio
+
+    print(
+        f"ailib_anyio {ailib_anyio.__version__} vs httpx {httpx.__version__}; "
+        f"backend {args.backend}; python {sys.version.split()[0]}; "
+        f"{'quick' if args.quick else 'full'} run; {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    try:
+        measure_imports(s, rows["import"])
+    except Exception as exc:
+        rows["import"].error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    try:
+        with mock_server() as base:
+            if args.profile:
+                profile(base, s, args.profile, args.backend)
+                return 0
+            anyio.run(in_process, base, s, rows, backend=args.backend)
+            try:
+                measure_concurrency(base, s, args.backend, rows["conc_cpu"], rows["conc_mem"])
+            except Exception as exc:
+                rows["conc_cpu"].error = rows["conc_mem"].error = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+    except Exception as exc:  # the mock server did not start
+        for row in rows.values():
+            if not row.ailib and not row.error:
+                row.error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    order = ["request", "burst", "paced", "import", "conc_cpu", "conc_mem"]
+    print_table(
+        [rows[k] for k in order],
+        f"results (median of runs; ratio = ailib / raw httpx; backend {args.backend}; "
+        f"{time.monotonic() - started:.0f} s)",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+    sys.exit(0)
