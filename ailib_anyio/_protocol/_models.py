@@ -459,6 +459,12 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         return attrs.evolve(auth, type=kind, extra_headers=headers)
 
     conv.register_structure_hook(AuthSpec, auth_hook)
+    # The top level's unknown keys are checked by manifest_prechecks, which knows the
+    # spec's keys that the runtime does not model.
+    conv.register_structure_hook(
+        ProviderManifest,
+        cattrs.gen.make_dict_structure_fn(ProviderManifest, conv, _cattrs_forbid_extra_keys=False),
+    )
 
     return conv
 

@@ -1,0 +1,99 @@
+"""Package-level guarantees: exports, layering, shipped manifests, the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import ailib_anyio
+import ailib_anyio.testing
+from ailib_anyio._protocol._loader import load_manifest
+from ailib_anyio._protocol._registry import ProtocolRegistry, builtin_protocol_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_all_matches_public_names() -> None:
+    subpackages = {"testing"}  # imported by tests, not re-exported
+    public = {name for name in dir(ailib_anyio) if not name.startswith("_")} - subpackages
+    assert sorted(ailib_anyio.__all__) == ailib_anyio.__all__
+    assert set(ailib_anyio.__all__) == public
+    for name in ailib_anyio.__all__:
+        obj = getattr(ailib_anyio, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "ailib_anyio", name
+
+
+def test_testing_all_matches() -> None:
+    public = {name for name in dir(ailib_anyio.testing) if not name.startswith("_")}
+    assert set(ailib_anyio.testing.__all__) == public
+
+
+def test_sans_io_core_imports_neither_anyio_nor_httpx() -> None:
+    # Load the core without the package __init__ (which imports the client), then check
+    # what the core pulled in.
+    code = textwrap.dedent(
+        f"""
+        import importlib, pkgutil, sys, types
+        pkg = types.ModuleType("ailib_anyio")
+        pkg.__path__ = [{str(Path(ailib_anyio.__file__).parent)!r}]
+        sys.modules["ailib_anyio"] = pkg
+        import ailib_anyio._core as core
+        for info in pkgutil.iter_modules(core.__path__):
+            importlib.import_module("ailib_anyio._core." + info.name)
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in ("anyio", "httpx", "httpcore", "trio", "sniffio"))
+        print(",".join(bad))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_no_code_branches_on_a_provider_name() -> None:
+    names = ("openai", "anthropic", "gemini", "google", "deepseek", "qwen", "groq", "mistral", "ollama", "vllm")
+    offenders = []
+    for path in Path(ailib_anyio.__file__).parent.rglob("*.py"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith(("if ", "elif ", "while ")) or " if " in stripped:
+                if any(f'"{n}' in stripped or f"'{n}" in stripped for n in names):
+                    offenders.append(f"{path.name}:{number}: {stripped}")
+    assert offenders == []
+
+
+def test_manifests_ship_with_the_package() -> None:
+    directory = builtin_protocol_dir()
+    assert (directory / "openai.yaml").is_file()
+    assert (directory / "openai-compatible.yaml").is_file()
+    if REPO not in Path(ailib_anyio.__file__).resolve().parents:
+        # a non-editable install: the manifests come from inside the wheel
+        assert directory.name == "_protocols"
+    for path in directory.glob("*.yaml"):
+        load_manifest(path, strict=True)
+    assert ProtocolRegistry().providers() == ["openai", "openai-compatible"]
+
+
+def test_demo_runs_end_to_end() -> None:
+    for backend in ("asyncio", "trio"):
+        out = subprocess.run(
+            [sys.executable, "-m", "ailib_anyio", "demo", "--backend", backend],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert f"(backend: {backend})" in out.stdout
+        assert "Mock reply to: What is 2+2?" in out.stdout
+        assert "accumulated   : 'Once upon a time, a tiny model streamed its first story.'" in out.stdout
+        assert "model asked   : get_weather" in out.stdout
+        assert "second turn sent 3 messages: user, assistant, tool" in out.stdout
+        assert out.stderr == ""
+
+
+def test_providers_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ailib_anyio", "providers"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[:3] == ["openai", "openai_chat", "https://api.openai.com/v1"]
