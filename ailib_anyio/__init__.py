@@ -32,7 +32,7 @@ from ._errors import RemoteError as RemoteError
 from ._errors import RemoteTimeoutError as RemoteTimeoutError
 from ._errors import RequestTooLargeError as RequestTooLargeError
 from ._errors import ServerError as ServerError
-from ._errors import TimeoutError as TimeoutError  # noqa: A004
+from ._errors import TimeoutError as TimeoutError
 from ._errors import TransportError as TransportError
 from ._errors import WriteTimeoutError as WriteTimeoutError
 from ._protocol._loader import load_manifest as load_manifest

@@ -16,7 +16,7 @@ import anyio
 
 from ._client import open_client
 from ._protocol._registry import ProtocolRegistry
-from ._types import ContentDelta, Finished, Message, ToolCallCompleted, ToolDefinition, Usage
+from ._types import ContentDelta, Finished, Message, ToolDefinition, Usage
 
 __all__ = ["main"]
 
@@ -42,25 +42,30 @@ async def run_demo(model: str = "openai/gpt-4o") -> None:
             reply = await client.chat().system("Be brief.").user("What is 2+2?").execute()
             print("\n[chat]")
             print(f"  content       : {reply.content}")
-            print(f"  finish_reason : {reply.finish_reason} (raw {reply.finish_reason and reply.finish_reason.raw!r})")
+            raw = reply.finish_reason.raw if reply.finish_reason is not None else None
+            print(f"  finish_reason : {reply.finish_reason} (raw {raw!r})")
             if reply.usage is not None:
-                print(f"  usage         : {reply.usage.input_tokens} in / {reply.usage.output_tokens} out")
+                usage = reply.usage
+                print(f"  usage         : {usage.input_tokens} in / {usage.output_tokens} out")
 
             # 2. a stream, printed as it arrives
-            mock.enqueue(ScriptedReply(content="Once upon a time, a tiny model streamed its first story.", chunk_size=6))
+            story = "Once upon a time, a tiny model streamed its first story."
+            mock.enqueue(ScriptedReply(content=story, chunk_size=6))
             print("\n[stream]\n  ", end="")
             async with client.chat().user("Tell a story").stream() as stream:
                 async for event in stream:
                     if isinstance(event, ContentDelta):
                         print(event.text, end="", flush=True)
                     elif isinstance(event, Usage):
-                        usage = event
+                        counts = f"{event.input_tokens} in / {event.output_tokens} out"
                     elif isinstance(event, Finished):
-                        print(f"\n   finished: {event.finish_reason}, usage {usage.input_tokens} in / {usage.output_tokens} out")
+                        print(f"\n   finished: {event.finish_reason}, usage {counts}")
             print(f"  accumulated   : {stream.response.content!r}")
 
             # 3. a two-turn tool call: the model asks, we answer, the model replies
-            mock.enqueue(ScriptedReply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]))
+            mock.enqueue(
+                ScriptedReply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})])
+            )
             question = Message.user("What's the weather in Paris?")
             first = await client.chat().messages([question]).tools([WEATHER_TOOL]).execute()
             call = first.tool_calls[0]
@@ -68,15 +73,12 @@ async def run_demo(model: str = "openai/gpt-4o") -> None:
             print(f"  model asked   : {call.name}({json.dumps(dict(call.arguments))}) id={call.id}")
             result = json.dumps({"city": call.arguments["city"], "temp_c": 18, "sky": "clear"})
             mock.enqueue(ScriptedReply(content="It is 18 °C and clear in Paris."))
-            async with (
-                client.chat()
-                .messages([question, Message.assistant(tool_calls=first.tool_calls), Message.tool(call.id or "", result)])
-                .tools([WEATHER_TOOL])
-                .stream()
-            ) as stream:
+            turn = [question, Message.assistant(tool_calls=first.tool_calls)]
+            turn.append(Message.tool(call.id or "", result))
+            async with client.chat().messages(turn).tools([WEATHER_TOOL]).stream() as stream:
                 async for event in stream:
-                    if isinstance(event, ToolCallCompleted):  # pragma: no cover - not scripted
-                        print(f"  another call  : {event.tool_call}")
+                    if isinstance(event, ContentDelta):
+                        print(f"  (streamed)    : {event.text!r}")
             print(f"  tool result   : {result}")
             print(f"  final answer  : {stream.response.content}")
             sent = mock.requests[-1].json["messages"]
@@ -105,9 +107,13 @@ def _mock_server(host: str, port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ailib_anyio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="chat, stream and tool call against the built-in mock provider")
+    demo = sub.add_parser(
+        "demo", help="chat, stream and tool call against the built-in mock provider"
+    )
     demo.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    demo.add_argument("--model", default="openai/gpt-4o", help="provider/model whose manifest to use")
+    demo.add_argument(
+        "--model", default="openai/gpt-4o", help="provider/model whose manifest to use"
+    )
     server = sub.add_parser("mock-server", help="run the loopback mock provider until interrupted")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8765)

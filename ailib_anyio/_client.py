@@ -72,7 +72,9 @@ def _default_max_inflight() -> float:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}") from None
+        raise ConfigurationError(
+            f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}"
+        ) from None
     if value < 1:
         raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}")
     return value
@@ -104,13 +106,21 @@ class Client:
         self.provider = resolved.provider
         self.model_id = resolved.model_id
         if max_inflight is not None and (not isinstance(max_inflight, int) or max_inflight < 1):
-            raise ConfigurationError(f"max_inflight must be a positive integer, got {max_inflight!r}")
-        self.max_inflight: float = max_inflight if max_inflight is not None else _default_max_inflight()
+            raise ConfigurationError(
+                f"max_inflight must be a positive integer, got {max_inflight!r}"
+            )
+        self.max_inflight: float = (
+            max_inflight if max_inflight is not None else _default_max_inflight()
+        )
         if base_url is not None and not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}")
+            raise ConfigurationError(
+                f"base_url must start with http:// or https://, got {base_url!r}"
+            )
         self.base_url = (base_url or self.manifest.endpoint.base_url).rstrip("/")
         if timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
-            raise ConfigurationError(f"timeout must be seconds or an httpx.Timeout, got {timeout!r}")
+            raise ConfigurationError(
+                f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
+            )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
         auth_headers, auth_params = auth_material(self.manifest.auth_spec, self.provider, api_key)
         self._transport_args: dict[str, Any] = {
@@ -128,7 +138,9 @@ class Client:
         )
         chat = self.manifest.chat_endpoint
         self._chat_url = self.base_url + chat.path.replace("{model}", self.model_id)
-        self._stream_url = self.base_url + (chat.stream_path or chat.path).replace("{model}", self.model_id)
+        self._stream_url = self.base_url + (chat.stream_path or chat.path).replace(
+            "{model}", self.model_id
+        )
 
     def __repr__(self) -> str:
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
@@ -162,7 +174,9 @@ class Client:
 
     def _open_transport(self) -> tuple[Transport, anyio.CapacityLimiter]:
         if self._state is _State.UNOPENED:
-            raise RuntimeError("the client is not open: use it inside 'async with open_client(...)'")
+            raise RuntimeError(
+                "the client is not open: use it inside 'async with open_client(...)'"
+            )
         if self._state is _State.CLOSED or self._transport is None or self._limiter is None:
             raise RuntimeError("the client is closed")
         return self._transport, self._limiter
@@ -190,7 +204,9 @@ class Client:
                 continue
             low, high = spec.range if spec.range is not None else (spec.min, spec.max)
             if (low is not None and value < low) or (high is not None and value > high):
-                bounds = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+                lo = "-inf" if low is None else f"{low:g}"
+                hi = "inf" if high is None else f"{high:g}"
+                bounds = f"[{lo}, {hi}]"
                 raise InvalidRequestError(
                     f"{name}={value!r} is outside the range {bounds} accepted by {self.provider}",
                     **self._context(),
@@ -220,7 +236,7 @@ class Client:
     def _request_id(self, response: httpx.Response) -> str | None:
         headers = response.headers
         for name in _REQUEST_ID_HEADERS:
-            value = headers.get(name)
+            value: str | None = headers.get(name)
             if value:
                 return value
         return None
@@ -265,7 +281,7 @@ class Client:
         )
         return self._raise_for(info, request_id=self._request_id(response), body=body)
 
-    async def _execute(self, request: ChatRequest, timeout: float | None) -> ChatResponse:
+    async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
         transport, limiter = self._open_transport()
         content = self._encode(request)
         rules = self.manifest.response.event_map if self.manifest.response is not None else ()
@@ -275,7 +291,9 @@ class Client:
                 **self._context(),
             )
         async with limiter:
-            response = await transport.send(self._chat_url, content, timeout=timeout, context=self._context())
+            response = await transport.send(
+                self._chat_url, content, timeout=http_timeout, context=self._context()
+            )
             if response.status_code >= 400:
                 raise await self._error_from_response(response)
             try:
@@ -299,7 +317,10 @@ class Client:
         for event in [*mapper.map_object(body), *mapper.finish()]:
             if isinstance(event, StreamFailure):
                 info = classify_error(
-                    self.manifest.error_classification, response.status_code, response.headers, event.body
+                    self.manifest.error_classification,
+                    response.status_code,
+                    response.headers,
+                    event.body,
                 )
                 raise self._raise_for(info, request_id=request_id, body=event.body)
             acc.add(event)
@@ -383,7 +404,10 @@ class ChatBuilder:
         if not self._messages:
             raise ConfigurationError("a chat request needs at least one message")
         return ChatRequest(
-            model=self._client.model_id, messages=tuple(self._messages), stream=stream, **self._params
+            model=self._client.model_id,
+            messages=tuple(self._messages),
+            stream=stream,
+            **self._params,
         )
 
     async def execute(self) -> ChatResponse:
@@ -445,6 +469,7 @@ class ChatStream:
         await limiter.acquire_on_behalf_of(self)
         self._holds_slot = True
         self._state = _State.OPEN
+        error: RemoteError | None = None
         try:
             response = await transport.send(
                 client._stream_url, content, timeout=self._timeout, context=client._context()
@@ -452,11 +477,15 @@ class ChatStream:
             self._response = response
             self.request_id = client._request_id(response)
             if response.status_code >= 400:
-                raise await client._error_from_response(response)
-            self._chunks = response.aiter_bytes()
+                error = await client._error_from_response(response)
+            else:
+                self._chunks = response.aiter_bytes()
         except BaseException:
             await self.aclose()
             raise
+        if error is not None:
+            await self.aclose()
+            raise error
         return self
 
     async def __aexit__(
@@ -515,7 +544,9 @@ class ChatStream:
 
     def __aiter__(self) -> ChatStream:
         if self._state is _State.UNOPENED:
-            raise RuntimeError("iterate a stream inside its block: 'async with builder.stream() as stream'")
+            raise RuntimeError(
+                "iterate a stream inside its block: 'async with builder.stream() as stream'"
+            )
         return self
 
     async def __anext__(self) -> StreamingEvent:
@@ -523,7 +554,9 @@ class ChatStream:
         while not pending:
             if self._state is not _State.OPEN or self._eof:
                 if self._state is _State.UNOPENED:
-                    raise RuntimeError("iterate a stream inside its block: 'async with builder.stream() as stream'")
+                    raise RuntimeError(
+                        "iterate a stream inside its block: 'async with builder.stream() as stream'"
+                    )
                 raise StopAsyncIteration
             await self._read_more()
         event = pending.popleft()
@@ -573,7 +606,11 @@ class ChatStream:
             mid_stream=True,
         )
         return client._raise_for(
-            info, request_id=self.request_id, body=failure.body, partial=self.response, mid_stream=True
+            info,
+            request_id=self.request_id,
+            body=failure.body,
+            partial=self.response,
+            mid_stream=True,
         )
 
 

@@ -112,7 +112,8 @@ class AiLibError(Exception):
         return parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, kind={self.kind!r}, status_code={self.status_code!r})"
+        name = type(self).__name__
+        return f"{name}({self.message!r}, kind={self.kind!r}, status_code={self.status_code!r})"
 
 
 class ProtocolError(AiLibError):
@@ -123,7 +124,9 @@ class ProtocolError(AiLibError):
     def __init__(self, issues: list[str], *, source: str | None = None) -> None:
         self.issues = list(issues)
         self.source = source
-        head = f"{len(self.issues)} problem(s) in manifest {source}" if source else "invalid manifest"
+        head = (
+            f"{len(self.issues)} problem(s) in manifest {source}" if source else "invalid manifest"
+        )
         super().__init__(head + ":\n" + "\n".join(self.issues))
 
     def __str__(self) -> str:
@@ -143,7 +146,7 @@ class TransportError(AiLibError):
     default_retryable = True
 
 
-class TimeoutError(AiLibError, builtins.TimeoutError):  # noqa: A001 - deliberate, like httpx
+class TimeoutError(AiLibError, builtins.TimeoutError):
     """A deadline set by the library (or its configuration) ran out."""
 
     kind = "timeout"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import attrs
 
@@ -125,9 +125,7 @@ class Message:
         return cls(MessageRole.USER, content)
 
     @classmethod
-    def assistant(
-        cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()
-    ) -> Message:
+    def assistant(cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
         return cls(MessageRole.ASSISTANT, content, tool_calls=tuple(tool_calls))
 
     @classmethod
@@ -165,7 +163,7 @@ class ToolDefinition:
 
 
 #: ``"auto"``, ``"none"``, ``"required"``, or the name of one tool the model must call.
-ToolChoice = Union[Literal["auto", "none", "required"], str]
+ToolChoice = Literal["auto", "none", "required"] | str
 
 
 @attrs.frozen
@@ -298,13 +296,13 @@ class Finished:
     finish_reason: FinishReason
 
 
-StreamingEvent = Union[
-    ContentDelta,
-    ReasoningDelta,
-    RefusalDelta,
-    ToolCallStarted,
-    ToolCallDelta,
-    ToolCallCompleted,
-    Usage,
-    Finished,
-]
+StreamingEvent = (
+    ContentDelta
+    | ReasoningDelta
+    | RefusalDelta
+    | ToolCallStarted
+    | ToolCallDelta
+    | ToolCallCompleted
+    | Usage
+    | Finished
+)

@@ -26,7 +26,9 @@ def load_cases(dialect: str) -> list[Any]:
     if root is None:
         if os.environ.get("CI"):
             raise RuntimeError("CI must run beside ../shared (the conformance corpus)")
-        return [pytest.param(None, marks=pytest.mark.skip(reason="../shared/conformance not found"))]
+        return [
+            pytest.param(None, marks=pytest.mark.skip(reason="../shared/conformance not found"))
+        ]
     out = []
     for path in sorted((root / "conformance" / "cases").glob("*/*.yaml")):
         case = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -85,7 +87,9 @@ def check(case: dict[str, Any], response: ChatResponse | None, error: AiLibError
     assert response.content == expect.get("content", "")
     assert response.reasoning == expect.get("reasoning", "")
     assert response.refusal == expect.get("refusal")
-    calls = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in response.tool_calls]
+    calls = [
+        {"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in response.tool_calls
+    ]
     assert calls == expect.get("tool_calls", [])
     if not mid_stream or "finish_reason" in expect:
         want = expect.get("finish_reason")

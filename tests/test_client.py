@@ -30,6 +30,7 @@ from ailib_anyio import (
     open_client,
 )
 from ailib_anyio._client import Client
+from ailib_anyio._protocol._registry import builtin_protocol_dir
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply, ScriptedToolCall
 
 pytestmark = pytest.mark.anyio
@@ -72,7 +73,14 @@ async def assert_disconnected(mock: MockProvider, client: Client) -> None:
 async def test_chat_execute(mock: MockProvider) -> None:
     mock.enqueue(ScriptedReply(content="Four.", usage=(12, 2)))
     async with client_for(mock) as client:
-        reply = await client.chat().system("Be brief.").user("2+2?").temperature(0.2).max_tokens(50).execute()
+        reply = (
+            await client.chat()
+            .system("Be brief.")
+            .user("2+2?")
+            .temperature(0.2)
+            .max_tokens(50)
+            .execute()
+        )
     assert reply.content == "Four."
     assert reply.finish_reason == "stop"
     assert reply.finish_reason is not None and reply.finish_reason.raw == "stop"
@@ -82,7 +90,10 @@ async def test_chat_execute(mock: MockProvider) -> None:
     assert sent.path == "/v1/chat/completions"
     assert sent.json == {
         "model": "gpt-4o",
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "2+2?"},
+        ],
         "temperature": 0.2,
         "max_completion_tokens": 50,
     }
@@ -103,15 +114,25 @@ async def test_stream_events_and_accumulated_response(mock: MockProvider) -> Non
 
 
 async def test_two_turn_tool_call(mock: MockProvider) -> None:
-    tool = ToolDefinition("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+    tool = ToolDefinition(
+        "get_weather",
+        "Weather for a city",
+        {"type": "object", "properties": {"city": {"type": "string"}}},
+    )
     mock.enqueue(
-        ScriptedReply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"}, id="call_a"),
-                                  ScriptedToolCall("get_weather", {"city": "Oslo"}, id="call_b")]),
+        ScriptedReply(
+            tool_calls=[
+                ScriptedToolCall("get_weather", {"city": "Paris"}, id="call_a"),
+                ScriptedToolCall("get_weather", {"city": "Oslo"}, id="call_b"),
+            ]
+        ),
         ScriptedReply(content="Paris 18 °C, Oslo 4 °C."),
     )
     async with client_for(mock) as client:
         question = Message.user("Weather in Paris and Oslo?")
-        async with client.chat().messages([question]).tools([tool]).tool_choice("auto").stream() as stream:
+        async with (
+            client.chat().messages([question]).tools([tool]).tool_choice("auto").stream() as stream
+        ):
             completed = [e.tool_call async for e in stream if isinstance(e, ToolCallCompleted)]
         assert [(c.id, c.name, dict(c.arguments)) for c in completed] == [
             ("call_a", "get_weather", {"city": "Paris"}),
@@ -129,7 +150,11 @@ async def test_two_turn_tool_call(mock: MockProvider) -> None:
         "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
     }
-    assert second["messages"][2] == {"role": "tool", "content": '{"temp": 18}', "tool_call_id": "call_a"}
+    assert second["messages"][2] == {
+        "role": "tool",
+        "content": '{"temp": 18}',
+        "tool_call_id": "call_a",
+    }
     assert mock.requests[0].json["tool_choice"] == "auto"
 
 
@@ -198,7 +223,9 @@ async def test_reset_mid_stream_keeps_partial_output(mock: MockProvider) -> None
 
 
 async def test_garbage_stream_is_a_typed_error(mock: MockProvider) -> None:
-    mock.enqueue(Reply.sse([{"choices": [{"index": 0, "delta": {"content": "ok"}}]}, "data: {not json\n\n"]))
+    mock.enqueue(
+        Reply.sse([{"choices": [{"index": 0, "delta": {"content": "ok"}}]}, "data: {not json\n\n"])
+    )
     async with client_for(mock) as client:
         with pytest.raises(MalformedResponseError, match="not valid JSON") as info:
             async with client.chat().user("hi").stream() as stream:
@@ -216,7 +243,11 @@ async def test_garbage_json_body_is_a_typed_error(mock: MockProvider) -> None:
 
 
 async def test_stream_without_end_is_a_typed_error(mock: MockProvider) -> None:
-    mock.enqueue(Reply(body=b"\xff\xfe binary junk\r\n\x00\x01", headers={"content-type": "text/event-stream"}))
+    mock.enqueue(
+        Reply(
+            body=b"\xff\xfe binary junk\r\n\x00\x01", headers={"content-type": "text/event-stream"}
+        )
+    )
     async with client_for(mock) as client:
         with pytest.raises(TransportError, match="ended before"):
             async with client.chat().user("hi").stream() as stream:
@@ -225,7 +256,9 @@ async def test_stream_without_end_is_a_typed_error(mock: MockProvider) -> None:
 
 
 async def test_html_error_page_is_classified(mock: MockProvider) -> None:
-    mock.enqueue(Reply(status=502, body=b"<html>Bad gateway</html>", headers={"content-type": "text/html"}))
+    mock.enqueue(
+        Reply(status=502, body=b"<html>Bad gateway</html>", headers={"content-type": "text/html"})
+    )
     async with client_for(mock) as client:
         with pytest.raises(ServerError) as info:
             await client.chat().user("hi").execute()
@@ -235,7 +268,14 @@ async def test_html_error_page_is_classified(mock: MockProvider) -> None:
 
 
 async def test_error_on_stream_open_releases_the_slot(mock: MockProvider) -> None:
-    mock.enqueue(Reply.error(429, "Rate limit reached", code="rate_limit_exceeded", headers={"retry-after-ms": "1500"}))
+    mock.enqueue(
+        Reply.error(
+            429,
+            "Rate limit reached",
+            code="rate_limit_exceeded",
+            headers={"retry-after-ms": "1500"},
+        )
+    )
     async with client_for(mock, max_inflight=1) as client:
         with pytest.raises(RateLimitedError) as info:
             async with client.chat().user("hi").stream():
@@ -248,17 +288,29 @@ async def test_error_on_stream_open_releases_the_slot(mock: MockProvider) -> Non
 
 
 async def test_secrets_never_leak(mock: MockProvider) -> None:
-    mock.enqueue(Reply.error(401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key"))
+    mock.enqueue(
+        Reply.error(
+            401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key"
+        )
+    )
     async with client_for(mock) as client:
         with pytest.raises(AuthenticationError) as info:
             await client.chat().user("hi").execute()
-        texts = [repr(client), str(info.value), repr(info.value), repr(client._transport), repr(info.value.__dict__)]
+        texts = [
+            repr(client),
+            str(info.value),
+            repr(info.value),
+            repr(client._transport),
+            repr(info.value.__dict__),
+        ]
     assert all("sk-test-secret-123" not in text for text in texts)
 
 
 async def test_invalid_parameters_fail_before_any_io(mock: MockProvider) -> None:
     async with client_for(mock) as client:
-        with pytest.raises(InvalidRequestError, match=r"temperature=3\.5 is outside the range \[0, 2\]"):
+        with pytest.raises(
+            InvalidRequestError, match=r"temperature=3\.5 is outside the range \[0, 2\]"
+        ):
             await client.chat().user("hi").temperature(3.5).execute()
         with pytest.raises(InvalidRequestError, match="exceeds gpt-4o's maximum output of 16384"):
             await client.chat().user("hi").max_tokens(100_000).execute()
@@ -326,12 +378,16 @@ async def test_max_inflight_bounds_concurrency(mock: MockProvider) -> None:
 
 
 async def test_protocol_path_adds_manifests(mock: MockProvider, tmp_path: Path) -> None:
-    source = Path(__file__).resolve().parents[1] / "protocols" / "openai-compatible.yaml"
-    text = source.read_text().replace("id: openai-compatible", "id: acme").replace(
-        "aliases: [vllm, ollama, llamacpp, lmstudio]", "aliases: []"
+    source = builtin_protocol_dir() / "openai-compatible.yaml"
+    text = (
+        source.read_text()
+        .replace("id: openai-compatible", "id: acme")
+        .replace("aliases: [vllm, ollama, llamacpp, lmstudio]", "aliases: []")
     )
     (tmp_path / "acme.yaml").write_text(text)
     mock.enqueue(ScriptedReply(content="from acme"))
-    async with open_client("acme/m1", base_url=mock.openai_base_url, protocol_path=tmp_path) as client:
+    async with open_client(
+        "acme/m1", base_url=mock.openai_base_url, protocol_path=tmp_path
+    ) as client:
         assert client.manifest.id == "acme"
         assert (await client.chat().user("hi").execute()).content == "from acme"

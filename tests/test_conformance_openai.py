@@ -19,7 +19,12 @@ from conformance import body_bytes, check, load_cases, model_for, response_heade
 from ailib_anyio import AiLibError, ChatResponse, open_client
 from ailib_anyio._client import Client
 from ailib_anyio._core._classify import classify_error
-from ailib_anyio._core._mapping import EventMapper, ResponseAccumulator, StreamFailure, StreamPipeline
+from ailib_anyio._core._mapping import (
+    EventMapper,
+    ResponseAccumulator,
+    StreamFailure,
+    StreamPipeline,
+)
 from ailib_anyio._errors import ContextLengthExceededError, error_class_for_kind
 from ailib_anyio._protocol._registry import ProtocolRegistry, split_model
 from ailib_anyio.testing import MockProvider, Reply
@@ -41,20 +46,30 @@ def _splits(data: bytes, how: str, seed: int = 0) -> list[bytes]:
     return out
 
 
-def _core_result(case: dict[str, Any], how: str, seed: int = 0) -> tuple[ChatResponse | None, AiLibError | None]:
+def _core_result(
+    case: dict[str, Any], how: str, seed: int = 0
+) -> tuple[ChatResponse | None, AiLibError | None]:
     """Run a case through the sans-IO core only (no sockets)."""
     manifest = ProtocolRegistry().get(split_model(model_for(case))[0])
     status = case["response"]["status"]
     data = body_bytes(case)
     headers = response_headers(case)
 
-    def failure(body: Any, acc: ResponseAccumulator | None, mapper: EventMapper | None) -> AiLibError:
+    def failure(
+        body: Any, acc: ResponseAccumulator | None, mapper: EventMapper | None
+    ) -> AiLibError:
         info = classify_error(
             manifest.error_classification, status, headers, body, mid_stream=status < 400
         )
         cls = ContextLengthExceededError if info.context_length else error_class_for_kind(info.kind)
         partial = acc.build(mapper=mapper) if acc is not None else None
-        return cls(info.message, status_code=status, retryable=info.retryable, retry_after=info.retry_after, response=partial)
+        return cls(
+            info.message,
+            status_code=status,
+            retryable=info.retryable,
+            retry_after=info.retry_after,
+            response=partial,
+        )
 
     if status >= 400:
         return None, failure(json.loads(data), None, None)

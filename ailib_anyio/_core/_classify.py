@@ -56,6 +56,13 @@ _CONTEXT_PATTERNS = (
 )
 
 
+# Where most providers put an error's parts; manifests override them under `paths`.
+_CODE = FieldSpec.compile("$.error.code")
+_TYPE = FieldSpec.compile("$.error.type")
+_MESSAGE = FieldSpec.compile(["$.error.message", "$.message", "$.error"])
+_STATUS = FieldSpec.compile(["$.error.status_code", "$.status_code"])
+
+
 @attrs.frozen
 class ErrorRules:
     """A manifest's ``error_classification``, compiled."""
@@ -63,10 +70,10 @@ class ErrorRules:
     by_http_status: Mapping[int, str] = attrs.field(factory=dict)
     by_error_code: Mapping[str, str] = attrs.field(factory=dict)
     by_error_type: Mapping[str, str] = attrs.field(factory=dict)
-    code: FieldSpec = FieldSpec.compile("$.error.code")
-    type: FieldSpec = FieldSpec.compile("$.error.type")
-    message: FieldSpec = FieldSpec.compile(["$.error.message", "$.message", "$.error"])
-    status: FieldSpec = FieldSpec.compile(["$.error.status_code", "$.status_code"])
+    code: FieldSpec = _CODE
+    type: FieldSpec = _TYPE
+    message: FieldSpec = _MESSAGE
+    status: FieldSpec = _STATUS
     retry_after: FieldSpec | None = None
     context_patterns: tuple[re.Pattern[str], ...] = tuple(
         re.compile(p, re.IGNORECASE) for p in _CONTEXT_PATTERNS

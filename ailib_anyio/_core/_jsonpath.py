@@ -164,7 +164,7 @@ def _gen_single(steps: list[Step]) -> Callable[[Any], Any]:
             lines.append(f"{indent}o = o[{arg}]")
     lines.append(f"{indent}return o")
     namespace: dict[str, Any] = {}
-    exec(compile("\n".join(lines), "<jsonpath>", "exec"), namespace)  # noqa: S102 - generated from a parsed path
+    exec(compile("\n".join(lines), "<jsonpath>", "exec"), namespace)
     fn: Callable[[Any], Any] = namespace["get"]
     return fn
 
@@ -330,7 +330,11 @@ class _ExprParser:
             get = sel.get
             return lambda o: get(o) is not None
         self.skip_ws()
+        start = self.pos
         literal = self.parse_literal()
+        if op not in ("==", "!=") and (literal is None or isinstance(literal, (bool, str))):
+            self.pos = start
+            raise self.error(f"operator {op} needs a number")
         return _comparison(sel, op, literal)
 
     def parse_path(self) -> Selector:
@@ -362,15 +366,19 @@ class _ExprParser:
         raise self.error("expected a literal (string, number, true, false or null)")
 
 
+def _json_equal(a: Any, b: Any) -> bool:
+    # JSON keeps true and 1 apart; Python's == does not.
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
 def _comparison(sel: Selector, op: str, literal: Any) -> Predicate:
     get = sel.get
     if op == "==":
-        return lambda o: get(o) == literal
+        return lambda o: _json_equal(get(o), literal)
     if op == "!=":
-        return lambda o: get(o) != literal
-    if literal is None or isinstance(literal, (bool, str)):
-        raise JSONPathError(f"operator {op} needs a number", sel.path, 0)
-
+        return lambda o: not _json_equal(get(o), literal)
     def ordered(o: Any) -> bool:
         value = get(o)
         if type(value) not in (int, float):

@@ -35,8 +35,8 @@ from .._types import (
 )
 from ._frames import Frame
 from ._ndjson import NDJSONDecoder
-from ._sse import SSEDecoder
 from ._rules import EmitKind, EventRule
+from ._sse import SSEDecoder
 
 __all__ = [
     "DecodeFailure",
@@ -63,7 +63,9 @@ _STANDARD_FINISH: Mapping[str, NormalizedFinish] = {
 }
 
 
-def normalize_finish(raw: str, termination: Mapping[str, str], has_tool_calls: bool) -> FinishReason:
+def normalize_finish(
+    raw: str, termination: Mapping[str, str], has_tool_calls: bool
+) -> FinishReason:
     """Normalize a raw finish reason through the manifest's ``termination.mapping``."""
     standard = termination.get(raw, raw)
     normalized = _STANDARD_FINISH.get(standard, "other")
@@ -152,7 +154,9 @@ class EventMapper:
             ) from exc
         return self.map_object(obj, frame.event)
 
-    def map_object(self, obj: Any, event: str | None = None) -> list[StreamingEvent | StreamFailure]:
+    def map_object(
+        self, obj: Any, event: str | None = None
+    ) -> list[StreamingEvent | StreamFailure]:
         """Apply every rule to one decoded JSON value."""
         out: list[StreamingEvent | StreamFailure] = []
         for rule in self._rules:
@@ -293,7 +297,9 @@ class EventMapper:
         if self._usage:
             out.append(self.usage())
         if self._finish_raw is not None:
-            out.append(Finished(normalize_finish(self._finish_raw, self._termination, bool(self._tools))))
+            out.append(
+                Finished(normalize_finish(self._finish_raw, self._termination, bool(self._tools)))
+            )
         return out
 
     def usage(self) -> Usage:

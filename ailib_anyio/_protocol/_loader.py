@@ -125,26 +125,28 @@ def _leaf_message(exc: BaseException, expected: Any) -> str:
     return f"invalid value ({exc})"
 
 
-def _collect(exc: BaseException, path: PathT, out: list[tuple[PathT, str, bool]], expected: Any = None) -> None:
+def _collect(
+    exc: BaseException, path: PathT, out: list[tuple[PathT, str, bool]], expected: Any = None
+) -> None:
     """Flatten cattrs' exception groups into (path, message, points-at-key) triples."""
     if isinstance(exc, IterableValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            _collect(sub, (*path, note.index), out, note.type)
-        for sub in without:
+        items, rest = exc.group_exceptions()
+        for sub, item in items:
+            _collect(sub, (*path, item.index), out, item.type)
+        for sub in rest:
             _collect(sub, path, out)
     elif isinstance(exc, ClassValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            _collect(sub, (*path, note.name), out, note.type)
-        for sub in without:
+        attributes, leftover = exc.group_exceptions()
+        for sub, attribute in attributes:
+            _collect(sub, (*path, attribute.name), out, attribute.type)
+        for sub in leftover:
             _collect(sub, path, out)
     elif isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
             out.append(((*path, key), f"unknown key {key!r}", True))
     elif isinstance(exc, ManifestIssues):
-        for sub, message in exc.issues:
-            out.append(((*path, *sub), message, False))
+        for subpath, message in exc.issues:
+            out.append(((*path, *subpath), message, False))
     else:
         out.append((path, _leaf_message(exc, expected), False))
 
@@ -162,7 +164,9 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ProtocolError([f"{source}:1:1: $: {exc}"], source=source) from None
 
 
-def load_manifest_text(text: str, *, source: str = "<string>", strict: bool = False) -> ProviderManifest:
+def load_manifest_text(
+    text: str, *, source: str = "<string>", strict: bool = False
+) -> ProviderManifest:
     """Parse and validate a manifest; raise ``ProtocolError`` listing every problem."""
     doc = _parse_yaml(text, source)
     index = _Index()
@@ -192,7 +196,11 @@ def load_manifest(path: str | os.PathLike[str], *, strict: bool = False) -> Prov
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProtocolError([f"{p}:0:0: $: cannot read manifest: {exc.strerror}"], source=str(p)) from exc
+        raise ProtocolError(
+            [f"{p}:0:0: $: cannot read manifest: {exc.strerror}"], source=str(p)
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise ProtocolError([f"{p}:0:0: $: manifest is not UTF-8 text: {exc.reason}"], source=str(p)) from exc
+        raise ProtocolError(
+            [f"{p}:0:0: $: manifest is not UTF-8 text: {exc.reason}"], source=str(p)
+        ) from exc
     return load_manifest_text(text, source=str(p), strict=strict)

@@ -321,7 +321,10 @@ def _rule_hook(value: Any, strict: bool) -> EventRule:
                 if strict:
                     allowed = ", ".join(sorted(set(aliases))) or "none"
                     issues.append(
-                        ((key, name), f"unknown field {name!r} for {emit_name} (allowed: {allowed})")
+                        (
+                            (key, name),
+                            f"unknown field {name!r} for {emit_name} (allowed: {allowed})",
+                        )
                     )
                 continue
             try:
@@ -329,7 +332,9 @@ def _rule_hook(value: Any, strict: bool) -> EventRule:
             except JSONPathError as exc:
                 issues.append(((key, name), f"invalid JSONPath: {exc}"))
             except (TypeError, ValueError):
-                issues.append(((key, name), f"expected a path or a list of paths, got {_describe(spec)}"))
+                issues.append(
+                    ((key, name), f"expected a path or a list of paths, got {_describe(spec)}")
+                )
     if issues or kind is None:
         raise ManifestIssues(issues)
     return EventRule(emit=kind, fields=fields, match=match, event=event, each=each)
@@ -447,7 +452,9 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         issues: list[tuple[tuple[str | int, ...], str]] = []
         kind = AUTH_TYPES.get(auth.type)
         if kind is None:
-            issues.append((("type",), f"unknown auth type {auth.type!r} (known: {', '.join(AUTH_TYPES)})"))
+            issues.append(
+                (("type",), f"unknown auth type {auth.type!r} (known: {', '.join(AUTH_TYPES)})")
+            )
             kind = auth.type
         try:
             headers = _extra_headers_hook(extra, Mapping)

@@ -63,7 +63,9 @@ def _load_cached(path: Path, strict: bool) -> ProviderManifest:
 class ProtocolRegistry:
     """Resolves provider ids to manifests over an ordered list of directories."""
 
-    def __init__(self, extra_dirs: Sequence[str | os.PathLike[str]] = (), *, strict: bool = False) -> None:
+    def __init__(
+        self, extra_dirs: Sequence[str | os.PathLike[str]] = (), *, strict: bool = False
+    ) -> None:
         dirs: list[Path] = [Path(d) for d in extra_dirs]
         env = os.environ.get("AI_PROTOCOL_PATH", "")
         dirs.extend(Path(d) for d in env.split(os.pathsep) if d)

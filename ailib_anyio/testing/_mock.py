@@ -628,7 +628,12 @@ async def _write_reply(
     chunked = reply.chunked
     if chunked is None:
         content_type = next(
-            (str(v).lower() for k, v in reply.headers.items() if k.lower() == "content-type"), ""
+            (
+                (value if isinstance(value, str) else ", ".join(value)).lower()
+                for name, value in reply.headers.items()
+                if name.lower() == "content-type"
+            ),
+            "",
         )
         chunked = (
             content_type.startswith(_STREAMING_TYPES)
@@ -639,11 +644,12 @@ async def _write_reply(
     limit = min(limits) if limits else None
     if limit is not None:
         kept: list[bytes] = []
+        room = limit
         for piece in pieces:
-            room = limit - sum(map(len, kept))
             if room <= 0:
                 break
             kept.append(piece[:room])
+            room -= len(kept[-1])
         pieces = kept
 
     writes = [conn.send(_response_head(reply.status, _wire_headers(reply, chunked)))]
