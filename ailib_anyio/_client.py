@@ -323,6 +323,8 @@ class Client:
                     event.body,
                 )
                 raise self._raise_for(info, request_id=request_id, body=event.body)
+            if isinstance(event, DecodeFailure):  # pragma: no cover - only streams decode bytes
+                raise event.error
             acc.add(event)
         return acc.build(mapper=mapper, request_id=request_id, raw=body, model=self.model_id)
 

@@ -56,7 +56,7 @@ class Settings:
     paced_chunks: int  # content deltas per stream, spaced by paced_delay_ms
     paced_streams: int
     paced_delay_ms: float
-    conc_streams: int  # concurrent streams on one client
+    conc_streams: tuple[int, ...]  # concurrent streams on one client (one row pair each)
     conc_chunks: int
     conc_delay_ms: float
     conc_reps: int  # child processes per side
@@ -71,10 +71,10 @@ FULL = Settings(
     paced_chunks=100,
     paced_streams=2,
     paced_delay_ms=1.0,
-    conc_streams=256,
+    conc_streams=(256,),
     conc_chunks=50,
-    conc_delay_ms=2.0,
-    conc_reps=3,
+    conc_delay_ms=0.0,
+    conc_reps=5,
     import_reps=5,
 )
 QUICK = Settings(
@@ -85,9 +85,9 @@ QUICK = Settings(
     paced_chunks=20,
     paced_streams=1,
     paced_delay_ms=1.0,
-    conc_streams=64,
+    conc_streams=(64,),
     conc_chunks=10,
-    conc_delay_ms=2.0,
+    conc_delay_ms=0.0,
     conc_reps=1,
     import_reps=2,
 )
@@ -164,12 +164,13 @@ def print_table(rows: Sequence[Row], header: str) -> None:
             print(f"  {row.metric}: error: {row.error}")
         if row.note:
             print(f"  {row.metric}: {row.note}")
-        if row.ailib and row.httpx and not row.error:
+        m = row.medians()
+        if m is not None:
             spread_a = f"{min(row.ailib):.2f}..{max(row.ailib):.2f}"
             spread_h = f"{min(row.httpx):.2f}..{max(row.httpx):.2f}"
             print(
-                f"    runs={len(row.ailib)}/{len(row.httpx)}  "
-                f"ailib {spread_a}  httpx {spread_h} ({row.unit})"
+                f"    runs={len(row.ailib)}/{len(row.httpx)}  ailib {spread_a}  "
+                f"httpx {spread_h} ({row.unit}); ailib - httpx = {m[0] - m[1]:+.2f} {row.unit}"
             )
 
 
@@ -478,7 +479,7 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_child(side: str, base: str, s: Settings, backend: str) -> dict[str, Any]:
+def run_child(side: str, base: str, s: Settings, backend: str, streams: int) -> dict[str, Any]:
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -489,28 +490,30 @@ def run_child(side: str, base: str, s: Settings, backend: str) -> dict[str, Any]
         "--base-url",
         base,
         "--streams",
-        str(s.conc_streams),
+        str(streams),
         "--chunks",
         str(s.conc_chunks),
         "--delay-ms",
         repr(s.conc_delay_ms),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"{side} child failed ({proc.returncode}): {proc.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    if result["streams"] != s.conc_streams or result["bad"]:
+    if result["streams"] != streams or result["bad"]:
         raise RuntimeError(f"{side} child: {result}")
     return result
 
 
-def measure_concurrency(base: str, s: Settings, backend: str, cpu: Row, mem: Row) -> None:
+def measure_concurrency(
+    base: str, s: Settings, backend: str, streams: int, cpu: Row, mem: Row
+) -> None:
     method = "?"
     max_a = max_h = 0
     for r in range(s.conc_reps):
         order = ["ailib", "httpx"] if r % 2 == 0 else ["httpx", "ailib"]
         for side in order:
-            result = run_child(side, base, s, backend)
+            result = run_child(side, base, s, backend, streams)
             method = result["rss_method"]
             if side == "ailib":
                 max_a = max(max_a, result["ru_maxrss_after_kib"])
@@ -518,9 +521,10 @@ def measure_concurrency(base: str, s: Settings, backend: str, cpu: Row, mem: Row
                 max_h = max(max_h, result["ru_maxrss_after_kib"])
             (cpu.ailib if side == "ailib" else cpu.httpx).append(result["cpu_s"] * 1e3)
             (mem.ailib if side == "ailib" else mem.httpx).append(result["rss_increase_kib"] / 1024)
+    pacing = f"{s.conc_delay_ms:g} ms apart" if s.conc_delay_ms else "back to back"
     what = (
-        f"{s.conc_streams} streams x {s.conc_chunks} deltas ({s.conc_delay_ms:g} ms apart) "
-        f"in one task group, fresh child process per side, {s.conc_reps} per side"
+        f"{streams} streams x {s.conc_chunks} deltas ({pacing}) started at once in one task "
+        f"group, a fresh child process per side and run, {s.conc_reps} per side"
     )
     cpu.note = what + "; total client CPU of the concurrent phase"
     mem.note = (
@@ -558,11 +562,20 @@ async def in_process(base: str, s: Settings, rows: dict[str, Row]) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
+    p.add_argument("--quick", action="store_true", help="few iterations (smoke test, ~5 s)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="concurrent streams per concurrency run (default 256; 64 with --quick);\n"
+        "e.g. --concurrency 256 1000 for both DESIGN.md levels",
+    )
     p.add_argument(
         "--profile",
         choices=("request", "stream"),
-        help="instead of the table, cProfile ailib's request or streaming loop",
+        help="instead of the table, cProfile ailib's non-streaming or streaming loop\n"
+        "(back-to-back chunks) and print the hotspots",
     )
     # --child mode (internal): one side's concurrency run in a fresh process.
     p.add_argument("--child", choices=("ailib", "httpx"), help=argparse.SUPPRESS)
@@ -574,6 +587,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def profile(base: str, s: Settings, what: str, backend: str) -> None:
+    """cProfile ailib's own loop (no httpx side): where the library's time goes."""
     import cProfile
     import pstats
 
@@ -583,15 +597,18 @@ def profile(base: str, s: Settings, what: str, backend: str) -> None:
 
     async def go() -> None:
         async with ailib_client(base, headers) as client:
-            await work(client)
+            for _ in range(3):
+                await work(client)
             prof = cProfile.Profile()
             prof.enable()
             for _ in range(n):
                 await work(client)
             prof.disable()
+        print(f"\ncProfile of {n} ailib {what}s ({backend}); sorted by own time:")
         stats = pstats.Stats(prof)
         stats.sort_stats("tottime").print_stats(30)
-        stats.sort_stats("cumulative").print_stats(40)
+        print("ailib_anyio functions only, by cumulative time:")
+        stats.sort_stats("cumulative").print_stats("ailib_anyio", 30)
 
     anyio.run(go, backend=backend)
 
@@ -604,17 +621,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     s = QUICK if args.quick else FULL
+    levels = tuple(args.concurrency) if args.concurrency else s.conc_streams
     started = time.monotonic()
     rows = {
         "request": Row("CPU / non-streaming request", "us", "<= 1.2x", 1.2),
         "burst": Row("CPU / streamed chunk (back to back)", "us", "<= 1.3x", 1.3),
         "paced": Row(f"CPU / streamed chunk ({s.paced_delay_ms:g} ms apart)", "us", "<= 1.3x", 1.3),
         "import": Row("import time", "ms", "ailib <= 150 ms", 150, absolute=True),
-        "conc_cpu": Row(f"{s.conc_streams} concurrent streams: CPU", "ms", "<= 1.3x", 1.3),
-        "conc_mem": Row(
-            f"{s.conc_streams} concurrent streams: peak RSS increase", "MiB", "<= 1.3x", 1.3
-        ),
     }
+    for n in levels:
+        rows[f"conc_cpu_{n}"] = Row(f"{n} concurrent streams: CPU", "ms", "<= 1.3x", 1.3)
+        rows[f"conc_mem_{n}"] = Row(
+            f"{n} concurrent streams: peak RSS increase", "MiB", "<= 1.3x", 1.3
+        )
     import ailib_anyio
 
     print(
@@ -623,30 +642,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'quick' if args.quick else 'full'} run; {os.cpu_count()} CPUs",
         flush=True,
     )
-    try:
-        measure_imports(s, rows["import"])
-    except Exception as exc:
-        rows["import"].error = f"{type(exc).__name__}: {exc}"
-        traceback.print_exc()
+    if not args.profile:
+        try:
+            measure_imports(s, rows["import"])
+        except Exception as exc:
+            rows["import"].error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
     try:
         with mock_server() as base:
             if args.profile:
                 profile(base, s, args.profile, args.backend)
                 return 0
             anyio.run(in_process, base, s, rows, backend=args.backend)
-            try:
-                measure_concurrency(base, s, args.backend, rows["conc_cpu"], rows["conc_mem"])
-            except Exception as exc:
-                rows["conc_cpu"].error = rows["conc_mem"].error = f"{type(exc).__name__}: {exc}"
-                traceback.print_exc()
+            for n in levels:
+                cpu, mem = rows[f"conc_cpu_{n}"], rows[f"conc_mem_{n}"]
+                try:
+                    measure_concurrency(base, s, args.backend, n, cpu, mem)
+                except Exception as exc:
+                    cpu.error = mem.error = f"{type(exc).__name__}: {exc}"
+                    traceback.print_exc()
     except Exception as exc:  # the mock server did not start
         for row in rows.values():
             if not row.ailib and not row.error:
                 row.error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
-    order = ["request", "burst", "paced", "import", "conc_cpu", "conc_mem"]
     print_table(
-        [rows[k] for k in order],
+        list(rows.values()),
         f"results (median of runs; ratio = ailib / raw httpx; backend {args.backend}; "
         f"{time.monotonic() - started:.0f} s)",
     )
@@ -656,6 +677,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         main()
-    except Exception:
+    except BaseException:  # measure, never fail: the exit code is 0 whatever happens
         traceback.print_exc()
     sys.exit(0)

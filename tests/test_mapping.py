@@ -906,3 +906,79 @@ def test_any_split_gives_the_same_events(
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=12))
     assert run(provider, split_at(body, cuts)) == whole
     assert run(provider, [body[i : i + 1] for i in range(len(body))]) == whole
+
+
+# -- untrusted frames -------------------------------------------------------------------------
+
+KEYS = [
+    "choices",
+    "delta",
+    "message",
+    "content",
+    "tool_calls",
+    "index",
+    "id",
+    "function",
+    "name",
+    "arguments",
+    "finish_reason",
+    "usage",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "cached_tokens",
+    "reasoning",
+    "reasoning_content",
+    "refusal",
+    "type",
+    "text",
+    "thinking",
+    "x_groq",
+    "model",
+]
+EVENT_TYPES = (
+    ContentDelta,
+    ReasoningDelta,
+    RefusalDelta,
+    ToolCallStarted,
+    ToolCallDelta,
+    ToolCallCompleted,
+    Usage,
+    Finished,
+)
+frames = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 3)
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=4)
+    | st.sampled_from(["stop", "tool_calls", "text", "thinking", "{", '{"a":1}', ""]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(frames, max_size=4), provider=st.sampled_from(BOTH))
+def test_arbitrary_json_frames_never_raise(values: list[Any], provider: str) -> None:
+    m = manifest(provider)
+    assert m.streaming is not None
+    assert m.response is not None
+    for rules in (m.streaming.event_map, m.response.event_map):
+        mapper = EventMapper(rules, termination=m.termination_mapping)
+        events: list[Any] = []
+        for value in values:
+            events.extend(mapper.map_object(value))
+        events.extend(mapper.finish())
+        for event in events:
+            assert isinstance(event, (*EVENT_TYPES, StreamFailure))
+        good = [e for e in events if not isinstance(e, StreamFailure)]
+        response = accumulate(good, mapper)
+        assert isinstance(response.content, str)
+        for call in response.tool_calls:
+            assert isinstance(call.name, str)
+            assert isinstance(dict(call.arguments), dict)

@@ -19,6 +19,7 @@ provider's ``x-should-retry`` header says otherwise.
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ STANDARD_STATUS_KINDS: Mapping[int, str] = {
     403: "permission_denied",
     404: "not_found",
     408: "timeout",
-    413: "request_too_large",
+    413: "invalid_request",  # only a context overflow (rule 1) is request_too_large
     422: "invalid_request",
     429: "rate_limited",
     500: "server_error",
@@ -128,7 +129,7 @@ def classify_error(
     err_type = rules.type.first(body)
     err_type = err_type if isinstance(err_type, str) else None
     message = rules.message.first(body)
-    if not isinstance(message, str):
+    if not isinstance(message, str) or not message.strip():
         message = body.strip() if isinstance(body, str) and body.strip() else f"HTTP {status}"
     if len(message) > 500:  # an HTML error page, say: enough to recognise it
         message = message[:500] + "..."
@@ -198,7 +199,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
             value = float(ms)
         except ValueError:
             value = -1.0
-        if value >= 0:
+        if 0 <= value < math.inf:
             return value / 1000.0
     raw = headers.get("retry-after")
     if raw is None:
@@ -214,4 +215,4 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
         return max(0.0, seconds)
-    return seconds if seconds >= 0 else None
+    return seconds if 0 <= seconds < math.inf else None

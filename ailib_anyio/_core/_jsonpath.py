@@ -199,6 +199,18 @@ def _gen_multi(steps: list[Step]) -> Callable[[Any], list[Any]]:
     return select
 
 
+def _gen_trailing_all(prefix: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    def select(obj: Any) -> list[Any]:
+        found = prefix(obj)
+        if type(found) is list:
+            return [x for x in found if x is not None]
+        if type(found) is dict:
+            return [x for x in found.values() if x is not None]
+        return []
+
+    return select
+
+
 class Selector:
     """A compiled path. ``get`` returns the first match (or None); ``all`` every non-null one."""
 
@@ -209,8 +221,16 @@ class Selector:
             steps = _PathParser(path.strip()).parse_full()
         self.path = path
         self.multi = any(kind in ("all", "filter") for kind, _ in steps)
-        if self.multi:
+        if (
+            self.multi
+            and steps[-1][0] == "all"
+            and not any(kind in ("all", "filter") for kind, _ in steps[:-1])
+        ):
+            # The common "$.a.b[*]": generated code to reach the list, then one pass.
+            select_all = _gen_trailing_all(_gen_single(steps[:-1]))
+        elif self.multi:
             select_all = _gen_multi(steps)
+        if self.multi:
             self.all: Callable[[Any], list[Any]] = select_all
 
             def first(obj: Any) -> Any:
@@ -379,6 +399,7 @@ def _comparison(sel: Selector, op: str, literal: Any) -> Predicate:
         return lambda o: _json_equal(get(o), literal)
     if op == "!=":
         return lambda o: not _json_equal(get(o), literal)
+
     def ordered(o: Any) -> bool:
         value = get(o)
         if type(value) not in (int, float):

@@ -12,7 +12,7 @@ streaming needs: tool calls keyed by index, merged usage, the finish reason. Usa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,8 +34,9 @@ from .._types import (
     Usage,
 )
 from ._frames import Frame
+from ._jsonpath import Predicate
 from ._ndjson import NDJSONDecoder
-from ._rules import EmitKind, EventRule
+from ._rules import EmitKind, EventRule, FieldSpec
 from ._sse import SSEDecoder
 
 __all__ = [
@@ -89,6 +90,43 @@ class DecodeFailure:
     error: AiLibError
 
 
+#: what the mapper and the pipeline produce: events, and failures queued in order.
+Out = list["StreamingEvent | StreamFailure | DecodeFailure"]
+
+#: a compiled rule: append its events to ``out``; True stops the frame's other rules.
+_Handler = Callable[[Any, Out], bool]
+
+_TEXT_EVENTS: Mapping[EmitKind, type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta]] = {
+    EmitKind.CONTENT: ContentDelta,
+    EmitKind.REASONING: ReasoningDelta,
+    EmitKind.REFUSAL: RefusalDelta,
+}
+
+
+def _text_handler(
+    spec: FieldSpec, cls: type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta]
+) -> _Handler:
+    if len(spec.selectors) == 1 and not spec.selectors[0].multi:
+        get = spec.selectors[0].get
+
+        def one_path(obj: Any, out: Out) -> bool:
+            value = get(obj)
+            if type(value) is str and value:
+                out.append(cls(value))
+            return False
+
+        return one_path
+    texts = spec.texts
+
+    def alternatives(obj: Any, out: Out) -> bool:
+        value = texts(obj)
+        if value:
+            out.append(cls(value))
+        return False
+
+    return alternatives
+
+
 class _ToolState:
     __slots__ = ("args", "complete", "id", "name", "started")
 
@@ -122,7 +160,12 @@ class EventMapper:
         termination: Mapping[str, str] | None = None,
         done_signal: str | None = None,
     ) -> None:
-        self._rules = tuple(rules)
+        self._compiled: list[tuple[str | None, Predicate | None, _Handler]] = []
+        for rule in rules:
+            handler = self._compile(rule)
+            if handler is not None:
+                match = rule.match.predicate if rule.match is not None else None
+                self._compiled.append((rule.event, match, handler))
         self._termination = termination or {}
         self._done_signal = done_signal
         self._tools: dict[int, _ToolState] = {}
@@ -136,76 +179,112 @@ class EventMapper:
 
     # -------------------------------------------------------------- input
 
-    def feed_frame(self, frame: Frame) -> list[StreamingEvent | StreamFailure]:
+    def feed_frame(self, frame: Frame, out: Out | None = None) -> Out:
         """Map one decoded frame. The done signal ends the stream (and returns final events)."""
+        if out is None:
+            out = []
         data = frame.data
         if self.done:
-            return []
+            return out
         if data == self._done_signal:
             self.done = True
-            return self.finish()
-        if not data.strip():
-            return []
+            out.extend(self.finish())
+            return out
         try:
             obj = json.loads(data)
         except ValueError as exc:
+            if not data.strip():
+                return out
             raise MalformedResponseError(
                 f"stream frame is not valid JSON ({exc.args[0]}): {data[:200]!r}"
             ) from exc
-        return self.map_object(obj, frame.event)
+        return self.map_object(obj, frame.event, out)
 
     def map_object(
-        self, obj: Any, event: str | None = None
-    ) -> list[StreamingEvent | StreamFailure]:
-        """Apply every rule to one decoded JSON value."""
-        out: list[StreamingEvent | StreamFailure] = []
-        for rule in self._rules:
-            if rule.event is not None and rule.event != event:
+        self,
+        obj: Any,
+        event: str | None = None,
+        out: Out | None = None,
+    ) -> Out:
+        """Apply every rule to one decoded JSON value (appending to ``out`` if given)."""
+        if out is None:
+            out = []
+        for rule_event, predicate, handler in self._compiled:
+            if rule_event is not None and rule_event != event:
                 continue
-            if rule.match is not None and not rule.match.predicate(obj):
+            if predicate is not None and not predicate(obj):
                 continue
-            kind = rule.emit
-            if kind is EmitKind.CONTENT:
-                self._text(rule, obj, out, ContentDelta)
-            elif kind is EmitKind.REASONING:
-                self._text(rule, obj, out, ReasoningDelta)
-            elif kind is EmitKind.REFUSAL:
-                self._text(rule, obj, out, RefusalDelta)
-            elif kind is EmitKind.TOOL_CALL:
-                self._tool_call(rule, obj, out)
-            elif kind is EmitKind.FINISH:
-                spec = rule.fields.get("finish_reason")
-                raw = spec.first(obj) if spec is not None else None
-                if isinstance(raw, str) and raw:
-                    self._finish_raw = raw
-            elif kind is EmitKind.USAGE:
-                self._usage_fields(rule, obj)
-            elif kind is EmitKind.METADATA:
-                self._metadata(rule, obj)
-            elif kind is EmitKind.ERROR:
-                out.append(StreamFailure(obj))
-                return out
+            if handler(obj, out):
+                break
         return out
 
     # -------------------------------------------------------------- handlers
+    #
+    # Each rule is turned into one closure when the mapper is built, so the per-chunk loop
+    # above does no dispatch on the rule's kind and no field lookups by name.
 
-    @staticmethod
-    def _text(
-        rule: EventRule,
-        obj: Any,
-        out: list[StreamingEvent | StreamFailure],
-        cls: type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta],
-    ) -> None:
-        spec = rule.fields.get("text")
-        if spec is None:
-            return
-        text = spec.texts(obj)
-        if text:
-            out.append(cls(text))
+    def _compile(self, rule: EventRule) -> _Handler | None:
+        kind = rule.emit
+        fields = rule.fields
+        if kind in _TEXT_EVENTS:
+            spec = fields.get("text")
+            return None if spec is None else _text_handler(spec, _TEXT_EVENTS[kind])
+        if kind is EmitKind.TOOL_CALL:
 
-    def _tool_call(
-        self, rule: EventRule, obj: Any, out: list[StreamingEvent | StreamFailure]
-    ) -> None:
+            def tool_call(obj: Any, out: Out) -> bool:
+                self._tool_call(rule, obj, out)
+                return False
+
+            return tool_call
+        if kind is EmitKind.FINISH:
+            finish = fields.get("finish_reason")
+            if finish is None:
+                return None
+            first = finish.first
+
+            def finish_reason(obj: Any, out: Out) -> bool:
+                raw = first(obj)
+                if type(raw) is str and raw:
+                    self._finish_raw = raw
+                return False
+
+            return finish_reason
+        if kind is EmitKind.USAGE:
+            specs = tuple(fields.items())
+
+            def usage(obj: Any, out: Out) -> bool:
+                for name, spec in specs:
+                    value = spec.total(obj)
+                    if value is not None:
+                        self._usage[name] = value
+                return False
+
+            return usage if specs else None
+        if kind is EmitKind.METADATA:
+            model_spec, id_spec = fields.get("model"), fields.get("id")
+
+            def metadata(obj: Any, out: Out) -> bool:
+                if self.model is None and model_spec is not None:
+                    model = model_spec.first(obj)
+                    if type(model) is str:
+                        self.model = model
+                if self.response_id is None and id_spec is not None:
+                    rid = id_spec.first(obj)
+                    if type(rid) is str:
+                        self.response_id = rid
+                return False
+
+            return metadata
+        if kind is EmitKind.ERROR:
+
+            def error(obj: Any, out: Out) -> bool:
+                out.append(StreamFailure(obj))
+                return True  # nothing after an error frame is trusted
+
+            return error
+        return None  # IGNORE
+
+    def _tool_call(self, rule: EventRule, obj: Any, out: Out) -> None:
         items = rule.each.all(obj) if rule.each is not None else [obj]
         f = rule.fields
         for item in items:
@@ -259,30 +338,12 @@ class EventMapper:
             elif fragment is not None:
                 out.append(ToolCallDelta(index, fragment))
 
-    def _usage_fields(self, rule: EventRule, obj: Any) -> None:
-        for name, spec in rule.fields.items():
-            value = spec.total(obj)
-            if value is not None:
-                self._usage[name] = value
-
-    def _metadata(self, rule: EventRule, obj: Any) -> None:
-        if self.model is None and "model" in rule.fields:
-            model = rule.fields["model"].first(obj)
-            if isinstance(model, str):
-                self.model = model
-        if self.response_id is None and "id" in rule.fields:
-            rid = rule.fields["id"].first(obj)
-            if isinstance(rid, str):
-                self.response_id = rid
-
-    # -------------------------------------------------------------- end
-
-    def finish(self) -> list[StreamingEvent | StreamFailure]:
+    def finish(self) -> Out:
         """End of the response: complete tool calls, then emit usage and ``Finished``."""
         if self.finished:
             return []
         self.finished = True
-        out: list[StreamingEvent | StreamFailure] = []
+        out: Out = []
         for index, state in sorted(self._tools.items()):
             if state.complete:
                 continue
@@ -353,21 +414,21 @@ class StreamPipeline:
         self.mapper = EventMapper(rules, termination=termination, done_signal=done_signal)
         self._expects_done = done_signal is not None
 
-    def feed(self, data: bytes) -> list[StreamingEvent | StreamFailure | DecodeFailure]:
+    def feed(self, data: bytes) -> Out:
         feed_frame = self.mapper.feed_frame
-        out: list[StreamingEvent | StreamFailure | DecodeFailure] = []
+        out: Out = []
         try:
             for frame in self.decoder.feed(data):
-                out.extend(feed_frame(frame))
+                feed_frame(frame, out)
         except AiLibError as exc:
             out.append(DecodeFailure(exc))
         return out
 
-    def close(self) -> list[StreamingEvent | StreamFailure | DecodeFailure]:
-        out: list[StreamingEvent | StreamFailure | DecodeFailure] = []
+    def close(self) -> Out:
+        out: Out = []
         try:
             for frame in self.decoder.flush():
-                out.extend(self.mapper.feed_frame(frame))
+                self.mapper.feed_frame(frame, out)
         except AiLibError as exc:
             out.append(DecodeFailure(exc))
             return out

@@ -146,7 +146,8 @@ def _collect(
             out.append(((*path, key), f"unknown key {key!r}", True))
     elif isinstance(exc, ManifestIssues):
         for subpath, message in exc.issues:
-            out.append(((*path, *subpath), message, False))
+            at_key = message.startswith(("unknown key", "unknown field"))
+            out.append(((*path, *subpath), message, at_key))
     else:
         out.append((path, _leaf_message(exc, expected), False))
 

@@ -8,11 +8,12 @@ so a syntax error is reported where it is, at load time, with the rest of the pr
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
 from .._core._jsonpath import JSONPathError, Selector, compile_path
@@ -433,6 +434,53 @@ def _extra_headers_hook(value: Any, _: type) -> Mapping[str, str]:
 def make_converter(*, strict: bool = False) -> cattrs.Converter:
     """The manifest converter; ``strict`` turns unknown keys into reported problems."""
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=strict)
+
+    # cattrs would build a tuple out of any iterable (a string's characters, a mapping's
+    # keys) and an attrs class out of anything subscriptable; a manifest section of the
+    # wrong shape must instead be reported as such, at the section.
+    def tuple_hook_factory(tp: Any) -> Callable[[Any, Any], Any]:
+        args = tp.__args__
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        item_types = (args[0],) if variadic else args
+
+        def hook(value: Any, _: Any) -> tuple[Any, ...]:
+            if not isinstance(value, (list, tuple)):
+                raise _one(f"expected a list, got {_describe(value)}")
+            if not variadic and len(value) != len(item_types):
+                raise _one(f"expected a list of {len(item_types)} items, got {len(value)}")
+            out: list[Any] = []
+            errors: list[Exception] = []
+            for i, item in enumerate(value):
+                item_type = item_types[0] if variadic else item_types[i]
+                try:
+                    out.append(conv.structure(item, item_type))
+                except Exception as exc:  # noqa: BLE001 - collected, reported with its index
+                    note = IterableValidationNote(f"item @ index {i}", i, item_type)
+                    exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+                    errors.append(exc)
+            if errors:
+                raise IterableValidationError("invalid items", errors, tp)
+            return tuple(out)
+
+        return hook
+
+    conv.register_structure_hook_factory(
+        lambda tp: getattr(tp, "__origin__", None) is tuple, tuple_hook_factory
+    )
+
+    def attrs_hook_factory(cls: type) -> Callable[[Any, Any], Any]:
+        base: Callable[[Any, Any], Any] = cattrs.gen.make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=strict
+        )
+
+        def hook(value: Any, _: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise _one(f"expected a mapping, got {_describe(value)}")
+            return base(value, cls)
+
+        return hook
+
+    conv.register_structure_hook_factory(attrs.has, attrs_hook_factory)
     conv.register_structure_hook(str, _str_hook)
     conv.register_structure_hook(Selector, _selector_hook)
     conv.register_structure_hook(FieldSpec, _field_spec_hook)
