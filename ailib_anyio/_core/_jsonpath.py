@@ -150,19 +150,21 @@ def _read_string(p: _PathParser | _ExprParser) -> str:
 # microsecond, which matters because every streamed chunk runs every rule of a manifest.
 
 
-def _gen_single(steps: list[Step]) -> Callable[[Any], Any]:
+def _gen_single(steps: list[Step], *, exists: bool = False) -> Callable[[Any], Any]:
+    """Straight-line code for a wildcard-free path; ``exists`` makes it a predicate."""
+    miss = "False" if exists else "None"
     lines = ["def get(o):"]
     indent = "    "
     for kind, arg in steps:
         if kind == "key":
-            lines.append(f"{indent}if type(o) is not dict: return None")
+            lines.append(f"{indent}if type(o) is not dict: return {miss}")
             lines.append(f"{indent}o = o.get({arg!r})")
         else:  # index
-            lines.append(f"{indent}if type(o) is not list: return None")
+            lines.append(f"{indent}if type(o) is not list: return {miss}")
             bound = f"len(o) > {arg}" if arg >= 0 else f"len(o) >= {-arg}"
-            lines.append(f"{indent}if not ({bound}): return None")
+            lines.append(f"{indent}if not ({bound}): return {miss}")
             lines.append(f"{indent}o = o[{arg}]")
-    lines.append(f"{indent}return o")
+    lines.append(f"{indent}return o is not None" if exists else f"{indent}return o")
     namespace: dict[str, Any] = {}
     exec(compile("\n".join(lines), "<jsonpath>", "exec"), namespace)
     fn: Callable[[Any], Any] = namespace["get"]
@@ -214,12 +216,13 @@ def _gen_trailing_all(prefix: Callable[[Any], Any]) -> Callable[[Any], list[Any]
 class Selector:
     """A compiled path. ``get`` returns the first match (or None); ``all`` every non-null one."""
 
-    __slots__ = ("all", "get", "multi", "path")
+    __slots__ = ("all", "get", "multi", "path", "steps")
 
     def __init__(self, path: str, steps: list[Step] | None = None) -> None:
         if steps is None:
             steps = _PathParser(path.strip()).parse_full()
         self.path = path
+        self.steps = steps
         self.multi = any(kind in ("all", "filter") for kind, _ in steps)
         if (
             self.multi
@@ -337,18 +340,12 @@ class _ExprParser:
             if self.peek() != ")":
                 raise self.error("expected ')' closing exists(")
             self.pos += 1
-            if sel.multi:
-                return lambda o: bool(sel.all(o))
-            get = sel.get
-            return lambda o: get(o) is not None
+            return _exists(sel)
         sel = self.parse_path()
         self.skip_ws()
         op = self.read_op()
         if op is None:
-            if sel.multi:
-                return lambda o: bool(sel.all(o))
-            get = sel.get
-            return lambda o: get(o) is not None
+            return _exists(sel)
         self.skip_ws()
         start = self.pos
         literal = self.parse_literal()
@@ -384,6 +381,14 @@ class _ExprParser:
             self.pos = m.end()
             return float(m.group()) if (m.group(1) or m.group(2)) else int(m.group())
         raise self.error("expected a literal (string, number, true, false or null)")
+
+
+def _exists(sel: Selector) -> Predicate:
+    if sel.multi:
+        select_all = sel.all
+        return lambda o: bool(select_all(o))
+    predicate: Predicate = _gen_single(sel.steps, exists=True)
+    return predicate
 
 
 def _json_equal(a: Any, b: Any) -> bool:

@@ -94,7 +94,7 @@ class DecodeFailure:
 Out = list["StreamingEvent | StreamFailure | DecodeFailure"]
 
 #: a compiled rule: append its events to ``out``; True stops the frame's other rules.
-_Handler = Callable[[Any, Out], bool]
+_Handler = Callable[["EventMapper", Any, Out], bool]
 
 _TEXT_EVENTS: Mapping[EmitKind, type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta]] = {
     EmitKind.CONTENT: ContentDelta,
@@ -106,25 +106,15 @@ _TEXT_EVENTS: Mapping[EmitKind, type[ContentDelta] | type[ReasoningDelta] | type
 def _text_handler(
     spec: FieldSpec, cls: type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta]
 ) -> _Handler:
-    if len(spec.selectors) == 1 and not spec.selectors[0].multi:
-        get = spec.selectors[0].get
-
-        def one_path(obj: Any, out: Out) -> bool:
-            value = get(obj)
-            if type(value) is str and value:
-                out.append(cls(value))
-            return False
-
-        return one_path
     texts = spec.texts
 
-    def alternatives(obj: Any, out: Out) -> bool:
+    def text(mapper: EventMapper, obj: Any, out: Out) -> bool:
         value = texts(obj)
         if value:
             out.append(cls(value))
         return False
 
-    return alternatives
+    return text
 
 
 class _ToolState:
@@ -150,6 +140,97 @@ def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     return value, None
 
 
+def _compile_rule(rule: EventRule) -> _Handler | None:
+    kind = rule.emit
+    fields = rule.fields
+    if kind in _TEXT_EVENTS:
+        spec = fields.get("text")
+        return None if spec is None else _text_handler(spec, _TEXT_EVENTS[kind])
+    if kind is EmitKind.TOOL_CALL:
+        each = rule.each.all if rule.each is not None else None
+
+        def tool_call(m: EventMapper, obj: Any, out: Out) -> bool:
+            items = each(obj) if each is not None else [obj]
+            if items:
+                m._tool_call(rule, items, out)
+            return False
+
+        return tool_call
+    if kind is EmitKind.FINISH:
+        finish = fields.get("finish_reason")
+        if finish is None:
+            return None
+        first = finish.first
+
+        def finish_reason(m: EventMapper, obj: Any, out: Out) -> bool:
+            raw = first(obj)
+            if type(raw) is str and raw:
+                m._finish_raw = raw
+            return False
+
+        return finish_reason
+    if kind is EmitKind.USAGE:
+        specs = tuple(fields.items())
+
+        def usage(m: EventMapper, obj: Any, out: Out) -> bool:
+            for name, spec in specs:
+                value = spec.total(obj)
+                if value is not None:
+                    m._usage[name] = value
+            return False
+
+        return usage if specs else None
+    if kind is EmitKind.METADATA:
+        model_spec, id_spec = fields.get("model"), fields.get("id")
+
+        def metadata(m: EventMapper, obj: Any, out: Out) -> bool:
+            if m.model is None and model_spec is not None:
+                model = model_spec.first(obj)
+                if type(model) is str:
+                    m.model = model
+            if m.response_id is None and id_spec is not None:
+                rid = id_spec.first(obj)
+                if type(rid) is str:
+                    m.response_id = rid
+            return False
+
+        return metadata
+    if kind is EmitKind.ERROR:
+
+        def error(m: EventMapper, obj: Any, out: Out) -> bool:
+            out.append(StreamFailure(obj))
+            return True  # nothing after an error frame is trusted
+
+        return error
+    return None  # IGNORE
+
+
+# Rules compiled into handlers, per rule list: built once per manifest, shared by every
+# response it decodes. Holding the rule tuple keeps its id from being reused.
+_COMPILED: dict[
+    int, tuple[Sequence[EventRule], tuple[tuple[str | None, Predicate | None, _Handler], ...]]
+] = {}
+
+
+def compile_rules(
+    rules: Sequence[EventRule],
+) -> tuple[tuple[str | None, Predicate | None, _Handler], ...]:
+    """(SSE event name, match predicate, handler) per rule, in manifest order."""
+    hit = _COMPILED.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    compiled = []
+    for rule in rules:
+        handler = _compile_rule(rule)
+        if handler is not None:
+            match = rule.match.predicate if rule.match is not None else None
+            compiled.append((rule.event, match, handler))
+    result = tuple(compiled)
+    if isinstance(rules, tuple):
+        _COMPILED[id(rules)] = (rules, result)
+    return result
+
+
 class EventMapper:
     """Runs compiled rules over frames; one instance per response."""
 
@@ -160,12 +241,7 @@ class EventMapper:
         termination: Mapping[str, str] | None = None,
         done_signal: str | None = None,
     ) -> None:
-        self._compiled: list[tuple[str | None, Predicate | None, _Handler]] = []
-        for rule in rules:
-            handler = self._compile(rule)
-            if handler is not None:
-                match = rule.match.predicate if rule.match is not None else None
-                self._compiled.append((rule.event, match, handler))
+        self._compiled = compile_rules(rules)
         self._termination = termination or {}
         self._done_signal = done_signal
         self._tools: dict[int, _ToolState] = {}
@@ -214,78 +290,11 @@ class EventMapper:
                 continue
             if predicate is not None and not predicate(obj):
                 continue
-            if handler(obj, out):
+            if handler(self, obj, out):
                 break
         return out
 
-    # -------------------------------------------------------------- handlers
-    #
-    # Each rule is turned into one closure when the mapper is built, so the per-chunk loop
-    # above does no dispatch on the rule's kind and no field lookups by name.
-
-    def _compile(self, rule: EventRule) -> _Handler | None:
-        kind = rule.emit
-        fields = rule.fields
-        if kind in _TEXT_EVENTS:
-            spec = fields.get("text")
-            return None if spec is None else _text_handler(spec, _TEXT_EVENTS[kind])
-        if kind is EmitKind.TOOL_CALL:
-
-            def tool_call(obj: Any, out: Out) -> bool:
-                self._tool_call(rule, obj, out)
-                return False
-
-            return tool_call
-        if kind is EmitKind.FINISH:
-            finish = fields.get("finish_reason")
-            if finish is None:
-                return None
-            first = finish.first
-
-            def finish_reason(obj: Any, out: Out) -> bool:
-                raw = first(obj)
-                if type(raw) is str and raw:
-                    self._finish_raw = raw
-                return False
-
-            return finish_reason
-        if kind is EmitKind.USAGE:
-            specs = tuple(fields.items())
-
-            def usage(obj: Any, out: Out) -> bool:
-                for name, spec in specs:
-                    value = spec.total(obj)
-                    if value is not None:
-                        self._usage[name] = value
-                return False
-
-            return usage if specs else None
-        if kind is EmitKind.METADATA:
-            model_spec, id_spec = fields.get("model"), fields.get("id")
-
-            def metadata(obj: Any, out: Out) -> bool:
-                if self.model is None and model_spec is not None:
-                    model = model_spec.first(obj)
-                    if type(model) is str:
-                        self.model = model
-                if self.response_id is None and id_spec is not None:
-                    rid = id_spec.first(obj)
-                    if type(rid) is str:
-                        self.response_id = rid
-                return False
-
-            return metadata
-        if kind is EmitKind.ERROR:
-
-            def error(obj: Any, out: Out) -> bool:
-                out.append(StreamFailure(obj))
-                return True  # nothing after an error frame is trusted
-
-            return error
-        return None  # IGNORE
-
-    def _tool_call(self, rule: EventRule, obj: Any, out: Out) -> None:
-        items = rule.each.all(obj) if rule.each is not None else [obj]
+    def _tool_call(self, rule: EventRule, items: list[Any], out: Out) -> None:
         f = rule.fields
         for item in items:
             index_spec, id_spec, name_spec, args_spec = (

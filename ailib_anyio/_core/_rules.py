@@ -8,7 +8,7 @@ that the core never depends on the loader.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -111,9 +111,21 @@ class Match:
 
 @attrs.frozen
 class FieldSpec:
-    """One extracted field: a path, or several tried in order (numbers: summed)."""
+    """One extracted field: a path, or several tried in order (numbers: summed).
+
+    ``first(obj)`` is the first non-null value any path selects; ``texts(obj)`` the
+    strings the first path that yields text selects, joined (a server may spell a field
+    two ways; the first spelling present wins, so nothing is read twice). Both are built
+    once, so a field with one plain path costs one generated-code call per chunk.
+    """
 
     selectors: tuple[Selector, ...]
+    first: Callable[[Any], Any] = attrs.field(init=False, eq=False, repr=False)
+    texts: Callable[[Any], str | None] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "first", _first_of(self.selectors))
+        object.__setattr__(self, "texts", _texts_of(self.selectors))
 
     @classmethod
     def compile(cls, spec: str | list[str] | tuple[str, ...]) -> FieldSpec:
@@ -121,14 +133,6 @@ class FieldSpec:
         if not paths:
             raise ValueError("a field needs at least one path")
         return cls(tuple(compile_path(p) for p in paths))
-
-    def first(self, obj: Any) -> Any:
-        """The first non-null value any of the paths selects."""
-        for sel in self.selectors:
-            value = sel.get(obj)
-            if value is not None:
-                return value
-        return None
 
     def total(self, obj: Any) -> int | None:
         """The sum of the integers the paths select (None when none is present)."""
@@ -141,22 +145,63 @@ class FieldSpec:
                     found = True
         return total if found else None
 
-    def texts(self, obj: Any) -> str | None:
-        """The strings the first matching path selects, joined (None when there is none).
 
-        Paths are alternatives (a server may spell a field two ways); the first that
-        yields text wins, so a server sending both spellings is not read twice.
-        """
-        for sel in self.selectors:
-            if sel.multi:
-                parts = [v for v in sel.all(obj) if type(v) is str]
-                if parts:
-                    return "".join(parts)
-            else:
-                value = sel.get(obj)
+def _first_of(selectors: tuple[Selector, ...]) -> Callable[[Any], Any]:
+    if len(selectors) == 1:
+        return selectors[0].get
+    getters = tuple(sel.get for sel in selectors)
+
+    def first(obj: Any) -> Any:
+        for get in getters:
+            value = get(obj)
+            if value is not None:
+                return value
+        return None
+
+    return first
+
+
+def _texts_of(selectors: tuple[Selector, ...]) -> Callable[[Any], str | None]:
+    def one(sel: Selector) -> Callable[[Any], str | None]:
+        if sel.multi:
+            select_all = sel.all
+
+            def joined(obj: Any) -> str | None:
+                parts = [v for v in select_all(obj) if type(v) is str]
+                return "".join(parts) if parts else None
+
+            return joined
+        get = sel.get
+
+        def plain(obj: Any) -> str | None:
+            value = get(obj)
+            return value if type(value) is str else None
+
+        return plain
+
+    if len(selectors) > 1 and not any(sel.multi for sel in selectors):
+        getters = tuple(sel.get for sel in selectors)
+
+        def first_text(obj: Any) -> str | None:
+            for get in getters:
+                value = get(obj)
                 if type(value) is str:
                     return value
+            return None
+
+        return first_text
+    readers = tuple(one(sel) for sel in selectors)
+    if len(readers) == 1:
+        return readers[0]
+
+    def texts(obj: Any) -> str | None:
+        for read in readers:
+            value = read(obj)
+            if value is not None:
+                return value
         return None
+
+    return texts
 
 
 @attrs.frozen
