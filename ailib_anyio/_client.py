@@ -48,6 +48,7 @@ from ._types import (
     ChatRequest,
     ChatResponse,
     ContentBlock,
+    ContentDelta,
     Message,
     StreamingEvent,
     ToolChoice,
@@ -552,6 +553,7 @@ class ChatStream:
         return self
 
     async def __anext__(self) -> StreamingEvent:
+        # The per-chunk path: one coroutine, no helper awaits, the common event first.
         pending = self._pending
         while not pending:
             if self._state is not _State.OPEN or self._eof:
@@ -560,9 +562,21 @@ class ChatStream:
                         "iterate a stream inside its block: 'async with builder.stream() as stream'"
                     )
                 raise StopAsyncIteration
-            await self._read_more()
+            assert self._chunks is not None
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                self._end_of_body()
+                continue
+            except httpx.HTTPError as exc:
+                context = self._client._context(status_code=self._status())
+                raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+            pending.extend(self._pipeline.feed(chunk))
         event = pending.popleft()
         cls = type(event)
+        if cls is ContentDelta:
+            self._acc.content.append(event.text)  # type: ignore[union-attr]
+            return event  # type: ignore[return-value]
         if cls is StreamFailure:
             raise self._stream_error(event)  # type: ignore[arg-type]
         if cls is DecodeFailure:
@@ -570,22 +584,12 @@ class ChatStream:
         self._acc.add(event)  # type: ignore[arg-type]
         return event  # type: ignore[return-value]
 
-    async def _read_more(self) -> None:
-        assert self._chunks is not None
-        client = self._client
-        try:
-            chunk = await self._chunks.__anext__()
-        except StopAsyncIteration:
-            self._eof = True
-            self._pending.extend(self._pipeline.close())
-            if self._pipeline.truncated:
-                error = TransportError("the stream ended before the provider finished the response")
-                self._pending.append(DecodeFailure(error))
-            return
-        except httpx.HTTPError as exc:
-            context = client._context(status_code=self._status())
-            raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-        self._pending.extend(self._pipeline.feed(chunk))
+    def _end_of_body(self) -> None:
+        self._eof = True
+        self._pending.extend(self._pipeline.close())
+        if self._pipeline.truncated:
+            error = TransportError("the stream ended before the provider finished the response")
+            self._pending.append(DecodeFailure(error))
 
     def _status(self) -> int | None:
         return self._response.status_code if self._response is not None else None

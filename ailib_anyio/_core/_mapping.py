@@ -12,7 +12,7 @@ streaming needs: tool calls keyed by index, merged usage, the finish reason. Usa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -184,6 +184,8 @@ def _compile_rule(rule: EventRule) -> _Handler | None:
         model_spec, id_spec = fields.get("model"), fields.get("id")
 
         def metadata(m: EventMapper, obj: Any, out: Out) -> bool:
+            if m.model is not None and m.response_id is not None:
+                return False
             if m.model is None and model_spec is not None:
                 model = model_spec.first(obj)
                 if type(model) is str:
@@ -242,6 +244,8 @@ class EventMapper:
         done_signal: str | None = None,
     ) -> None:
         self._compiled = compile_rules(rules)
+        # the rules that apply to frames of each SSE event name, in manifest order
+        self._by_event: dict[str | None, tuple[tuple[Predicate | None, _Handler], ...]] = {}
         self._termination = termination or {}
         self._done_signal = done_signal
         self._tools: dict[int, _ToolState] = {}
@@ -257,24 +261,30 @@ class EventMapper:
 
     def feed_frame(self, frame: Frame, out: Out | None = None) -> Out:
         """Map one decoded frame. The done signal ends the stream (and returns final events)."""
-        if out is None:
-            out = []
-        data = frame.data
-        if self.done:
-            return out
-        if data == self._done_signal:
-            self.done = True
-            out.extend(self.finish())
-            return out
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
-            if not data.strip():
-                return out
-            raise MalformedResponseError(
-                f"stream frame is not valid JSON ({exc.args[0]}): {data[:200]!r}"
-            ) from exc
-        return self.map_object(obj, frame.event, out)
+        return self.feed_frames((frame,), [] if out is None else out)
+
+    def feed_frames(self, frames: Iterable[Frame], out: Out) -> Out:
+        """Map decoded frames in order, appending to ``out`` (one call per network chunk)."""
+        done_signal = self._done_signal
+        map_object = self.map_object
+        loads = json.loads
+        for event, data in frames:
+            if self.done:
+                break
+            if data == done_signal:
+                self.done = True
+                out.extend(self.finish())
+                break
+            try:
+                obj = loads(data)
+            except ValueError as exc:
+                if not data.strip():
+                    continue
+                raise MalformedResponseError(
+                    f"stream frame is not valid JSON ({exc.args[0]}): {data[:200]!r}"
+                ) from exc
+            map_object(obj, event, out)
+        return out
 
     def map_object(
         self,
@@ -285,9 +295,14 @@ class EventMapper:
         """Apply every rule to one decoded JSON value (appending to ``out`` if given)."""
         if out is None:
             out = []
-        for rule_event, predicate, handler in self._compiled:
-            if rule_event is not None and rule_event != event:
-                continue
+        rules = self._by_event.get(event)
+        if rules is None:
+            rules = self._by_event[event] = tuple(
+                (predicate, handler)
+                for rule_event, predicate, handler in self._compiled
+                if rule_event is None or rule_event == event
+            )
+        for predicate, handler in rules:
             if predicate is not None and not predicate(obj):
                 continue
             if handler(self, obj, out):
@@ -424,11 +439,9 @@ class StreamPipeline:
         self._expects_done = done_signal is not None
 
     def feed(self, data: bytes) -> Out:
-        feed_frame = self.mapper.feed_frame
         out: Out = []
         try:
-            for frame in self.decoder.feed(data):
-                feed_frame(frame, out)
+            self.mapper.feed_frames(self.decoder.feed(data), out)
         except AiLibError as exc:
             out.append(DecodeFailure(exc))
         return out
@@ -436,8 +449,7 @@ class StreamPipeline:
     def close(self) -> Out:
         out: Out = []
         try:
-            for frame in self.decoder.flush():
-                self.mapper.feed_frame(frame, out)
+            self.mapper.feed_frames(self.decoder.flush(), out)
         except AiLibError as exc:
             out.append(DecodeFailure(exc))
             return out
