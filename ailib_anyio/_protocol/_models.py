@@ -487,7 +487,6 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(EventRule, lambda v, _: _rule_hook(v, strict))
     conv.register_structure_hook(ErrorRules, _error_rules_hook)
     conv.register_structure_hook(NamedEndpoint, _endpoint_hook)
-    conv.register_structure_hook(Any, lambda v, _: v)
 
     base_auth = cattrs.gen.make_dict_structure_fn(AuthSpec, conv, _cattrs_forbid_extra_keys=strict)
 
