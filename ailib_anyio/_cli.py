@@ -8,6 +8,7 @@ public API — no API key, no network.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -31,12 +32,12 @@ WEATHER_TOOL = ToolDefinition(
 )
 
 
-async def run_demo(model: str = "openai/gpt-4o") -> None:
+async def run_demo(model: str = "openai/gpt-4o", backend: str = "asyncio") -> None:
     """Chat, stream and a tool-call round trip against the loopback mock provider."""
     from .testing import MockProvider, ScriptedReply, ScriptedToolCall
 
     async with MockProvider() as mock:
-        print(f"mock provider listening on {mock.base_url} (backend: {anyio_backend_name()})")
+        print(f"mock provider listening on {mock.base_url} (backend: {backend})")
         async with open_client(model, api_key="mock-key", base_url=mock.openai_base_url) as client:
             # 1. a plain chat
             reply = await client.chat().system("Be brief.").user("What is 2+2?").execute()
@@ -86,12 +87,6 @@ async def run_demo(model: str = "openai/gpt-4o") -> None:
         print("\ndemo finished: every request went to the loopback mock provider.")
 
 
-def anyio_backend_name() -> str:
-    import sniffio
-
-    return sniffio.current_async_library()
-
-
 def _mock_server(host: str, port: int) -> None:
     from .testing import serve_forever
 
@@ -121,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        anyio.run(run_demo, args.model, backend=args.backend)
+        if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+            print("the trio backend needs trio: pip install 'ailib-anyio[trio]'", file=sys.stderr)
+            return 2
+        anyio.run(run_demo, args.model, args.backend, backend=args.backend)
     elif args.command == "mock-server":
         _mock_server(args.host, args.port)
     else:

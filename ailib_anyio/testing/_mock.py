@@ -374,7 +374,7 @@ class MockProvider:
         self._task_group = task_group
         self._state = "running"
         for listener in listeners:
-            task_group.start_soon(self._accept_loop, listener)
+            task_group.start_soon(self._accept_loop, listener, task_group)
         return self
 
     async def __aexit__(
@@ -416,8 +416,11 @@ class MockProvider:
 
     # -- connections
 
-    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
-        assert self._task_group is not None
+    async def _accept_loop(
+        self, listener: anyio.abc.SocketListener, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        # The task group is passed in: _stop() may already have cleared self._task_group
+        # by the time this task first runs.
         while True:
             try:
                 stream = await listener.accept()
@@ -427,7 +430,7 @@ class MockProvider:
                 # EMFILE or a connection reset before accept: back off, keep serving.
                 await anyio.sleep(0.01)
                 continue
-            self._task_group.start_soon(self._handle_connection, stream)
+            task_group.start_soon(self._handle_connection, stream)
 
     async def _handle_connection(self, stream: anyio.abc.SocketStream) -> None:
         self.open_connections += 1
