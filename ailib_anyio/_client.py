@@ -81,7 +81,22 @@ def _default_max_inflight() -> float:
     return value
 
 
-class Client:
+class _ClosedOnExit:
+    """``async with`` support for objects whose ``aclose()`` is idempotent and shielded."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Client(_ClosedOnExit):
     """A client for one provider and model. Create it with ``open_client``."""
 
     def __init__(
@@ -155,14 +170,6 @@ class Client:
         self._transport = Transport(**self._transport_args)
         self._state = _State.OPEN
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent; completes even when cancelled."""
@@ -242,7 +249,7 @@ class Client:
                 return value
         return None
 
-    def _raise_for(
+    def _remote_error(
         self,
         info: ErrorInfo,
         *,
@@ -280,7 +287,7 @@ class Client:
         info = classify_error(
             self.manifest.error_classification, response.status_code, response.headers, body
         )
-        return self._raise_for(info, request_id=self._request_id(response), body=body)
+        return self._remote_error(info, request_id=self._request_id(response), body=body)
 
     async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
         transport, limiter = self._open_transport()
@@ -323,7 +330,7 @@ class Client:
                     response.headers,
                     event.body,
                 )
-                raise self._raise_for(info, request_id=request_id, body=event.body)
+                raise self._remote_error(info, request_id=request_id, body=event.body)
             if isinstance(event, DecodeFailure):  # pragma: no cover - only streams decode bytes
                 raise event.error
             acc.add(event)
@@ -428,7 +435,7 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-class ChatStream:
+class ChatStream(_ClosedOnExit):
     """A streamed chat response. Use it as ``async with builder.stream() as stream``.
 
     Iterating yields ``StreamingEvent`` objects; ``stream.response`` holds what has been
@@ -490,14 +497,6 @@ class ChatStream:
             await self.aclose()
             raise error
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
@@ -611,7 +610,7 @@ class ChatStream:
             failure.body,
             mid_stream=True,
         )
-        return client._raise_for(
+        return client._remote_error(
             info,
             request_id=self.request_id,
             body=failure.body,
