@@ -41,6 +41,7 @@ from ._sse import SSEDecoder
 
 __all__ = [
     "DecodeFailure",
+    "CompiledRules",
     "EventMapper",
     "ResponseAccumulator",
     "StreamFailure",
@@ -106,6 +107,16 @@ _TEXT_EVENTS: Mapping[EmitKind, type[ContentDelta] | type[ReasoningDelta] | type
 def _text_handler(
     spec: FieldSpec, cls: type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta]
 ) -> _Handler:
+    if len(spec.selectors) == 1 and not spec.selectors[0].multi:
+        get = spec.selectors[0].get  # the common case: one plain path, one call
+
+        def plain_text(mapper: EventMapper, obj: Any, out: Out) -> bool:
+            value = get(obj)
+            if type(value) is str and value:
+                out.append(cls(value))
+            return False
+
+        return plain_text
     texts = spec.texts
 
     def text(mapper: EventMapper, obj: Any, out: Out) -> bool:
@@ -115,6 +126,13 @@ def _text_handler(
         return False
 
     return text
+
+
+def _guarded(predicate: Predicate, handler: _Handler) -> _Handler:
+    def guarded(mapper: EventMapper, obj: Any, out: Out) -> bool:
+        return predicate(obj) and handler(mapper, obj, out)
+
+    return guarded
 
 
 class _ToolState:
@@ -207,30 +225,46 @@ def _compile_rule(rule: EventRule) -> _Handler | None:
     return None  # IGNORE
 
 
-# Rules compiled into handlers, per rule list: built once per manifest, shared by every
-# response it decodes. Holding the rule tuple keeps its id from being reused.
-_COMPILED: dict[
-    int, tuple[Sequence[EventRule], tuple[tuple[str | None, Predicate | None, _Handler], ...]]
-] = {}
+class CompiledRules:
+    """A rule list compiled into handlers, shared by every response a manifest decodes.
+
+    ``for_event(name)`` is the handlers that apply to frames of that SSE event name, in
+    manifest order, with each rule's ``match`` folded into its handler.
+    """
+
+    def __init__(self, rules: Sequence[EventRule]) -> None:
+        self.rules = rules
+        self._entries: list[tuple[str | None, _Handler]] = []
+        for rule in rules:
+            handler = _compile_rule(rule)
+            if handler is not None:
+                if rule.match is not None:
+                    handler = _guarded(rule.match.predicate, handler)
+                self._entries.append((rule.event, handler))
+        self._by_event: dict[str | None, tuple[_Handler, ...]] = {}
+
+    def for_event(self, event: str | None) -> tuple[_Handler, ...]:
+        handlers = self._by_event.get(event)
+        if handlers is None:
+            handlers = self._by_event[event] = tuple(
+                handler for name, handler in self._entries if name is None or name == event
+            )
+        return handlers
 
 
-def compile_rules(
-    rules: Sequence[EventRule],
-) -> tuple[tuple[str | None, Predicate | None, _Handler], ...]:
-    """(SSE event name, match predicate, handler) per rule, in manifest order."""
+# Keyed by the id of the (immutable) rule tuple; holding the tuple keeps the id unique.
+_COMPILED: dict[int, CompiledRules] = {}
+
+
+def compile_rules(rules: Sequence[EventRule]) -> CompiledRules:
+    """The compiled form of ``rules``, built once per rule tuple."""
     hit = _COMPILED.get(id(rules))
-    if hit is not None and hit[0] is rules:
-        return hit[1]
-    compiled = []
-    for rule in rules:
-        handler = _compile_rule(rule)
-        if handler is not None:
-            match = rule.match.predicate if rule.match is not None else None
-            compiled.append((rule.event, match, handler))
-    result = tuple(compiled)
+    if hit is not None and hit.rules is rules:
+        return hit
+    compiled = CompiledRules(rules)
     if isinstance(rules, tuple):
-        _COMPILED[id(rules)] = (rules, result)
-    return result
+        _COMPILED[id(rules)] = compiled
+    return compiled
 
 
 class EventMapper:
@@ -243,9 +277,7 @@ class EventMapper:
         termination: Mapping[str, str] | None = None,
         done_signal: str | None = None,
     ) -> None:
-        self._compiled = compile_rules(rules)
-        # the rules that apply to frames of each SSE event name, in manifest order
-        self._by_event: dict[str | None, tuple[tuple[Predicate | None, _Handler], ...]] = {}
+        self._rules = compile_rules(rules)
         self._termination = termination or {}
         self._done_signal = done_signal
         self._tools: dict[int, _ToolState] = {}
@@ -295,16 +327,7 @@ class EventMapper:
         """Apply every rule to one decoded JSON value (appending to ``out`` if given)."""
         if out is None:
             out = []
-        rules = self._by_event.get(event)
-        if rules is None:
-            rules = self._by_event[event] = tuple(
-                (predicate, handler)
-                for rule_event, predicate, handler in self._compiled
-                if rule_event is None or rule_event == event
-            )
-        for predicate, handler in rules:
-            if predicate is not None and not predicate(obj):
-                continue
+        for handler in self._rules.for_event(event):
             if handler(self, obj, out):
                 break
         return out
