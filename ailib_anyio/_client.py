@@ -320,7 +320,11 @@ class Client(_ClosedOnExit):
                 request_id=request_id,
                 **self._context(),
             ) from exc
-        mapper = EventMapper(rules, termination=self.manifest.termination_mapping)
+        mapper = EventMapper(
+            rules,
+            termination=self.manifest.termination_mapping,
+            generate_ids=self.manifest.generate_tool_call_ids,
+        )
         acc = ResponseAccumulator()
         for event in [*mapper.map_object(body), *mapper.finish()]:
             if isinstance(event, StreamFailure):
@@ -464,6 +468,7 @@ class ChatStream(_ClosedOnExit):
             decoder_format=streaming.decoder.format,
             done_signal=streaming.decoder.done_signal,
             termination=manifest.termination_mapping,
+            generate_ids=manifest.generate_tool_call_ids,
         )
         self._acc = ResponseAccumulator()
         self.request_id: str | None = None

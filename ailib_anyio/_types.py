@@ -115,6 +115,9 @@ class Message:
     tool_calls: Sequence[ToolCall] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    #: an assistant turn's reasoning and its signature, sent back where a dialect needs it
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -125,8 +128,21 @@ class Message:
         return cls(MessageRole.USER, content)
 
     @classmethod
-    def assistant(cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
-        return cls(MessageRole.ASSISTANT, content, tool_calls=tuple(tool_calls))
+    def assistant(
+        cls,
+        content: str | None = None,
+        tool_calls: Sequence[ToolCall] = (),
+        *,
+        reasoning: str | None = None,
+        reasoning_signature: str | None = None,
+    ) -> Message:
+        return cls(
+            MessageRole.ASSISTANT,
+            content,
+            tool_calls=tuple(tool_calls),
+            reasoning=reasoning,
+            reasoning_signature=reasoning_signature,
+        )
 
     @classmethod
     def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
@@ -234,6 +250,17 @@ class ChatResponse:
     model: str | None = None
     request_id: str | None = None
     raw: Any = attrs.field(default=None, repr=False, eq=False)
+    reasoning_signature: str | None = None
+
+    def to_message(self) -> Message:
+        """This response as the assistant turn of the next request (tool calls and signed
+        reasoning included, as multi-turn tool use requires)."""
+        return Message.assistant(
+            self.content or None,
+            self.tool_calls,
+            reasoning=self.reasoning or None,
+            reasoning_signature=self.reasoning_signature,
+        )
 
 
 # ---------------------------------------------------------------- stream events
@@ -252,9 +279,14 @@ class ContentDelta:
 
 @attrs.frozen
 class ReasoningDelta:
-    """A fragment of the model's reasoning ("thinking") text."""
+    """A fragment of the model's reasoning ("thinking") text.
+
+    ``signature`` is set on the delta that carries a provider's signature of the reasoning
+    (Anthropic ``signature_delta``); it must go back with the reasoning in the next turn.
+    """
 
     text: str
+    signature: str | None = None
 
 
 @attrs.frozen

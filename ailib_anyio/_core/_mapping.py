@@ -12,6 +12,7 @@ streaming needs: tool calls keyed by index, merged usage, the finish reason. Usa
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -163,7 +164,21 @@ def _compile_rule(rule: EventRule) -> _Handler | None:
     fields = rule.fields
     if kind in _TEXT_EVENTS:
         spec = fields.get("text")
-        return None if spec is None else _text_handler(spec, _TEXT_EVENTS[kind])
+        text = None if spec is None else _text_handler(spec, _TEXT_EVENTS[kind])
+        signature = fields.get("signature") if kind is EmitKind.REASONING else None
+        if signature is None:
+            return text
+        first_signature = signature.first
+
+        def signed(m: EventMapper, obj: Any, out: Out) -> bool:
+            if text is not None:
+                text(m, obj, out)
+            value = first_signature(obj)
+            if type(value) is str and value:
+                out.append(ReasoningDelta("", signature=value))
+            return False
+
+        return signed
     if kind is EmitKind.TOOL_CALL:
         each = rule.each.all if rule.each is not None else None
 
@@ -276,8 +291,12 @@ class EventMapper:
         *,
         termination: Mapping[str, str] | None = None,
         done_signal: str | None = None,
+        generate_ids: bool = False,
     ) -> None:
         self._rules = compile_rules(rules)
+        # servers that omit tool-call ids (some OpenAI-compatible ones) get generated ids,
+        # so the tool results of the next turn can refer to their calls
+        self._generate_ids = generate_ids
         self._termination = termination or {}
         self._done_signal = done_signal
         self._tools: dict[int, _ToolState] = {}
@@ -379,6 +398,8 @@ class EventMapper:
                 if state.name is None:
                     continue  # wait for the name before announcing the call
                 state.started = True
+                if state.id is None and self._generate_ids:
+                    state.id = f"call_{uuid.uuid4().hex[:24]}"
                 out.append(ToolCallStarted(index, state.id, state.name))
                 if state.args:
                     out.append(ToolCallDelta(index, "".join(state.args)))
@@ -392,15 +413,14 @@ class EventMapper:
         self.finished = True
         out: Out = []
         for index, state in sorted(self._tools.items()):
-            if state.complete:
+            if state.complete or state.name is None:
+                # never named: arguments for a block that is not a client tool call
+                # (a server-side tool), which the caller has nothing to execute for
                 continue
             state.complete = True
             raw = "".join(state.args)
             arguments, error = _parse_arguments(raw)
-            name = state.name or ""
-            if not state.started:
-                out.append(ToolCallStarted(index, state.id, name))
-            call = ToolCall(state.id, name, arguments, raw, error)
+            call = ToolCall(state.id, state.name, arguments, raw, error)
             out.append(ToolCallCompleted(index, call))
         if self._usage:
             out.append(self.usage())
@@ -431,7 +451,7 @@ class EventMapper:
         """Tool calls not yet completed, with whatever arguments arrived (for partial results)."""
         calls = []
         for _, state in sorted(self._tools.items()):
-            if state.complete:
+            if state.complete or state.name is None:
                 continue
             raw = "".join(state.args)
             arguments, error = _parse_arguments(raw)
@@ -454,11 +474,14 @@ class StreamPipeline:
         decoder_format: str = "sse",
         done_signal: str | None = None,
         termination: Mapping[str, str] | None = None,
+        generate_ids: bool = False,
     ) -> None:
         self.decoder: SSEDecoder | NDJSONDecoder = (
             NDJSONDecoder() if decoder_format in ("ndjson", "json_lines") else SSEDecoder()
         )
-        self.mapper = EventMapper(rules, termination=termination, done_signal=done_signal)
+        self.mapper = EventMapper(
+            rules, termination=termination, done_signal=done_signal, generate_ids=generate_ids
+        )
         self._expects_done = done_signal is not None
 
     def feed(self, data: bytes) -> Out:
@@ -496,6 +519,7 @@ class ResponseAccumulator:
         self.tool_calls: list[ToolCall] = []
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
+        self.reasoning_signature: str | None = None
 
     def add(self, event: StreamingEvent) -> None:
         cls = type(event)
@@ -503,6 +527,8 @@ class ResponseAccumulator:
             self.content.append(event.text)  # type: ignore[union-attr]
         elif cls is ReasoningDelta:
             self.reasoning.append(event.text)  # type: ignore[union-attr]
+            if event.signature is not None:  # type: ignore[union-attr]
+                self.reasoning_signature = event.signature  # type: ignore[union-attr]
         elif cls is RefusalDelta:
             self.refusal.append(event.text)  # type: ignore[union-attr]
         elif cls is ToolCallCompleted:
@@ -537,4 +563,5 @@ class ResponseAccumulator:
             model=model,
             request_id=request_id,
             raw=raw,
+            reasoning_signature=self.reasoning_signature,
         )

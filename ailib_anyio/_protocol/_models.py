@@ -33,6 +33,7 @@ __all__ = [
     "RetryPolicySpec",
     "StreamingSpec",
     "TerminationSpec",
+    "ToolingSpec",
     "make_converter",
     "manifest_prechecks",
 ]
@@ -155,6 +156,12 @@ class TerminationSpec:
 
 
 @attrs.frozen
+class ToolingSpec:
+    #: give tool calls that arrive without an id a generated one (``call_<hex>``)
+    generate_missing_ids: bool = False
+
+
+@attrs.frozen
 class Pricing:
     """Prices in USD per 1M tokens."""
 
@@ -196,6 +203,7 @@ class ProviderManifest:
     rate_limit_headers: Mapping[str, str] = attrs.field(factory=dict)
     retry_policy: RetryPolicySpec | None = None
     termination: TerminationSpec | None = None
+    tooling: ToolingSpec | None = None
     capabilities: Any = None
     metadata: MetadataSpec | None = None
     source: str | None = attrs.field(default=None, eq=False)
@@ -217,6 +225,10 @@ class ProviderManifest:
     def api_family(self) -> str:
         adapter = self.chat_endpoint.adapter or self.default_api_family or "openai_chat"
         return API_FAMILIES.get(adapter, adapter)
+
+    @property
+    def generate_tool_call_ids(self) -> bool:
+        return self.tooling is not None and self.tooling.generate_missing_ids
 
     @property
     def termination_mapping(self) -> Mapping[str, str]:
@@ -569,7 +581,6 @@ _SPEC_TOP_LEVEL = frozenset(
         "payload_format",
         "response_format",
         "response_paths",
-        "tooling",
         "experimental_features",
     }
 )
