@@ -100,6 +100,9 @@ class ToolCall:
     arguments: Mapping[str, Any] = attrs.field(factory=dict)
     raw_arguments: str = ""
     parse_error: str | None = None
+    #: an opaque signature the provider attached to the call (Gemini ``thoughtSignature``),
+    #: to be sent back with it in the next turn
+    signature: str | None = None
 
     @property
     def function_name(self) -> str:

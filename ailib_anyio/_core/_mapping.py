@@ -137,11 +137,12 @@ def _guarded(predicate: Predicate, handler: _Handler) -> _Handler:
 
 
 class _ToolState:
-    __slots__ = ("args", "complete", "id", "name", "started")
+    __slots__ = ("args", "complete", "id", "name", "signature", "started")
 
     def __init__(self) -> None:
         self.id: str | None = None
         self.name: str | None = None
+        self.signature: str | None = None
         self.args: list[str] = []
         self.started = False
         self.complete = False
@@ -353,13 +354,14 @@ class EventMapper:
 
     def _tool_call(self, rule: EventRule, items: list[Any], out: Out) -> None:
         f = rule.fields
+        index_spec, id_spec, name_spec, args_spec, signature_spec = (
+            f.get("index"),
+            f.get("id"),
+            f.get("name"),
+            f.get("arguments"),
+            f.get("signature"),
+        )
         for item in items:
-            index_spec, id_spec, name_spec, args_spec = (
-                f.get("index"),
-                f.get("id"),
-                f.get("name"),
-                f.get("arguments"),
-            )
             index = index_spec.first(item) if index_spec is not None else None
             call_id = id_spec.first(item) if id_spec is not None else None
             name = name_spec.first(item) if name_spec is not None else None
@@ -385,6 +387,10 @@ class EventMapper:
                 state.id = call_id
             if name is not None and state.name is None:
                 state.name = name
+            if signature_spec is not None:
+                signature = signature_spec.first(item)
+                if type(signature) is str and signature:
+                    state.signature = signature
             fragment: str | None = None
             if isinstance(args, str):
                 if args:
@@ -420,7 +426,7 @@ class EventMapper:
             state.complete = True
             raw = "".join(state.args)
             arguments, error = _parse_arguments(raw)
-            call = ToolCall(state.id, state.name, arguments, raw, error)
+            call = ToolCall(state.id, state.name, arguments, raw, error, state.signature)
             out.append(ToolCallCompleted(index, call))
         if self._usage:
             out.append(self.usage())
@@ -455,7 +461,7 @@ class EventMapper:
                 continue
             raw = "".join(state.args)
             arguments, error = _parse_arguments(raw)
-            calls.append(ToolCall(state.id, state.name or "", arguments, raw, error))
+            calls.append(ToolCall(state.id, state.name, arguments, raw, error, state.signature))
         return calls
 
 

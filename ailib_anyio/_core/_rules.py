@@ -80,6 +80,8 @@ FIELD_ALIASES: Mapping[EmitKind, Mapping[str, str]] = {
         "args": "arguments",
         "partial_json": "arguments",
         "input": "arguments",
+        "signature": "signature",
+        "thought_signature": "signature",
     },
     EmitKind.USAGE: {
         "input_tokens": "input_tokens",

@@ -44,6 +44,13 @@ API_FAMILIES: Mapping[str, str] = {
     "openai_chat": "openai_chat",
     "openai_compatible": "openai_chat",
     "chat_completions": "openai_chat",
+    "anthropic": "anthropic_messages",
+    "anthropic_messages": "anthropic_messages",
+    "messages": "anthropic_messages",
+    "gemini": "gemini_generate",
+    "gemini_generate": "gemini_generate",
+    "google": "gemini_generate",
+    "generate_content": "gemini_generate",
 }
 
 DECODER_FORMATS = frozenset({"sse", "anthropic_sse", "gemini_sse", "ndjson", "json_lines"})
