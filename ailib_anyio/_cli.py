@@ -112,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = sub.add_parser("mock-server", help="run the loopback mock provider until interrupted")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8765)
-    sub.add_parser("providers", help="list the provider manifests found")
+    providers = sub.add_parser("providers", help="list the provider manifests found")
+    providers.add_argument(
+        "--markdown", action="store_true", help="a Markdown table of what works for each"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -122,12 +125,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         anyio.run(run_demo, args.model, args.backend, backend=args.backend)
     elif args.command == "mock-server":
         _mock_server(args.host, args.port)
+    elif args.markdown:
+        print(providers_table(ProtocolRegistry()))
     else:
         registry = ProtocolRegistry()
         for provider in registry.providers():
             manifest = registry.get(provider)
-            print(f"{provider:20} {manifest.api_family:14} {manifest.endpoint.base_url}")
+            print(f"{provider:20} {manifest.api_family:18} {manifest.endpoint.base_url}")
     return 0
+
+
+#: the README columns and the manifest capability each one reads
+TABLE_CAPABILITIES = (
+    ("stream", "streaming"),
+    ("tools", "tools"),
+    ("vision", "vision"),
+    ("reasoning", "reasoning"),
+    ("embeddings", "embeddings"),
+)
+
+
+def providers_table(registry: ProtocolRegistry) -> str:
+    """What works for each provider, read from the manifests (the README embeds this)."""
+    head = ["provider", "API family", *(title for title, _ in TABLE_CAPABILITIES), "models"]
+    rows = [head, ["---"] * len(head)]
+    for provider in registry.providers():
+        manifest = registry.get(provider)
+        name = provider + (f" ({', '.join(manifest.aliases)})" if manifest.aliases else "")
+        marks = ["yes" if manifest.has_capability(cap) else "—" for _, cap in TABLE_CAPABILITIES]
+        models = manifest.metadata.models if manifest.metadata is not None else {}
+        rows.append([name, f"`{manifest.api_family}`", *marks, str(len(models))])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

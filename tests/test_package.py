@@ -115,3 +115,14 @@ def test_providers_command() -> None:
         check=True,
     )
     assert out.stdout.split()[:3] == ["openai", "openai_chat", "https://api.openai.com/v1"]
+
+
+def test_readme_provider_table_is_generated_from_the_manifests() -> None:
+    from ailib_anyio._cli import providers_table
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- providers:start -->\n", "<!-- providers:end -->"
+    embedded = readme.split(start, 1)[1].split(end, 1)[0].strip()
+    assert embedded == providers_table(ProtocolRegistry()), (
+        "README's provider table is stale: paste `python -m ailib_anyio providers --markdown`"
+    )
