@@ -40,11 +40,14 @@ class EmbeddingRequest:
     extra_body: Mapping[str, Any] | None = None
 
 
+_OPENAI_VECTORS = compile_path("$.data[*].embedding")
+
+
 @attrs.frozen
 class EmbeddingRules:
     """Where a response keeps its vectors (one per input, in order) and its usage."""
 
-    vectors: Selector = compile_path("$.data[*].embedding")
+    vectors: Selector = _OPENAI_VECTORS
     input_tokens: FieldSpec | None = None
 
 
