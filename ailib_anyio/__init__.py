@@ -46,6 +46,7 @@ from ._types import Finished as Finished
 from ._types import FinishReason as FinishReason
 from ._types import Message as Message
 from ._types import MessageRole as MessageRole
+from ._types import RateLimitSnapshot as RateLimitSnapshot
 from ._types import ReasoningDelta as ReasoningDelta
 from ._types import RefusalDelta as RefusalDelta
 from ._types import StreamingEvent as StreamingEvent
@@ -84,6 +85,7 @@ __all__ = [
     "ProtocolRegistry",
     "ProviderManifest",
     "QuotaExhaustedError",
+    "RateLimitSnapshot",
     "RateLimitedError",
     "ReadTimeoutError",
     "ReasoningDelta",

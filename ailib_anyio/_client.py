@@ -31,6 +31,7 @@ from ._core._mapping import (
     StreamFailure,
     StreamPipeline,
 )
+from ._core._ratelimit import parse_rate_limits
 from ._errors import (
     AiLibError,
     ConfigurationError,
@@ -50,6 +51,7 @@ from ._types import (
     ContentBlock,
     ContentDelta,
     Message,
+    RateLimitSnapshot,
     StreamingEvent,
     ToolChoice,
     ToolDefinition,
@@ -241,6 +243,9 @@ class Client(_ClosedOnExit):
             raise
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def _rate_limits(self, response: httpx.Response) -> RateLimitSnapshot | None:
+        return parse_rate_limits(self.manifest.rate_limit_headers, response.headers)
+
     def _request_id(self, response: httpx.Response) -> str | None:
         headers = response.headers
         for name in _REQUEST_ID_HEADERS:
@@ -287,7 +292,9 @@ class Client(_ClosedOnExit):
         info = classify_error(
             self.manifest.error_classification, response.status_code, response.headers, body
         )
-        return self._remote_error(info, request_id=self._request_id(response), body=body)
+        error = self._remote_error(info, request_id=self._request_id(response), body=body)
+        error.rate_limits = self._rate_limits(response)
+        return error
 
     async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
         transport, limiter = self._open_transport()
@@ -338,7 +345,13 @@ class Client(_ClosedOnExit):
             if isinstance(event, DecodeFailure):  # pragma: no cover - only streams decode bytes
                 raise event.error
             acc.add(event)
-        return acc.build(mapper=mapper, request_id=request_id, raw=body, model=self.model_id)
+        return acc.build(
+            mapper=mapper,
+            request_id=request_id,
+            raw=body,
+            model=self.model_id,
+            rate_limits=self._rate_limits(response),
+        )
 
 
 class ChatBuilder:
@@ -472,6 +485,7 @@ class ChatStream(_ClosedOnExit):
         )
         self._acc = ResponseAccumulator()
         self.request_id: str | None = None
+        self.rate_limits: RateLimitSnapshot | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -491,6 +505,7 @@ class ChatStream(_ClosedOnExit):
             )
             self._response = response
             self.request_id = client._request_id(response)
+            self.rate_limits = client._rate_limits(response)
             if response.status_code >= 400:
                 error = await client._error_from_response(response)
             else:
@@ -546,7 +561,10 @@ class ChatStream(_ClosedOnExit):
     def response(self) -> ChatResponse:
         """Everything delivered so far, accumulated."""
         return self._acc.build(
-            mapper=self._pipeline.mapper, request_id=self.request_id, model=self._client.model_id
+            mapper=self._pipeline.mapper,
+            request_id=self.request_id,
+            model=self._client.model_id,
+            rate_limits=self.rate_limits,
         )
 
     def __aiter__(self) -> ChatStream:
@@ -604,6 +622,7 @@ class ChatStream(_ClosedOnExit):
         exc.status_code = exc.status_code or self._status()
         exc.response = self.response
         exc.request_id = exc.request_id or self.request_id
+        exc.rate_limits = exc.rate_limits or self.rate_limits
         return exc
 
     def _stream_error(self, failure: StreamFailure) -> RemoteError:

@@ -36,7 +36,7 @@ import builtins
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from ._types import ChatResponse
+    from ._types import ChatResponse, RateLimitSnapshot
 
 __all__ = [
     "AiLibError",
@@ -87,6 +87,7 @@ class AiLibError(Exception):
         code: str | None = None,
         response: ChatResponse | None = None,
         body: Any = None,
+        rate_limits: RateLimitSnapshot | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -99,6 +100,7 @@ class AiLibError(Exception):
         self.code = code
         self.response = response
         self.body = body
+        self.rate_limits = rate_limits
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)

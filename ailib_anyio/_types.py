@@ -22,6 +22,7 @@ __all__ = [
     "Finished",
     "Message",
     "MessageRole",
+    "RateLimitSnapshot",
     "ReasoningDelta",
     "RefusalDelta",
     "StreamingEvent",
@@ -241,6 +242,25 @@ class FinishReason:
 
 
 @attrs.frozen
+class RateLimitSnapshot:
+    """The provider's rate-limit state as of one response (None where not reported)."""
+
+    requests_limit: int | None = None
+    requests_remaining: int | None = None
+    requests_reset: float | None = None
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_reset: float | None = None
+    input_tokens_limit: int | None = None
+    input_tokens_remaining: int | None = None
+    input_tokens_reset: float | None = None
+    output_tokens_limit: int | None = None
+    output_tokens_remaining: int | None = None
+    output_tokens_reset: float | None = None
+    retry_after: float | None = None
+
+
+@attrs.frozen
 class ChatResponse:
     """The result of a chat request (or what a stream accumulated so far)."""
 
@@ -254,6 +274,8 @@ class ChatResponse:
     request_id: str | None = None
     raw: Any = attrs.field(default=None, repr=False, eq=False)
     reasoning_signature: str | None = None
+    #: the provider's rate-limit headers on this response, parsed
+    rate_limits: RateLimitSnapshot | None = None
 
     def to_message(self) -> Message:
         """This response as the assistant turn of the next request (tool calls and signed

@@ -25,6 +25,7 @@ from .._types import (
     Finished,
     FinishReason,
     NormalizedFinish,
+    RateLimitSnapshot,
     ReasoningDelta,
     RefusalDelta,
     StreamingEvent,
@@ -551,6 +552,7 @@ class ResponseAccumulator:
         request_id: str | None = None,
         raw: Any = None,
         model: str | None = None,
+        rate_limits: RateLimitSnapshot | None = None,
     ) -> ChatResponse:
         tool_calls = list(self.tool_calls)
         usage = self.usage
@@ -570,4 +572,5 @@ class ResponseAccumulator:
             request_id=request_id,
             raw=raw,
             reasoning_signature=self.reasoning_signature,
+            rate_limits=rate_limits,
         )
