@@ -153,6 +153,11 @@ class Client(_ClosedOnExit):
         self._encoder_options = EncoderOptions(
             parameter_mappings=self.manifest.parameter_mappings,
             stream_usage=self.manifest.feature_flag("streaming_usage"),
+            defaults={
+                name: spec.default
+                for name, spec in self.manifest.parameters.items()
+                if spec.required and spec.default is not None
+            },
         )
         chat = self.manifest.chat_endpoint
         self._chat_url = self.base_url + chat.path.replace("{model}", self.model_id)
