@@ -214,6 +214,469 @@ async def test_tool_calls_stream_and_non_stream() -> None:
     assert whole.json()["choices"][0]["finish_reason"] == "tool_calls"
 
 
+# ------------------------------------------------------------------ other dialects
+
+ANTHROPIC = {"model": "claude-test", "messages": [{"role": "user", "content": "Say hello"}]}
+GEMINI = {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}
+GEMINI_PATH = "/models/gemini-test:generateContent"
+GEMINI_STREAM_PATH = "/models/gemini-test:streamGenerateContent?alt=sse"
+
+#: Text, reasoning and two tool calls, one with an id of its own.
+FULL_TURN = ScriptedReply(
+    content="Sunny, 21 degrees.",
+    reasoning="Check the weather.",
+    tool_calls=[
+        ("get_weather", {"city": "Paris"}),
+        ScriptedToolCall("get_time", {"tz": "Europe/Paris"}, id="toolu_given"),
+    ],
+    usage=(12, 34),
+    chunk_size=8,
+)
+
+
+def anthropic_client(mock: MockProvider, **kw: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=mock.anthropic_base_url, trust_env=False, **kw)
+
+
+def gemini_client(mock: MockProvider, **kw: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=mock.gemini_base_url, trust_env=False, **kw)
+
+
+def anthropic_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """``(event name, data)`` of each event of an Anthropic SSE body, checking the framing."""
+    text = body.decode()
+    assert "\r" not in text
+    *blocks, rest = text.split("\n\n")
+    assert rest == ""
+    events = []
+    for block in blocks:
+        event_line, data_line = block.split("\n")
+        assert event_line.startswith("event: ")
+        assert data_line.startswith("data: ")
+        name, data = event_line[len("event: ") :], json.loads(data_line[len("data: ") :])
+        assert data["type"] == name
+        events.append((name, data))
+    return events
+
+
+def gemini_events(body: bytes) -> list[dict[str, Any]]:
+    """The JSON of each ``data:`` event of a Gemini SSE body, checking its CRLF framing."""
+    *frames, rest = body.split(b"\r\n\r\n")
+    assert rest == b""
+    assert frames
+    for frame in frames:
+        assert frame.startswith(b"data: ")
+        assert b"\n" not in frame
+        assert b"\r" not in frame
+    return [json.loads(frame[len(b"data: ") :]) for frame in frames]
+
+
+def block_delta(index: int, delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return (
+        "content_block_delta",
+        {"type": "content_block_delta", "index": index, "delta": delta},
+    )
+
+
+def block_start(index: int, block: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return (
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
+    )
+
+
+def block_stop(index: int) -> tuple[str, dict[str, Any]]:
+    return ("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+async def test_anthropic_non_stream() -> None:
+    async with MockProvider() as mock, anthropic_client(mock) as client:
+        mock.enqueue(FULL_TURN, ScriptedReply(content="Plain"))
+        response = await client.post("/messages", json=ANTHROPIC)
+        plain = await client.post("/messages", json=ANTHROPIC)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["request-id"] == "req_mock_1"
+    assert "x-request-id" not in response.headers
+    body = response.json()
+    thinking = body["content"][0]
+    signature = thinking.pop("signature")
+    assert isinstance(signature, str)
+    assert signature
+    assert body == {
+        "id": "msg_mock_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-test",
+        "content": [
+            {"type": "thinking", "thinking": "Check the weather."},
+            {"type": "text", "text": "Sunny, 21 degrees."},
+            {
+                "type": "tool_use",
+                "id": "toolu_mock_1",
+                "name": "get_weather",
+                "input": {"city": "Paris"},
+            },
+            {
+                "type": "tool_use",
+                "id": "toolu_given",
+                "name": "get_time",
+                "input": {"tz": "Europe/Paris"},
+            },
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 34},
+    }
+    plain_body = plain.json()
+    assert plain_body["content"] == [{"type": "text", "text": "Plain"}]
+    assert plain_body["stop_reason"] == "end_turn"
+    assert plain_body["id"] == "msg_mock_2"
+    assert plain_body["usage"] == {"input_tokens": 2, "output_tokens": 1}  # word counts
+    assert [r.path for r in mock.requests] == ["/v1/messages", "/v1/messages"]
+    assert mock.errors == []
+
+
+async def test_anthropic_stream() -> None:
+    async with MockProvider() as mock, anthropic_client(mock) as client:
+        mock.enqueue(FULL_TURN)
+        response = await client.post("/messages", json={**ANTHROPIC, "stream": True})
+
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert response.headers["request-id"] == "req_mock_1"
+    events = anthropic_events(response.content)
+    signature = events[6][1]["delta"]["signature"]
+    assert isinstance(signature, str)
+    assert signature
+    start: dict[str, Any] = {
+        "id": "msg_mock_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-test",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
+    tool_use = {"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather", "input": {}}
+    given = {"type": "tool_use", "id": "toolu_given", "name": "get_time", "input": {}}
+    assert events == [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("ping", {"type": "ping"}),
+        block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        block_delta(0, {"type": "thinking_delta", "thinking": "Check th"}),
+        block_delta(0, {"type": "thinking_delta", "thinking": "e weathe"}),
+        block_delta(0, {"type": "thinking_delta", "thinking": "r."}),
+        block_delta(0, {"type": "signature_delta", "signature": signature}),
+        block_stop(0),
+        block_start(1, {"type": "text", "text": ""}),
+        block_delta(1, {"type": "text_delta", "text": "Sunny, 2"}),
+        block_delta(1, {"type": "text_delta", "text": "1 degree"}),
+        block_delta(1, {"type": "text_delta", "text": "s."}),
+        block_stop(1),
+        block_start(2, tool_use),
+        block_delta(2, {"type": "input_json_delta", "partial_json": '{"city":'}),
+        block_delta(2, {"type": "input_json_delta", "partial_json": '"Paris"}'}),
+        block_stop(2),
+        block_start(3, given),
+        block_delta(3, {"type": "input_json_delta", "partial_json": '{"tz":"E'}),
+        block_delta(3, {"type": "input_json_delta", "partial_json": "urope/Pa"}),
+        block_delta(3, {"type": "input_json_delta", "partial_json": 'ris"}'}),
+        block_stop(3),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 34},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+
+async def test_anthropic_stream_text_only_and_given_finish_reason() -> None:
+    scripted = ScriptedReply(content="Hi", finish_reason="max_tokens", model="claude-other")
+    async with MockProvider() as mock, anthropic_client(mock) as client:
+        mock.enqueue(scripted)
+        response = await client.post("/messages", json={**ANTHROPIC, "stream": True})
+
+    events = anthropic_events(response.content)
+    assert [name for name, _ in events] == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert events[0][1]["message"]["model"] == "claude-other"
+    assert events[5][1]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
+
+
+async def test_gemini_non_stream() -> None:
+    # The model is the one in the URL path, whatever the body says.
+    async with MockProvider() as mock, gemini_client(mock) as client:
+        mock.enqueue(FULL_TURN, ScriptedReply(content="Plain", usage=(3, 2)))
+        response = await client.post(GEMINI_PATH, json={**GEMINI, "model": "not-this"})
+        plain = await client.post(GEMINI_PATH, json=GEMINI)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=UTF-8"
+    assert response.headers["x-request-id"] == "req_mock_1"
+    assert response.json() == {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": "Check the weather.", "thought": True},
+                        {"text": "Sunny, 21 degrees."},
+                        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                        {"functionCall": {"name": "get_time", "args": {"tz": "Europe/Paris"}}},
+                    ],
+                },
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        # Gemini counts thoughts apart: output = candidates + thoughts = 34.
+        "usageMetadata": {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": 31,
+            "totalTokenCount": 46,
+            "thoughtsTokenCount": 3,
+        },
+        "modelVersion": "gemini-test",
+        "responseId": "mock-1",
+    }
+    assert plain.json() == {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Plain"}]},
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5},
+        "modelVersion": "gemini-test",
+        "responseId": "mock-2",
+    }
+    assert mock.requests[0].path == "/v1beta/models/gemini-test:generateContent"
+
+
+async def test_gemini_stream_uses_crlf_framing() -> None:
+    async with MockProvider() as mock, gemini_client(mock) as client:
+        mock.enqueue(FULL_TURN)
+        response = await client.post(GEMINI_STREAM_PATH, json=GEMINI)
+
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert b"[DONE]" not in response.content
+    frames = gemini_events(response.content)
+
+    def frame(part: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+            "modelVersion": "gemini-test",
+            "responseId": "mock-1",
+        }
+
+    last = frame({"functionCall": {"name": "get_time", "args": {"tz": "Europe/Paris"}}})
+    last["candidates"][0] = {**last["candidates"][0], "finishReason": "STOP"}
+    last["usageMetadata"] = {
+        "promptTokenCount": 12,
+        "candidatesTokenCount": 31,
+        "totalTokenCount": 46,
+        "thoughtsTokenCount": 3,
+    }
+    assert frames == [
+        frame({"text": "Check th", "thought": True}),
+        frame({"text": "e weathe", "thought": True}),
+        frame({"text": "r.", "thought": True}),
+        frame({"text": "Sunny, 2"}),
+        frame({"text": "1 degree"}),
+        frame({"text": "s."}),
+        frame({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}),
+        last,
+    ]
+    # The key order of the real API, finishReason before index.
+    assert list(frames[-1]["candidates"][0]) == ["content", "finishReason", "index"]
+    assert mock.requests[0].path == "/v1beta" + GEMINI_STREAM_PATH
+
+
+async def test_gemini_stream_without_alt_sse_is_a_json_array() -> None:
+    scripted = ScriptedReply(content="Hello there", chunk_size=6, finish_reason="MAX_TOKENS")
+    async with MockProvider() as mock, gemini_client(mock) as client:
+        mock.enqueue(scripted)
+        response = await client.post("/models/g:streamGenerateContent", json=GEMINI)
+
+    assert response.headers["content-type"] == "application/json; charset=UTF-8"
+    assert response.headers["transfer-encoding"] == "chunked"
+    items = response.json()
+    assert [item["candidates"][0]["content"]["parts"] for item in items] == [
+        [{"text": "Hello "}],
+        [{"text": "there"}],
+    ]
+    assert "finishReason" not in items[0]["candidates"][0]
+    assert items[1]["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    assert items[1]["usageMetadata"]["promptTokenCount"] == 2
+
+
+async def test_dialect_error_helpers() -> None:
+    retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}
+    async with MockProvider() as mock, anthropic_client(mock) as client:
+        mock.enqueue(
+            Reply.anthropic_error(529, "Overloaded", type="overloaded_error"),
+            Reply.anthropic_error(400, "bad", headers={"x-should-retry": "false"}),
+            Reply.gemini_error(
+                429, "Quota", grpc_status="RESOURCE_EXHAUSTED", details=[retry], split="bytes"
+            ),
+            Reply.gemini_error(400, "API key not valid.", headers={"content-type": "text/x"}),
+        )
+        overloaded = await client.post("/messages", json=ANTHROPIC)
+        invalid = await client.post("/messages", json=ANTHROPIC)
+        quota = await client.post(mock.gemini_base_url + GEMINI_PATH, json=GEMINI)
+        bad_key = await client.post(mock.gemini_base_url + GEMINI_PATH, json=GEMINI)
+
+    assert overloaded.status_code == 529
+    assert overloaded.headers["content-type"] == "application/json"
+    assert overloaded.headers["request-id"] == "req_mock_1"
+    assert overloaded.json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+    assert invalid.status_code == 400
+    assert invalid.headers["x-should-retry"] == "false"
+    assert invalid.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "bad"},
+    }
+    assert quota.status_code == 429
+    assert quota.headers["content-type"] == "application/json; charset=UTF-8"
+    assert quota.json() == {
+        "error": {
+            "code": 429,
+            "message": "Quota",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [retry],
+        }
+    }
+    assert bad_key.headers["content-type"] == "text/x"
+    assert bad_key.json() == {
+        "error": {
+            "code": 400,
+            "message": "API key not valid.",
+            "status": "INVALID_ARGUMENT",
+            "details": [],
+        }
+    }
+
+
+async def test_default_reply_in_each_dialect() -> None:
+    anthropic = {
+        "model": "claude-test",
+        "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look at"},
+                    {"type": "image", "source": {}},
+                    {"type": "text", "text": "this"},
+                ],
+            },
+        ],
+    }
+    gemini = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "first"}]},
+            {"role": "model", "parts": [{"text": "ok"}]},
+            {"parts": [{"text": "look at"}, {"inlineData": {}}, {"text": "this"}]},
+        ]
+    }
+    async with MockProvider() as mock, anthropic_client(mock) as client:
+        messages = await client.post("/messages", json=anthropic)
+        generated = await client.post(mock.gemini_base_url + GEMINI_PATH, json=gemini)
+        vertex = await client.post(
+            mock.base_url
+            + "/v1/projects/p/locations/l/publishers/google/models/gv:generateContent",
+            json=GEMINI,
+        )
+        missing = await client.get("/messages")
+
+    body = messages.json()
+    assert body["content"] == [{"type": "text", "text": "Mock reply to: look at this"}]
+    assert body["stop_reason"] == "end_turn"
+    assert body["usage"] == {"input_tokens": 7, "output_tokens": 6}  # rough word counts
+    candidate = generated.json()["candidates"][0]
+    assert candidate["content"]["parts"] == [{"text": "Mock reply to: look at this"}]
+    assert generated.json()["usageMetadata"]["promptTokenCount"] == 5
+    assert vertex.json()["modelVersion"] == "gv"
+    assert vertex.json()["candidates"][0]["content"]["parts"] == [
+        {"text": "Mock reply to: Say hello"}
+    ]
+    assert missing.status_code == 404  # only POSTs get a default reply
+
+
+async def test_x_mock_chunks_header_in_each_dialect() -> None:
+    headers = {"x-mock-chunks": "3", "x-mock-delay-ms": "1"}
+    async with MockProvider() as mock, anthropic_client(mock) as client:
+        messages = await client.post(
+            "/messages", json={**ANTHROPIC, "stream": True}, headers=headers
+        )
+        generated = await client.post(
+            mock.gemini_base_url + GEMINI_STREAM_PATH, json=GEMINI, headers=headers
+        )
+
+    texts = [
+        data["delta"]["text"]
+        for name, data in anthropic_events(messages.content)
+        if name == "content_block_delta"
+    ]
+    assert texts == ["tok "] * 3
+    parts = [
+        frame["candidates"][0]["content"]["parts"] for frame in gemini_events(generated.content)
+    ]
+    assert parts == [[{"text": "tok "}]] * 3
+
+
+@pytest.mark.parametrize(
+    ("base", "path", "request_json"),
+    [
+        ("openai", "/chat/completions", {**CHAT, "stream": True}),
+        ("anthropic", "/messages", {**ANTHROPIC, "stream": True}),
+        ("gemini", GEMINI_STREAM_PATH, GEMINI),
+    ],
+    ids=["openai", "anthropic", "gemini"],
+)
+async def test_faults_apply_in_every_dialect(
+    base: str, path: str, request_json: dict[str, Any]
+) -> None:
+    reply = ScriptedReply(content="x" * 200, chunk_size=10, close_after_bytes=150)
+    async with MockProvider() as mock:
+        base_url = getattr(mock, f"{base}_base_url")
+        async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+            mock.enqueue(reply)
+            received = bytearray()
+            with pytest.raises(httpx.RemoteProtocolError):
+                async with client.stream("POST", path, json=request_json) as response:
+                    async for piece in response.aiter_raw():
+                        received += piece
+            (recorded,) = mock.requests
+            with anyio.fail_after(5):
+                await recorded.wait_finished()
+
+    assert len(received) == 150
+    assert not recorded.completed
+    assert mock.errors == []
+
+
 # ---------------------------------------------------------------------- exact bytes
 
 RECORDED = (

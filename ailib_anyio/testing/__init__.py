@@ -1,4 +1,8 @@
-"""Test doubles for code that uses ``ailib_anyio``: a real loopback mock provider."""
+"""Test doubles for code that uses ``ailib_anyio``: a real loopback mock provider.
+
+``MockProvider`` speaks three wire dialects, picked from the request path: OpenAI chat
+completions, Anthropic Messages and Gemini generateContent.
+"""
 
 from ._mock import MockProvider as MockProvider
 from ._mock import RecordedRequest as RecordedRequest

@@ -1,15 +1,20 @@
-"""A real loopback HTTP/1.1 server that impersonates an OpenAI-compatible provider.
+"""A real loopback HTTP/1.1 server that impersonates LLM providers in three dialects.
 
-``MockProvider`` listens on 127.0.0.1 and answers in the chat-completions wire format
-(JSON and SSE), or replays exact recorded bytes, with fault injection (slow first byte,
-slow chunks, reset or stall mid-stream). It is built only on anyio and h11, so it runs
-inside a test's own event loop under asyncio and trio, and it records every request and
-whether the client hung up early, which is how tests check that streams really close.
+``MockProvider`` listens on 127.0.0.1 and speaks three wire dialects, chosen from the
+request path: OpenAI chat completions (``.../chat/completions``), Anthropic Messages
+(``.../messages``) and Gemini generateContent (``.../models/{model}:generateContent`` and
+``:streamGenerateContent``), each as JSON or as that provider's own stream framing. It can
+also replay exact recorded bytes, and it injects faults (slow first byte, slow chunks,
+reset or stall mid-stream). It is built only on anyio and h11, so it runs inside a test's
+own event loop under asyncio and trio, and it records every request and whether the
+client hung up early, which is how tests check that streams really close.
 
     async with MockProvider() as mock:
         mock.enqueue(ScriptedReply(content="Hello!"), Reply.error(429, "Slow down"))
-        ...  # point a client at mock.openai_base_url
+        ...  # point a client at mock.openai_base_url (or anthropic_/gemini_base_url)
         assert mock.requests[0].json["model"] == "gpt-4o"
+
+How each dialect renders a ``ScriptedReply`` lives in ``_dialects``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import itertools
 import json as _json
 import random
 import socket
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeAlias
@@ -30,6 +34,8 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 import h11
+
+from . import _dialects
 
 __all__ = [
     "MockProvider",
@@ -50,10 +56,6 @@ _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream
 
 _SPLITS = ("whole", "bytes", "random", "lines")
 _STREAMING_TYPES = ("text/event-stream", "application/x-ndjson")
-
-
-def _dumps(obj: Any) -> str:
-    return _json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -82,13 +84,6 @@ def _with_defaults(defaults: _Headers, given: _Headers | None) -> dict[str, str 
     merged = {name: value for name, value in defaults.items() if name not in names}
     merged.update(given)
     return merged
-
-
-_SSE_HEADERS: _Headers = {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-}
-_JSON_HEADERS: _Headers = {"content-type": "application/json"}
 
 
 # ----------------------------------------------------------------------- replies
@@ -135,8 +130,8 @@ class Reply:
         **kw: Any,
     ) -> Reply:
         """A compact JSON body with ``content-type: application/json``."""
-        merged = _with_defaults(_JSON_HEADERS, headers)
-        return cls(status=status, headers=merged, body=_dumps(obj).encode(), **kw)
+        merged = _with_defaults(_dialects.JSON_HEADERS, headers)
+        return cls(status=status, headers=merged, body=_dialects.dumps(obj).encode(), **kw)
 
     @classmethod
     def sse(
@@ -152,10 +147,10 @@ class Reply:
         Strings are sent as they are, so they must already be framed (``"event: x\\n..."``).
         ``data: [DONE]`` ends the stream unless ``done=False``.
         """
-        parts = [e if isinstance(e, str) else f"data: {_dumps(e)}\n\n" for e in events]
+        parts = [e if isinstance(e, str) else f"data: {_dialects.dumps(e)}\n\n" for e in events]
         if done:
             parts.append("data: [DONE]\n\n")
-        merged = _with_defaults(_SSE_HEADERS, headers)
+        merged = _with_defaults(_dialects.SSE_HEADERS, headers)
         return cls(headers=merged, body="".join(parts).encode(), **kw)
 
     @classmethod
@@ -173,6 +168,50 @@ class Reply:
         body = {"error": {"message": message, "type": type, "param": None, "code": code}}
         return cls.json(body, status=status, headers=headers, **kw)
 
+    @classmethod
+    def anthropic_error(
+        cls,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        headers: _Headers | None = None,
+        **kw: Any,
+    ) -> Reply:
+        """An Anthropic-shaped error: ``{"type": "error", "error": {"type", "message"}}``.
+
+        ::
+
+            Reply.anthropic_error(529, "Overloaded", type="overloaded_error")
+        """
+        body = {"type": "error", "error": {"type": type, "message": message}}
+        return cls.json(body, status=status, headers=headers, **kw)
+
+    @classmethod
+    def gemini_error(
+        cls,
+        status: int,
+        message: str,
+        grpc_status: str = "INVALID_ARGUMENT",
+        details: Sequence[Mapping[str, Any]] = (),
+        headers: _Headers | None = None,
+        **kw: Any,
+    ) -> Reply:
+        """A Gemini-shaped error: ``{"error": {"code", "message", "status", "details"}}``.
+
+        ``details`` are google.rpc detail objects, passed through as they are::
+
+            retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}
+            Reply.gemini_error(429, "Quota", grpc_status="RESOURCE_EXHAUSTED", details=[retry])
+        """
+        error = {
+            "code": status,
+            "message": message,
+            "status": grpc_status,
+            "details": [dict(detail) for detail in details],
+        }
+        merged = _with_defaults(_dialects.GEMINI_JSON_HEADERS, headers)
+        return cls.json({"error": error}, status=status, headers=merged, **kw)
+
 
 @attrs.frozen
 class ScriptedToolCall:
@@ -185,19 +224,37 @@ class ScriptedToolCall:
 
 @attrs.frozen
 class ScriptedReply:
-    """A chat completion rendered per request in the OpenAI wire format.
+    """A model turn rendered per request in the dialect the request path names.
 
-    It answers with SSE when the request has ``"stream": true`` (reasoning deltas, then
-    content deltas of ``chunk_size`` characters, then tool calls, a finish chunk, a usage
-    chunk if ``stream_options.include_usage`` was asked for, and ``data: [DONE]``),
-    otherwise with one ``chat.completion`` JSON object::
+    The same fields render as OpenAI chat completions, Anthropic Messages or Gemini
+    generateContent (see ``MockProvider``), as one JSON object or, when the request asks
+    for a stream (``"stream": true``, or Gemini's ``:streamGenerateContent``), as that
+    provider's own stream: reasoning first, then content, in pieces of ``chunk_size``
+    characters, then the tool calls, the finish reason and usage::
 
         ScriptedReply(content="It is sunny.")
         ScriptedReply(tool_calls=[("get_weather", {"city": "Paris"})])
         ScriptedReply(content="slow", delay_between_chunks=0.1, close_after_bytes=300)
 
-    ``usage`` is ``(prompt_tokens, completion_tokens)``; by default both are rough word
-    counts. The fault knobs mean the same as on ``Reply`` and apply to the rendered body.
+    - OpenAI: ``reasoning`` is ``reasoning_content``; a usage chunk is sent if
+      ``stream_options.include_usage`` was asked for; the stream ends with
+      ``data: [DONE]``. Tool calls get ids ``call_<n>``.
+    - Anthropic: ``reasoning`` is a thinking block (with a mock signature), tool calls are
+      ``tool_use`` blocks with ids ``toolu_mock_<n>``; streams are the real named events
+      (``message_start``, ``ping``, ``content_block_*``, ``message_delta``,
+      ``message_stop``). Stop reason ``end_turn``, or ``tool_use`` with tool calls.
+    - Gemini: ``reasoning`` is ``thought`` parts, tool calls are whole ``functionCall``
+      parts without ids; streams are ``data:`` events framed with CRLF, no sentinel, the
+      last carrying ``finishReason`` and ``usageMetadata``. Finish reason ``STOP``, also
+      with function calls. Without ``?alt=sse`` a stream is a JSON array, as Gemini sends.
+
+    ``finish_reason`` is sent verbatim instead of the dialect's default. ``usage`` is
+    ``(input_tokens, output_tokens)``; by default both are rough word counts, and output
+    includes reasoning (Gemini reports the reasoning words as ``thoughtsTokenCount`` and
+    the rest of the output as ``candidatesTokenCount``). ``model`` overrides the model the
+    reply names (by default the request's: its body's ``model``, or Gemini's URL path).
+    An explicit ``ScriptedToolCall.id`` is used by OpenAI and Anthropic; Gemini has none.
+    The fault knobs mean the same as on ``Reply`` and apply to the rendered body.
     """
 
     content: str = ""
@@ -294,7 +351,7 @@ class _Exchange:
 
 
 class MockProvider:
-    """A loopback OpenAI-compatible server living inside an ``async with`` block.
+    """A loopback LLM provider living inside an ``async with`` block.
 
     ::
 
@@ -303,11 +360,19 @@ class MockProvider:
             async with httpx.AsyncClient(base_url=mock.openai_base_url) as http:
                 r = await http.post("/chat/completions", json={"model": "m", "messages": []})
 
+    The request path picks the dialect a ``ScriptedReply`` is rendered in, never a
+    provider name: ``POST .../chat/completions`` is OpenAI chat completions,
+    ``POST .../messages`` Anthropic Messages, ``POST .../models/{model}:generateContent``
+    and ``:streamGenerateContent?alt=sse`` Gemini (any other path renders as OpenAI).
+    ``anthropic_base_url`` and ``gemini_base_url`` are the base URLs those SDKs expect.
+
     Every request except ``GET /_mock/health`` is recorded in ``requests`` and takes the
-    next queued reply. With the queue empty, ``POST .../chat/completions`` gets a default
-    ``ScriptedReply`` (``"Mock reply to: <last user text>"``; the ``x-mock-chunks: N``
-    request header makes it N deltas of ``"tok "``, ``x-mock-delay-ms`` spaces them out)
-    and any other route a 404 OpenAI-shaped error.
+    next queued reply. With the queue empty, a POST to one of the dialect endpoints gets
+    a default ``ScriptedReply`` (``"Mock reply to: <last user text>"``; the
+    ``x-mock-chunks: N`` request header makes it N deltas of ``"tok "``,
+    ``x-mock-delay-ms`` spaces them out) and any other route a 404 OpenAI-shaped error.
+    Replies carry a request id header unless they set one: ``request-id: req_mock_<n>``
+    on Anthropic routes, ``x-request-id: req_mock_<n>`` elsewhere.
 
     The server's tasks run in a task group entered by ``__aenter__``, so enter and exit
     it (or call ``aclose()``) from the same task. Leaving the block cancels every handler
@@ -348,6 +413,16 @@ class MockProvider:
     def openai_base_url(self) -> str:
         """``base_url + "/v1"``: what an OpenAI client's ``base_url`` should be."""
         return self.base_url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``base_url + "/v1"``: Anthropic's base path, under which ``/messages`` lives."""
+        return self.base_url + "/v1"
+
+    @property
+    def gemini_base_url(self) -> str:
+        """``base_url + "/v1beta"``: Gemini's base path, above ``/models/{model}:...``."""
+        return self.base_url + "/v1beta"
 
     def enqueue(self, *replies: Reply | ScriptedReply) -> None:
         """Queue replies; each recorded request takes the oldest one (FIFO)."""
@@ -515,26 +590,30 @@ class MockProvider:
                 record._mark_finished()
 
         try:
+            endpoint = _dialects.endpoint_for(target)
             item: Reply | ScriptedReply
             if self._queue:
                 item = self._queue.popleft()
-            elif method == "POST" and route.endswith("/chat/completions"):
-                item = _default_reply(parsed, headers)
+            elif method == "POST" and endpoint is not None:
+                item = _default_reply(endpoint.dialect, parsed, headers)
             else:
                 item = Reply.error(404, f"Unknown route: {method} {route}", code="unknown_url")
+            if endpoint is None:
+                endpoint = _dialects.CHAT_COMPLETIONS
             if isinstance(item, ScriptedReply):
-                reply = _render_scripted(item, parsed, number, self._next_call_id)
+                reply = _render_scripted(item, parsed, endpoint, number, self._next_call_id)
             else:
                 reply = item
-            if not any(name.lower() == "x-request-id" for name in reply.headers):
+            id_header = "request-id" if endpoint.dialect == "messages" else "x-request-id"
+            if not any(name.lower() == id_header for name in reply.headers):
                 request_id = f"req_mock_{number}"
-                reply = attrs.evolve(reply, headers={**reply.headers, "x-request-id": request_id})
+                reply = attrs.evolve(reply, headers={**reply.headers, id_header: request_id})
             return await self._deliver(conn, stream, reply, record, end_exchange)
         finally:
             end_exchange()
 
-    def _next_call_id(self) -> str:
-        return f"call_{next(self._call_ids)}"
+    def _next_call_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._call_ids)}"
 
     async def _deliver(
         self,
@@ -763,31 +842,12 @@ def _parse_json(body: bytes) -> Any:
         return None
 
 
-# ------------------------------------------------------------ OpenAI rendering
+# ------------------------------------------------------------- default replies
 
 
-def _message_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-            if isinstance(part.get("text"), str)
-        ]
-        return " ".join(texts)
-    return ""
-
-
-def _messages(request: Any) -> list[dict[str, Any]]:
-    messages = request.get("messages") if isinstance(request, dict) else None
-    if not isinstance(messages, list):
-        return []
-    return [m for m in messages if isinstance(m, dict)]
-
-
-def _default_reply(request: Any, headers: Mapping[str, str]) -> ScriptedReply:
+def _default_reply(
+    dialect: _dialects.Dialect, request: Any, headers: Mapping[str, str]
+) -> ScriptedReply:
     delay = 0.0
     try:
         delay = max(0.0, float(headers.get("x-mock-delay-ms", "0")) / 1000)
@@ -796,125 +856,29 @@ def _default_reply(request: Any, headers: Mapping[str, str]) -> ScriptedReply:
     chunks = headers.get("x-mock-chunks")
     if chunks is not None and chunks.strip().isdigit():
         return ScriptedReply(content="tok " * int(chunks), chunk_size=4, delay_between_chunks=delay)
-    last_user = next(
-        (m for m in reversed(_messages(request)) if m.get("role") == "user"), {"content": ""}
-    )
-    text = _message_text(last_user.get("content"))
+    text = _dialects.last_user_text(dialect, request)
     return ScriptedReply(content=f"Mock reply to: {text}", delay_between_chunks=delay)
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 def _render_scripted(
-    scripted: ScriptedReply, request: Any, number: int, next_call_id: Callable[[], str]
+    scripted: ScriptedReply,
+    request: Any,
+    endpoint: _dialects.Endpoint,
+    number: int,
+    next_id: _dialects.NextId,
 ) -> Reply:
-    """Render ``scripted`` as the exact bytes OpenAI would send for ``request``."""
-    req: dict[str, Any] = request if isinstance(request, dict) else {}
-    requested_model = req.get("model")
-    model = scripted.model or (requested_model if isinstance(requested_model, str) else "mock")
-    calls: list[tuple[str, str, str]] = []  # (id, name, arguments JSON)
-    for call in scripted.tool_calls:
-        if isinstance(call, ScriptedToolCall):
-            name, arguments, call_id = call.name, call.arguments, call.id
-        else:
-            (name, arguments), call_id = call, None
-        calls.append((call_id or next_call_id(), name, _dumps(dict(arguments))))
-    finish_reason = scripted.finish_reason or ("tool_calls" if calls else "stop")
-    if scripted.usage is not None:
-        prompt_tokens, completion_tokens = scripted.usage
-    else:
-        prompt_tokens = max(1, sum(_words(_message_text(m.get("content"))) for m in _messages(req)))
-        generated = [scripted.content, scripted.reasoning, *(args for _, _, args in calls)]
-        completion_tokens = max(1, sum(_words(text) for text in generated))
-    usage = {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-    completion_id = f"chatcmpl-mock-{number}"
-    created = int(time.time())
-    knobs: dict[str, Any] = {
-        "delay_before_headers": scripted.delay_before_headers,
-        "delay_between_chunks": scripted.delay_between_chunks,
-        "close_after_bytes": scripted.close_after_bytes,
-        "stall_after_bytes": scripted.stall_after_bytes,
-    }
-
-    if req.get("stream") is not True:
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": None if not scripted.content and calls else scripted.content,
-            "refusal": None,
-        }
-        if scripted.reasoning:
-            message["reasoning_content"] = scripted.reasoning
-        if calls:
-            message["tool_calls"] = [
-                {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
-                for cid, name, args in calls
-            ]
-        completion = {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
-            ],
-            "usage": usage,
-        }
-        return Reply.json(completion, headers=scripted.headers, **knobs)
-
-    stream_options = req.get("stream_options")
-    include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-    size = scripted.chunk_size
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        frame: dict[str, Any] = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if include_usage:
-            frame["usage"] = None  # as the real API does on every chunk but the last
-        return f"data: {_dumps(frame)}\n\n"
-
-    events = [chunk({"role": "assistant", "content": ""})]
-    for i in range(0, len(scripted.reasoning), size):
-        events.append(chunk({"reasoning_content": scripted.reasoning[i : i + size]}))
-    for i in range(0, len(scripted.content), size):
-        events.append(chunk({"content": scripted.content[i : i + size]}))
-    for index, (cid, name, args) in enumerate(calls):
-        start = {"index": index, "id": cid, "type": "function"}
-        events.append(
-            chunk({"tool_calls": [{**start, "function": {"name": name, "arguments": ""}}]})
-        )
-        for i in range(0, len(args), size):
-            fragment = {"index": index, "function": {"arguments": args[i : i + size]}}
-            events.append(chunk({"tool_calls": [fragment]}))
-    events.append(chunk({}, finish_reason))
-    if include_usage:
-        usage_frame = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": usage,
-        }
-        events.append(f"data: {_dumps(usage_frame)}\n\n")
-    events.append("data: [DONE]\n\n")
-    encoded = [event.encode() for event in events]
-    # One SSE event per write, so delays and faults fall between whole events.
+    """Render ``scripted`` in the endpoint's dialect, with its fault knobs."""
+    rendered = _dialects.render(scripted, request, endpoint, number, next_id)
+    # One SSE event (or JSON body) per write, so delays and faults fall between events.
     return Reply(
-        headers=_with_defaults(_SSE_HEADERS, scripted.headers),
-        body=b"".join(encoded),
-        chunk_sizes=[len(event) for event in encoded],
-        **knobs,
+        headers=_with_defaults(rendered.headers, scripted.headers),
+        body=b"".join(rendered.pieces),
+        chunk_sizes=[len(piece) for piece in rendered.pieces],
+        chunked=True if rendered.streamed else None,
+        delay_before_headers=scripted.delay_before_headers,
+        delay_between_chunks=scripted.delay_between_chunks,
+        close_after_bytes=scripted.close_after_bytes,
+        stall_after_bytes=scripted.stall_after_bytes,
     )
 
 
