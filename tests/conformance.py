@@ -1,10 +1,13 @@
-"""Shared helpers for the conformance corpus (../shared/conformance): loading cases and
-comparing what the library produced with the case's ``expect`` block."""
+"""Shared helpers for the conformance corpus (../shared/conformance): loading cases, choosing
+the manifest a case is driven with, running a case through the sans-IO core exactly as the
+client does (``core_result``), and comparing the result with the case's ``expect`` block."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,16 @@ import pytest
 import yaml
 
 from ailib_anyio import AiLibError, ChatResponse
+from ailib_anyio._core._classify import classify_error
+from ailib_anyio._core._mapping import (
+    EventMapper,
+    ResponseAccumulator,
+    StreamFailure,
+    StreamPipeline,
+)
+from ailib_anyio._errors import ContextLengthExceededError, error_class_for_kind
+from ailib_anyio._protocol._models import ProviderManifest
+from ailib_anyio._protocol._registry import ProtocolRegistry, split_model
 
 
 def shared_dir() -> Path | None:
@@ -20,8 +33,9 @@ def shared_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def load_cases(dialect: str) -> list[Any]:
-    """pytest params for every case of ``dialect``; a visible skip when the corpus is absent."""
+def load_cases(*dialects: str) -> list[Any]:
+    """pytest params for every case of the ``dialects``; a visible skip when the corpus is
+    absent."""
     root = shared_dir()
     if root is None:
         if os.environ.get("CI"):
@@ -32,7 +46,7 @@ def load_cases(dialect: str) -> list[Any]:
     out = []
     for path in sorted((root / "conformance" / "cases").glob("*/*.yaml")):
         case = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if case["dialect"] == dialect:
+        if case["dialect"] in dialects:
             out.append(pytest.param(case, id=case["id"]))
     return out
 
@@ -55,13 +69,122 @@ def response_headers(case: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+#: case folder (the provider whose traffic was captured) -> the shipped manifest for it
+PROVIDER_MANIFESTS: dict[str, str] = {
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral": "mistral",
+    "openai": "openai",
+    "ollama": "openai-compatible",
+}
+
+# Gemini names the model in the path: /v1beta/models/gemini-2.5-flash:generateContent
+_PATH_MODEL = re.compile(r"/models/([^/:?]+)")
+
+
+def case_model(case: dict[str, Any]) -> str:
+    """The model id of a case: the request body's ``model``, else the one in the path."""
+    model = (case["request"].get("body") or {}).get("model")
+    if isinstance(model, str) and model:
+        return model
+    found = _PATH_MODEL.search(case["request"].get("path", ""))
+    return found.group(1) if found else "model"
+
+
 def model_for(case: dict[str, Any]) -> str:
     """The provider/model the case is driven with: OpenAI's own manifest for OpenAI's
     traffic, the generic OpenAI-compatible one for every other server of the dialect."""
     provider = case["id"].split("/")[0]
-    model = case["request"]["body"].get("model", "model")
     manifest = "openai" if provider == "openai" else "openai-compatible"
-    return f"{manifest}/{model}"
+    return f"{manifest}/{case_model(case)}"
+
+
+def provider_model_for(case: dict[str, Any]) -> str:
+    """The provider/model with the provider's own manifest (by the case's folder)."""
+    return f"{PROVIDER_MANIFESTS[case['id'].split('/')[0]]}/{case_model(case)}"
+
+
+def splits(data: bytes, how: str, seed: int = 0) -> list[bytes]:
+    """``data`` whole, one byte at a time, or in random pieces of 1..64 bytes."""
+    if how == "whole":
+        return [data]
+    if how == "bytes":
+        return [data[i : i + 1] for i in range(len(data))]
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(data):
+        n = rng.randint(1, 64)
+        out.append(data[i : i + n])
+        i += n
+    return out
+
+
+def core_result(
+    case: dict[str, Any],
+    how: str,
+    seed: int = 0,
+    *,
+    model: str | None = None,
+    stop_after: int | None = None,
+) -> tuple[ChatResponse | None, AiLibError | None]:
+    """Run a case through the sans-IO core only (no sockets), as the client would: the
+    manifest of ``model`` (default: ``model_for(case)``) decodes, maps and classifies.
+    ``stop_after``: only that many bytes of a stream arrive, and the body never ends (what
+    was received so far is returned)."""
+    manifest: ProviderManifest = ProtocolRegistry().get(split_model(model or model_for(case))[0])
+    status = case["response"]["status"]
+    data = body_bytes(case)
+    headers = response_headers(case)
+
+    def failure(
+        body: Any, acc: ResponseAccumulator | None, mapper: EventMapper | None
+    ) -> AiLibError:
+        info = classify_error(
+            manifest.error_classification, status, headers, body, mid_stream=status < 400
+        )
+        cls = ContextLengthExceededError if info.context_length else error_class_for_kind(info.kind)
+        partial = acc.build(mapper=mapper) if acc is not None else None
+        return cls(
+            info.message,
+            status_code=status,
+            retryable=info.retryable,
+            retry_after=info.retry_after,
+            response=partial,
+        )
+
+    if status >= 400:
+        return None, failure(json.loads(data), None, None)
+    acc = ResponseAccumulator()
+    if case["stream"]:
+        assert manifest.streaming is not None
+        pipe = StreamPipeline(
+            manifest.streaming.event_map,
+            decoder_format=manifest.streaming.decoder.format,
+            done_signal=manifest.streaming.decoder.done_signal,
+            termination=manifest.termination_mapping,
+            generate_ids=manifest.generate_tool_call_ids,
+        )
+        events: list[Any] = []
+        for piece in splits(data if stop_after is None else data[:stop_after], how, seed):
+            events.extend(pipe.feed(piece))
+        if stop_after is None:
+            events.extend(pipe.close())
+        mapper = pipe.mapper
+    else:
+        assert manifest.response is not None
+        mapper = EventMapper(
+            manifest.response.event_map,
+            termination=manifest.termination_mapping,
+            generate_ids=manifest.generate_tool_call_ids,
+        )
+        events = [*mapper.map_object(json.loads(data)), *mapper.finish()]
+    for event in events:
+        if isinstance(event, StreamFailure):
+            return None, failure(event.body, acc, mapper)
+        acc.add(event)
+    return acc.build(mapper=mapper), None
 
 
 def check(case: dict[str, Any], response: ChatResponse | None, error: AiLibError | None) -> None:

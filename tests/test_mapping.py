@@ -662,12 +662,17 @@ def test_truncated(body: bytes, truncated: bool) -> None:
     assert pipe.truncated is truncated
 
 
-def test_truncated_is_false_without_a_done_signal() -> None:
+def test_without_a_done_signal_a_finish_reason_marks_the_end() -> None:
+    # Anthropic and Gemini streams have no done signal: a complete one always carries a
+    # finish reason, so a body without one was cut short.
     m = manifest("openai")
     assert m.streaming is not None
-    pipe = StreamPipeline(m.streaming.event_map, termination=m.termination_mapping)
-    feed_all(pipe, [sse(chunk({"content": "x"}), done=False)])
-    assert pipe.truncated is False
+    cut = StreamPipeline(m.streaming.event_map, termination=m.termination_mapping)
+    feed_all(cut, [sse(chunk({"content": "x"}), done=False)])
+    assert cut.truncated is True
+    whole = StreamPipeline(m.streaming.event_map, termination=m.termination_mapping)
+    feed_all(whole, [sse(chunk({"content": "x"}, finish_reason="stop"), done=False)])
+    assert whole.truncated is False
 
 
 def test_flush_dispatches_a_final_frame_without_blank_line() -> None:

@@ -191,6 +191,18 @@ def _compile_rule(rule: EventRule) -> _Handler | None:
             return False
 
         return tool_call
+    if kind is EmitKind.TOOL_CALL_END:
+        end_index = fields.get("index")
+
+        def tool_call_end(m: EventMapper, obj: Any, out: Out) -> bool:
+            index = end_index.first(obj) if end_index is not None else m._last_tool
+            if type(index) is int:
+                state = m._tools.get(index)
+                if state is not None and state.started and not state.complete:
+                    m._complete_tool(index, state, out)
+            return False
+
+        return tool_call_end
     if kind is EmitKind.FINISH:
         finish = fields.get("finish_reason")
         if finish is None:
@@ -424,18 +436,25 @@ class EventMapper:
                 # never named: arguments for a block that is not a client tool call
                 # (a server-side tool), which the caller has nothing to execute for
                 continue
-            state.complete = True
-            raw = "".join(state.args)
-            arguments, error = _parse_arguments(raw)
-            call = ToolCall(state.id, state.name, arguments, raw, error, state.signature)
-            out.append(ToolCallCompleted(index, call))
+            self._complete_tool(index, state, out)
         if self._usage:
             out.append(self.usage())
+        # only named calls count: nameless states are server-side tool input, nothing the
+        # caller must execute
+        has_calls = any(state.name is not None for state in self._tools.values())
         if self._finish_raw is not None:
             out.append(
-                Finished(normalize_finish(self._finish_raw, self._termination, bool(self._tools)))
+                Finished(normalize_finish(self._finish_raw, self._termination, has_calls))
             )
         return out
+
+    def _complete_tool(self, index: int, state: _ToolState, out: Out) -> None:
+        """Emit ``ToolCallCompleted`` for a named call (at its end event, or at the end)."""
+        state.complete = True
+        raw = "".join(state.args)
+        arguments, error = _parse_arguments(raw)
+        call = ToolCall(state.id, state.name or "", arguments, raw, error, state.signature)
+        out.append(ToolCallCompleted(index, call))
 
     def usage(self) -> Usage:
         u = self._usage
@@ -489,7 +508,6 @@ class StreamPipeline:
         self.mapper = EventMapper(
             rules, termination=termination, done_signal=done_signal, generate_ids=generate_ids
         )
-        self._expects_done = done_signal is not None
 
     def feed(self, data: bytes) -> Out:
         out: Out = []
@@ -511,9 +529,14 @@ class StreamPipeline:
 
     @property
     def truncated(self) -> bool:
-        """True if the body ended with neither the done signal nor a finish reason."""
+        """True if the body ended with neither the done signal nor a finish reason.
+
+        Every dialect ends a complete stream with one or the other (OpenAI ``[DONE]``, a
+        ``finish_reason``, Anthropic's ``stop_reason``, Gemini's ``finishReason``), so a
+        body with neither was cut short.
+        """
         mapper = self.mapper
-        return self._expects_done and not mapper.done and not mapper.saw_finish_reason
+        return not mapper.done and not mapper.saw_finish_reason
 
 
 class ResponseAccumulator:

@@ -15,7 +15,18 @@ import attrs
 
 from ._jsonpath import Predicate, Selector, compile_match, compile_path
 
-__all__ = ["EMIT_ALIASES", "FIELD_ALIASES", "EmitKind", "EventRule", "FieldSpec", "Match"]
+__all__ = [
+    "EMIT_ALIASES",
+    "FIELD_ALIASES",
+    "USAGE_OBJECT_FIELDS",
+    "EmitKind",
+    "EventRule",
+    "FieldSpec",
+    "Match",
+    "tool_call_object_fields",
+    "tool_calls_array_fields",
+    "usage_object_fields",
+]
 
 
 class EmitKind(enum.Enum):
@@ -25,6 +36,7 @@ class EmitKind(enum.Enum):
     REASONING = "reasoning"
     REFUSAL = "refusal"
     TOOL_CALL = "tool_call"
+    TOOL_CALL_END = "tool_call_end"
     USAGE = "usage"
     FINISH = "finish"
     ERROR = "error"
@@ -45,6 +57,7 @@ EMIT_ALIASES: Mapping[str, EmitKind] = {
     "PartialToolCall": EmitKind.TOOL_CALL,
     "ToolCallStarted": EmitKind.TOOL_CALL,
     "ToolCallDelta": EmitKind.TOOL_CALL,
+    "ToolCallEnded": EmitKind.TOOL_CALL_END,
     "Usage": EmitKind.USAGE,
     "UsageReport": EmitKind.USAGE,
     "Metadata": EmitKind.USAGE,
@@ -82,8 +95,13 @@ FIELD_ALIASES: Mapping[EmitKind, Mapping[str, str]] = {
         "input": "arguments",
         "signature": "signature",
         "thought_signature": "signature",
+        # composite spellings, expanded when the manifest loads (see below)
+        "tool_calls": "tool_calls",
+        "tool_call": "tool_call",
     },
+    EmitKind.TOOL_CALL_END: {"index": "index"},
     EmitKind.USAGE: {
+        "usage": "usage",
         "input_tokens": "input_tokens",
         "prompt_tokens": "input_tokens",
         "output_tokens": "output_tokens",
@@ -91,12 +109,83 @@ FIELD_ALIASES: Mapping[EmitKind, Mapping[str, str]] = {
         "cached_input_tokens": "cached_input_tokens",
         "cached_tokens": "cached_input_tokens",
         "reasoning_tokens": "reasoning_tokens",
+        # a usage rule may also carry the finish reason (v1 ``Metadata``)
+        "finish_reason": "finish_reason",
+        "stop_reason": "finish_reason",
     },
-    EmitKind.FINISH: {"finish_reason": "finish_reason", "stop_reason": "finish_reason"},
+    EmitKind.FINISH: {
+        "finish_reason": "finish_reason",
+        "stop_reason": "finish_reason",
+        # a finish rule may also carry the usage object (v2 ``StreamEnd``)
+        "usage": "usage",
+    },
     EmitKind.ERROR: {},
     EmitKind.METADATA: {"model": "model", "id": "id", "response_id": "id"},
     EmitKind.IGNORE: {},
 }
+
+
+#: well-known token-count names inside a provider's usage object, per unified field. The
+#: names found are summed, so Gemini's output is ``candidatesTokenCount +
+#: thoughtsTokenCount`` (its candidate count excludes the thoughts, unlike the others').
+USAGE_OBJECT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "input_tokens": ("prompt_tokens", "input_tokens", "promptTokenCount"),
+    "output_tokens": (
+        "completion_tokens",
+        "output_tokens",
+        "candidatesTokenCount",
+        "thoughtsTokenCount",
+    ),
+    "cached_input_tokens": (
+        "prompt_tokens_details.cached_tokens",
+        "input_tokens_details.cached_tokens",
+        "cache_read_input_tokens",
+        "cachedContentTokenCount",
+    ),
+    "reasoning_tokens": (
+        "completion_tokens_details.reasoning_tokens",
+        "output_tokens_details.reasoning_tokens",
+        "thoughtsTokenCount",
+    ),
+}
+
+
+def _paths(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    paths = [spec] if isinstance(spec, str) else list(spec)
+    if not paths or not all(isinstance(p, str) for p in paths):
+        raise ValueError("expected a path or a list of paths")
+    return [p.rstrip() for p in paths]
+
+
+def usage_object_fields(spec: str | list[str] | tuple[str, ...]) -> dict[str, FieldSpec]:
+    """The unified usage fields read from a usage *object* (``usage: $.usage``)."""
+    paths = _paths(spec)
+    return {
+        name: FieldSpec.compile([f"{p}.{key}" for p in paths for key in keys])
+        for name, keys in USAGE_OBJECT_FIELDS.items()
+    }
+
+
+def tool_calls_array_fields(spec: str) -> tuple[Selector, dict[str, FieldSpec]]:
+    """``each`` and the fields for an OpenAI-shaped array of tool calls (``tool_calls:``)."""
+    (path,) = _paths(spec)
+    each = compile_path(path if path.endswith("[*]") else f"{path}[*]")
+    return each, {
+        "index": FieldSpec.compile("$.index"),
+        "id": FieldSpec.compile("$.id"),
+        "name": FieldSpec.compile("$.function.name"),
+        "arguments": FieldSpec.compile("$.function.arguments"),
+    }
+
+
+def tool_call_object_fields(spec: str) -> tuple[Selector, dict[str, FieldSpec]]:
+    """``each`` and the fields for a Gemini-shaped ``functionCall`` object (``tool_call:``)."""
+    (path,) = _paths(spec)
+    return compile_path(path), {
+        "id": FieldSpec.compile("$.id"),
+        "name": FieldSpec.compile("$.name"),
+        "arguments": FieldSpec.compile("$.args"),
+    }
 
 
 @attrs.frozen

@@ -17,7 +17,17 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
 from .._core._jsonpath import JSONPathError, Selector, compile_path
-from .._core._rules import EMIT_ALIASES, FIELD_ALIASES, EventRule, FieldSpec, Match
+from .._core._rules import (
+    EMIT_ALIASES,
+    FIELD_ALIASES,
+    EmitKind,
+    EventRule,
+    FieldSpec,
+    Match,
+    tool_call_object_fields,
+    tool_calls_array_fields,
+    usage_object_fields,
+)
 
 __all__ = [
     "AuthSpec",
@@ -202,6 +212,8 @@ class ProviderManifest:
     aliases: tuple[str, ...] = ()
     endpoints: Mapping[str, NamedEndpoint] = attrs.field(factory=dict)
     default_api_family: str | None = None
+    #: v1 list of family names, or v1.5 mapping ``{chat: {request_format: anthropic}}``
+    api_families: Any = None
     parameters: Mapping[str, ParameterSpec] = attrs.field(factory=dict)
     parameter_mappings: Mapping[str, str] = attrs.field(factory=dict)
     streaming: StreamingSpec | None = None
@@ -224,14 +236,28 @@ class ProviderManifest:
     @property
     def chat_endpoint(self) -> NamedEndpoint:
         ep = self.endpoints.get("chat")
+        if ep is None and self.default_api_family:
+            # v1 names operations after the family: `chat_completions_create: /chat/...`
+            ep = self.endpoints.get(f"{self.default_api_family}_create")
         if ep is not None:
             return ep
         return NamedEndpoint(path=self.endpoint.chat or "/chat/completions")
 
     @property
     def api_family(self) -> str:
-        adapter = self.chat_endpoint.adapter or self.default_api_family or "openai_chat"
+        adapter = (
+            self.chat_endpoint.adapter
+            or self.default_api_family
+            or self._chat_request_format()
+            or "openai_chat"
+        )
         return API_FAMILIES.get(adapter, adapter)
+
+    def _chat_request_format(self) -> str | None:
+        families = self.api_families
+        chat = families.get("chat") if isinstance(families, Mapping) else None
+        fmt = chat.get("request_format") if isinstance(chat, Mapping) else None
+        return fmt if isinstance(fmt, str) and fmt else None
 
     @property
     def generate_tool_call_ids(self) -> bool:
@@ -293,7 +319,23 @@ def _selector_hook(value: Any, _: type) -> Selector:
         raise _one(f"invalid JSONPath: {exc}") from None
 
 
+#: field names whose value is not one datum but a whole object (or array) to take apart
+_COMPOSITE_FIELDS = frozenset({"usage", "tool_calls", "tool_call"})
+
+
 def _rule_hook(value: Any, strict: bool) -> EventRule:
+    return _rule_list(value, strict)[0]
+
+
+def _rule_list(value: Any, strict: bool) -> list[EventRule]:
+    """One manifest rule -> the compiled rule, plus a sibling when it carries two things.
+
+    The spec's manifests spell some extractions as whole objects: ``usage: $.usage`` (the
+    provider's usage object, whose well-known token names are read), ``tool_calls:`` (an
+    OpenAI-shaped array of calls) and ``tool_call:`` (a Gemini ``functionCall`` object).
+    A usage rule may also carry the finish reason (v1 ``Metadata``) and a finish rule the
+    usage object (v2 ``StreamEnd``); each such rule becomes two, with the same conditions.
+    """
     if not isinstance(value, Mapping):
         raise _one(f"expected a mapping (an event-map rule), got {_describe(value)}")
     issues: list[tuple[tuple[str | int, ...], str]] = []
@@ -330,6 +372,7 @@ def _rule_hook(value: Any, strict: bool) -> EventRule:
     key = "extract" if "extract" in value else "fields"
     raw_fields = value.get(key) or {}
     fields: dict[str, FieldSpec] = {}
+    composite: dict[str, tuple[str, Any]] = {}
     if not isinstance(raw_fields, Mapping):
         issues.append(((key,), f"expected a mapping of field: path, got {_describe(raw_fields)}"))
     else:
@@ -347,6 +390,9 @@ def _rule_hook(value: Any, strict: bool) -> EventRule:
                         )
                     )
                 continue
+            if canonical in _COMPOSITE_FIELDS:
+                composite[canonical] = (name, spec)
+                continue
             try:
                 fields[canonical or name] = FieldSpec.compile(spec)
             except JSONPathError as exc:
@@ -355,9 +401,37 @@ def _rule_hook(value: Any, strict: bool) -> EventRule:
                 issues.append(
                     ((key, name), f"expected a path or a list of paths, got {_describe(spec)}")
                 )
+    sibling: tuple[EmitKind, dict[str, FieldSpec]] | None = None
+    for canonical, (name, spec) in composite.items():
+        try:
+            if canonical == "usage":
+                usage = usage_object_fields(spec)
+                if kind is EmitKind.USAGE:
+                    for field, field_spec in usage.items():
+                        fields.setdefault(field, field_spec)  # explicit fields win
+                else:
+                    sibling = (EmitKind.USAGE, usage)
+            elif each is None:  # tool_calls / tool_call; an explicit `each` wins
+                expand = (
+                    tool_calls_array_fields
+                    if canonical == "tool_calls"
+                    else (tool_call_object_fields)
+                )
+                each, relative = expand(spec)
+                for field, field_spec in relative.items():
+                    fields.setdefault(field, field_spec)
+        except JSONPathError as exc:
+            issues.append(((key, name), f"invalid JSONPath: {exc}"))
+        except (TypeError, ValueError):
+            issues.append(((key, name), f"expected a path, got {_describe(spec)}"))
+    if kind is EmitKind.USAGE and "finish_reason" in fields:
+        sibling = (EmitKind.FINISH, {"finish_reason": fields.pop("finish_reason")})
     if issues or kind is None:
         raise ManifestIssues(issues)
-    return EventRule(emit=kind, fields=fields, match=match, event=event, each=each)
+    rules = [EventRule(emit=kind, fields=fields, match=match, event=event, each=each)]
+    if sibling is not None:
+        rules.append(EventRule(emit=sibling[0], fields=sibling[1], match=match, event=event))
+    return rules
 
 
 def _field_spec_hook(value: Any, _: type) -> FieldSpec:
@@ -472,7 +546,10 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
             for i, item in enumerate(value):
                 item_type = item_types[0] if variadic else item_types[i]
                 try:
-                    out.append(conv.structure(item, item_type))
+                    if item_type is EventRule:  # one manifest rule may compile to two
+                        out.extend(_rule_list(item, strict))
+                    else:
+                        out.append(conv.structure(item, item_type))
                 except Exception as exc:  # noqa: BLE001 - collected, reported with its index
                     note = IterableValidationNote(f"item @ index {i}", i, item_type)
                     exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
@@ -514,8 +591,18 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
             raise _one(f"expected a mapping, got {_describe(value)}")
         data = dict(value)
         extra = data.pop("extra_headers", None)
+        key_env = data.pop("key_env", None)  # v1 spelling of token_env
         auth = base_auth(data, cls)
         issues: list[tuple[tuple[str | int, ...], str]] = []
+        if isinstance(key_env, str) and key_env:
+            if auth.token_env is None:
+                auth = attrs.evolve(auth, token_env=key_env)
+            elif key_env not in auth.env_vars:
+                auth = attrs.evolve(auth, token_envs=(*auth.token_envs, key_env))
+        elif key_env is not None:
+            issues.append(
+                (("key_env",), f"expected an environment variable name, got {_describe(key_env)}")
+            )
         kind = AUTH_TYPES.get(auth.type)
         if kind is None:
             issues.append(
@@ -534,10 +621,25 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(AuthSpec, auth_hook)
     # The top level's unknown keys are checked by manifest_prechecks, which knows the
     # spec's keys that the runtime does not model.
-    conv.register_structure_hook(
-        ProviderManifest,
-        cattrs.gen.make_dict_structure_fn(ProviderManifest, conv, _cattrs_forbid_extra_keys=False),
+    base_manifest = cattrs.gen.make_dict_structure_fn(
+        ProviderManifest, conv, _cattrs_forbid_extra_keys=False
     )
+
+    def manifest_hook(value: Any, cls: type) -> ProviderManifest:
+        if isinstance(value, Mapping):
+            data = dict(value)
+            url = data.get("base_url")
+            if "endpoint" not in data and isinstance(url, str):
+                data["endpoint"] = {"base_url": url}  # v1: a top-level base_url
+            limits = data.get("rate_limit_headers")
+            if isinstance(limits, Mapping):
+                # `retry_after: null` says the provider sends no such header
+                data["rate_limit_headers"] = {k: v for k, v in limits.items() if v is not None}
+            value = data
+        manifest: ProviderManifest = base_manifest(value, cls)
+        return manifest
+
+    conv.register_structure_hook(ProviderManifest, manifest_hook)
 
     return conv
 
@@ -554,12 +656,18 @@ def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | in
     if isinstance(mid, str) and not _ID.match(mid):
         issues.append((("id",), f"invalid provider id {mid!r}: use 2-64 of a-z 0-9 - _"))
     ep = value.get("endpoint")
-    if isinstance(ep, Mapping):
-        url = ep.get("base_url")
-        if isinstance(url, str) and not url.startswith(("http://", "https://")):
-            issues.append(
-                (("endpoint", "base_url"), f"must start with http:// or https://, got {url!r}")
-            )
+    url, where = (
+        (ep.get("base_url"), ("endpoint", "base_url"))
+        if isinstance(ep, Mapping)
+        else (
+            value.get("base_url"),
+            ("base_url",),
+        )
+    )
+    if isinstance(url, str) and not url.startswith(("http://", "https://")):
+        issues.append((where, f"must start with http:// or https://, got {url!r}"))
+    elif "endpoint" not in value and url is not None and not isinstance(url, str):
+        issues.append((where, f"expected a URL string, got {_describe(url)}"))
     return issues
 
 
@@ -568,6 +676,7 @@ def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | in
 _SPEC_TOP_LEVEL = frozenset(
     {
         "$schema",
+        "base_url",
         "version",
         "status",
         "category",

@@ -1,0 +1,1032 @@
+"""Runs the AI-Protocol compliance suite (``../shared/ai-protocol/tests/compliance``) through
+the library's real code.
+
+Each case names an operation (``input.type``); the runner feeds the case's input to the
+library function that performs it (the loader, ``classify_error``, the SSE decoder, the
+event mapper and stream pipeline, the request encoders, ``auth_material``) and compares
+what comes out with the case's ``expected`` block. The runner only translates: case YAML
+into library arguments, and library results into the spec's vocabulary (a ``ContentDelta``
+is the spec's ``PartialContentDelta``). No behaviour under test is computed here.
+
+Every key of an ``expected`` block is either checked or reported: a key the library has
+no counterpart for raises :class:`Unsupported` naming the missing feature, and a key the
+runner does not know fails the case, so nothing is skipped silently. Which cases do not
+pass, and why, is listed in one place: ``tests/compliance_defects.yaml``.
+
+``python tests/compliance_runner.py`` prints the counts per category.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from ailib_anyio._core._classify import classify_error
+from ailib_anyio._core._encode import ENCODERS, EncoderOptions, encode_request
+from ailib_anyio._core._mapping import (
+    DecodeFailure,
+    EventMapper,
+    ResponseAccumulator,
+    StreamFailure,
+    StreamPipeline,
+)
+from ailib_anyio._core._ndjson import NDJSONDecoder
+from ailib_anyio._core._rules import EventRule
+from ailib_anyio._core._sse import SSEDecoder
+from ailib_anyio._errors import ConfigurationError, ProtocolError
+from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
+from ailib_anyio._protocol._models import API_FAMILIES, ProviderManifest, make_converter
+from ailib_anyio._transport import auth_material
+from ailib_anyio._types import (
+    ChatRequest,
+    ChatResponse,
+    ContentBlock,
+    ContentDelta,
+    Finished,
+    Message,
+    MessageRole,
+    ReasoningDelta,
+    RefusalDelta,
+    ToolCallCompleted,
+    ToolCallDelta,
+    ToolCallStarted,
+    Usage,
+)
+
+HERE = Path(__file__).resolve().parent
+DEFECTS_FILE = HERE / "compliance_defects.yaml"
+
+
+def shared_dir() -> Path | None:
+    env = os.environ.get("AILIB_SHARED_DIR")
+    path = Path(env) if env else HERE.parents[1] / "shared"
+    return path if path.is_dir() else None
+
+
+def spec_root() -> Path | None:
+    shared = shared_dir()
+    root = shared / "ai-protocol" if shared is not None else None
+    return root if root is not None and (root / "tests" / "compliance").is_dir() else None
+
+
+# ---------------------------------------------------------------- cases
+
+
+@attrs.frozen
+class Case:
+    """One case of the suite; ``file`` is relative to ``cases/`` (ids are not unique)."""
+
+    id: str
+    file: str
+    name: str
+    input: Mapping[str, Any]
+    expected: Mapping[str, Any]
+    setup: Mapping[str, Any]
+    path: Path
+
+    @property
+    def category(self) -> str:
+        return self.file.split("/", 1)[0]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.file, self.id)
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.id}@{self.file.removesuffix('.yaml')}"
+
+
+def load_cases(root: Path) -> list[Case]:
+    cases_dir = root / "tests" / "compliance" / "cases"
+    out = []
+    for path in sorted(cases_dir.glob("*/*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc is None:
+                continue
+            out.append(
+                Case(
+                    id=str(doc["id"]),
+                    file=path.relative_to(cases_dir).as_posix(),
+                    name=str(doc.get("name", "")),
+                    input=doc.get("input") or {},
+                    expected=doc.get("expected") or {},
+                    setup=doc.get("setup") or {},
+                    path=path,
+                )
+            )
+    return out
+
+
+def duplicate_ids(cases: Sequence[Case]) -> dict[str, list[str]]:
+    """Ids used by more than one case -> the files using them."""
+    files: dict[str, list[str]] = {}
+    for case in cases:
+        files.setdefault(case.id, []).append(case.file)
+    return {cid: sorted(fs) for cid, fs in sorted(files.items()) if len(fs) > 1}
+
+
+# ---------------------------------------------------------------- the defect list
+
+
+@attrs.frozen
+class Listing:
+    """Why a case does not pass: ``section`` is ``spec_defects`` or ``not_implemented``."""
+
+    section: str
+    reason: str
+    #: spec defects only: ``xfail`` (run, must fail) or ``skip`` (cannot run meaningfully)
+    run: str = "xfail"
+
+
+def load_listings(path: Path = DEFECTS_FILE) -> dict[tuple[str, str], Listing]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out: dict[tuple[str, str], Listing] = {}
+    for entry in data.get("spec_defects") or []:
+        key = (entry["file"], entry["id"])
+        if key in out:
+            raise ValueError(f"{path}: {key} is listed twice")
+        run = entry.get("run", "xfail")
+        if run not in ("xfail", "skip"):
+            raise ValueError(f"{path}: {key}: run must be xfail or skip, not {run!r}")
+        out[key] = Listing("spec_defects", " ".join(str(entry["reason"]).split()), run)
+    for entry in data.get("not_implemented") or []:
+        key = (entry["file"], entry["id"])
+        if key in out:
+            raise ValueError(f"{path}: {key} is listed twice")
+        out[key] = Listing("not_implemented", " ".join(str(entry["feature"]).split()))
+    return out
+
+
+def listed_duplicates(path: Path = DEFECTS_FILE) -> dict[str, list[str]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {str(e["id"]): sorted(e["files"]) for e in data.get("duplicate_ids") or []}
+
+
+# ---------------------------------------------------------------- outcomes of a comparison
+
+
+class Mismatch(AssertionError):
+    """The library's result differs from the case's expectation."""
+
+
+class Unsupported(Exception):
+    """The case needs a feature the library does not have (named in ``features``)."""
+
+    def __init__(self, features: Sequence[str]) -> None:
+        super().__init__("; ".join(features))
+        self.features = list(features)
+
+
+class RunnerGap(Exception):
+    """The case uses an operation or expectation key this runner does not understand."""
+
+
+_MISSING = object()
+
+
+class Checker:
+    """Compares expectations one key at a time; every key must be consumed."""
+
+    def __init__(self, expected: Mapping[str, Any]) -> None:
+        self.expected = expected
+        self.pending = set(expected)
+        self.mismatches: list[str] = []
+        self.unsupported: list[str] = []
+
+    def has(self, key: str) -> bool:
+        return key in self.expected
+
+    def take(self, key: str) -> Any:
+        self.pending.discard(key)
+        return self.expected[key]
+
+    def check(self, key: str, actual: Any) -> None:
+        if key in self.expected:
+            self.mismatches.extend(compare(self.take(key), actual, key))
+
+    def fail(self, message: str) -> None:
+        self.mismatches.append(message)
+
+    def unsupported_key(self, key: str, feature: str) -> None:
+        if key in self.expected:
+            self.take(key)
+            self.needs(feature)
+
+    def needs(self, feature: str) -> None:
+        if feature not in self.unsupported:
+            self.unsupported.append(feature)
+
+    def done(self) -> None:
+        if self.pending:
+            raise RunnerGap(f"expectation keys the runner does not check: {sorted(self.pending)}")
+        if self.mismatches:
+            extra = f" (and unsupported: {'; '.join(self.unsupported)})" if self.unsupported else ""
+            raise Mismatch("\n".join(self.mismatches) + extra)
+        if self.unsupported:
+            raise Unsupported(self.unsupported)
+
+
+def compare(expected: Any, actual: Any, where: str) -> list[str]:
+    """Differences between an expectation and a value (dicts: the expected keys only)."""
+    if isinstance(expected, Mapping) and "assert" in expected:
+        return _assertion(expected, actual, where)
+    if isinstance(expected, Mapping) and set(expected) <= {"min", "max"} and expected:
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)):
+            return [f"{where}: expected a number in {dict(expected)}, got {actual!r}"]
+        low, high = expected.get("min"), expected.get("max")
+        if (low is not None and actual < low) or (high is not None and actual > high):
+            return [f"{where}: {actual!r} not in {dict(expected)}"]
+        return []
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return [f"{where}: expected a mapping, got {actual!r}"]
+        out: list[str] = []
+        for key, value in expected.items():
+            if key.endswith("_contains") and key not in actual:
+                base = key.removesuffix("_contains")
+                got = actual.get(base, _MISSING)
+                if got is _MISSING or not isinstance(got, (str, list)) or value not in got:
+                    out.append(f"{where}.{base}: expected to contain {value!r}, got {got!r}")
+                continue
+            if key not in actual:
+                out.append(f"{where}.{key}: missing (expected {value!r})")
+                continue
+            out.extend(compare(value, actual[key], f"{where}.{key}"))
+        return out
+    if isinstance(expected, list):
+        if not isinstance(actual, (list, tuple)):
+            return [f"{where}: expected a list, got {actual!r}"]
+        if len(expected) != len(actual):
+            return [f"{where}: expected {len(expected)} items {expected!r}, got {list(actual)!r}"]
+        out = []
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            out.extend(compare(e, a, f"{where}[{i}]"))
+        return out
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        same = expected is actual
+    elif isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        same = float(expected) == float(actual)
+    else:
+        same = expected == actual
+    return [] if same else [f"{where}: expected {expected!r}, got {actual!r}"]
+
+
+_TYPES: Mapping[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, (list, tuple)),
+    "object": lambda v: isinstance(v, Mapping),
+}
+
+
+def _assertion(spec: Mapping[str, Any], actual: Any, where: str) -> list[str]:
+    """The README's explicit assertions (``assert: length``, ``contains``, ...)."""
+    kind = spec["assert"]
+    value = spec.get("value")
+    if kind == "length":
+        if not isinstance(actual, (list, tuple, str)):
+            return [f"{where}: expected something with a length, got {actual!r}"]
+        bounds = {k: spec[k] for k in ("min", "max") if k in spec}
+        if "value" in spec:
+            bounds = {"min": value, "max": value}
+        return compare(bounds, len(actual), f"len({where})")
+    if kind == "equals":
+        return compare(value, actual, where)
+    if kind == "contains":
+        ok = isinstance(actual, (str, list, tuple)) and value in actual
+        return [] if ok else [f"{where}: expected to contain {value!r}, got {actual!r}"]
+    if kind == "matches":
+        ok = isinstance(actual, str) and re.search(str(value), actual) is not None
+        return [] if ok else [f"{where}: expected to match {value!r}, got {actual!r}"]
+    if kind == "type":
+        ok = _TYPES[str(value)](actual)
+        return [] if ok else [f"{where}: expected a {value}, got {actual!r}"]
+    if kind == "any_of":
+        ok = any(not compare(option, actual, where) for option in value)
+        return [] if ok else [f"{where}: expected one of {value!r}, got {actual!r}"]
+    if kind == "error":
+        return [] if actual is not None else [f"{where}: expected an error"]
+    raise RunnerGap(f"unknown assertion {kind!r}")
+
+
+# ---------------------------------------------------------------- helpers shared by operations
+
+
+def compliance_root(root: Path) -> Path:
+    return root / "tests" / "compliance"
+
+
+def resolve(case: Case, root: Path, relative: str) -> Path:
+    """A path in a case. The schema says "relative to the compliance root", but the cases
+    that point at the spec's own manifests (``../../../../v2/providers/x.yaml``) are written
+    relative to the case file; the first of the two that exists is used."""
+    first = compliance_root(root) / relative
+    if first.exists():
+        return first
+    second = case.path.parent / relative
+    return second if second.exists() else first
+
+
+def case_manifest(case: Case, root: Path) -> ProviderManifest:
+    path = case.setup.get("manifest_path")
+    if not isinstance(path, str):
+        raise RunnerGap("the case names no setup.manifest_path")
+    return load_manifest(resolve(case, root, path))
+
+
+#: the spec's names for the unified event kinds
+def event_view(events: Sequence[Any]) -> list[dict[str, Any]]:
+    """Library events (of one frame) in the spec's event vocabulary.
+
+    Tool-call starts and argument fragments of one frame are one ``PartialToolCall``
+    carrying OpenAI-shaped ``tool_calls`` entries (the unified model has only function
+    calls, so their ``type`` is ``function``). ``ToolCallCompleted`` is the accumulator's
+    output, which the spec tests separately (``tool_accumulation``), so it is not an
+    event-mapping event.
+    """
+    out: list[dict[str, Any]] = []
+    calls: dict[int, dict[str, Any]] | None = None
+    for event in events:
+        if isinstance(event, (ToolCallStarted, ToolCallDelta)):
+            if calls is None:
+                calls = {}
+                out.append({"type": "PartialToolCall", "tool_calls": calls})
+            entry = calls.setdefault(event.index, {"index": event.index, "function": {}})
+            if isinstance(event, ToolCallStarted):
+                entry["id"] = event.id
+                entry["type"] = "function"
+                entry["function"]["name"] = event.name
+            else:
+                entry["function"]["arguments"] = (
+                    entry["function"].get("arguments", "") + event.arguments
+                )
+            continue
+        calls = None
+        if isinstance(event, ContentDelta):
+            out.append({"type": "PartialContentDelta", "content": event.text})
+        elif isinstance(event, ReasoningDelta):
+            out.append({"type": "ThinkingDelta", "thinking": event.text})
+        elif isinstance(event, RefusalDelta):
+            out.append({"type": "RefusalDelta", "content": event.text})
+        elif isinstance(event, Finished):
+            out.append({"type": "StreamEnd", "finish_reason": event.finish_reason.raw})
+        elif isinstance(event, Usage):
+            out.append({"type": "Metadata", "usage": usage_view(event)})
+        elif isinstance(event, ToolCallCompleted):
+            pass
+        else:
+            out.append({"type": type(event).__name__})
+    for item in out:
+        if item["type"] == "PartialToolCall":
+            item["tool_calls"] = list(item["tool_calls"].values())
+    return out
+
+
+def usage_view(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    view: dict[str, Any] = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.reasoning_tokens is not None:
+        view["reasoning_tokens"] = usage.reasoning_tokens
+    return view
+
+
+def tool_call_view(response: ChatResponse) -> list[dict[str, Any]]:
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
+        for c in response.tool_calls
+    ]
+
+
+def accumulate(outputs: Sequence[Any], checker: Checker) -> ChatResponse:
+    acc = ResponseAccumulator()
+    for item in outputs:
+        if isinstance(item, StreamFailure):
+            checker.fail(f"the stream carried an error event: {item.body!r}")
+        elif isinstance(item, DecodeFailure):
+            checker.fail(f"the stream did not decode: {item.error}")
+        else:
+            acc.add(item)
+    return acc.build()
+
+
+def pipeline_for(manifest: ProviderManifest) -> StreamPipeline:
+    """A stream pipeline built from the manifest the way the client builds one."""
+    streaming = manifest.streaming
+    if streaming is None:
+        raise Mismatch(f"manifest {manifest.id!r} has no streaming section")
+    return StreamPipeline(
+        streaming.event_map,
+        decoder_format=streaming.decoder.format,
+        done_signal=streaming.decoder.done_signal,
+        termination=manifest.termination_mapping,
+        generate_ids=manifest.generate_tool_call_ids,
+    )
+
+
+_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop", "response_format", "tool_choice")
+
+
+def chat_request(
+    messages: Sequence[Message], params: Mapping[str, Any], checker: Checker
+) -> ChatRequest:
+    kwargs: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in _PARAMETERS:
+            kwargs[name] = tuple(value) if name == "stop" else value
+        else:
+            checker.needs(f"request parameter {name!r}")
+    return ChatRequest(model="compliance-model", messages=list(messages), **kwargs)
+
+
+def options_for(manifest: ProviderManifest) -> EncoderOptions:
+    """The encoder options the client derives from a manifest."""
+    return EncoderOptions(
+        parameter_mappings=manifest.parameter_mappings,
+        stream_usage=manifest.feature_flag("streaming_usage"),
+    )
+
+
+def encode(
+    family: str, options: EncoderOptions, request: ChatRequest, checker: Checker
+) -> dict[str, Any] | None:
+    if family not in ENCODERS:
+        checker.needs(f"{family} request encoder")
+        return None
+    return encode_request(family, request, options)
+
+
+def messages_of(raw: Sequence[Mapping[str, Any]], checker: Checker) -> list[Message]:
+    out = []
+    for item in raw:
+        for key in set(item) - {"role", "content"}:
+            checker.needs(f"per-message {key!r} in the unified Message")
+        out.append(Message(MessageRole(item["role"]), item.get("content")))
+    return out
+
+
+@contextlib.contextmanager
+def environment(set_vars: Mapping[str, str], clear: Sequence[str]) -> Iterator[None]:
+    """Exactly ``set_vars`` among ``clear`` and them, for the duration (then restored)."""
+    names = set(clear) | set(set_vars)
+    saved = {n: os.environ.get(n) for n in names}
+    try:
+        for n in names:
+            os.environ.pop(n, None)
+        os.environ.update({k: str(v) for k, v in set_vars.items()})
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
+# ---------------------------------------------------------------- operations
+
+
+def op_protocol_loading(case: Case, root: Path, c: Checker) -> None:
+    if "contract_fragment" in case.input or case.input.get("validate_contract_schema"):
+        c.needs("ProviderContract loading and schema validation")
+        for key in list(c.pending):
+            c.take(key)
+        return
+    path = resolve(case, root, str(case.input["manifest_path"]))
+    manifest: ProviderManifest | None = None
+    issues: list[str] = []
+    try:
+        manifest = load_manifest(path)
+    except ProtocolError as exc:
+        issues = exc.issues
+    c.check("valid", manifest is not None)
+    if c.has("errors"):
+        expected = c.take("errors")
+        if isinstance(expected, list) and expected:
+            for text in expected:
+                if not any(str(text) in issue for issue in issues):
+                    c.fail(f"errors: no issue contains {text!r}; issues: {issues!r}")
+        else:
+            c.mismatches.extend(compare(expected, issues, "errors"))
+    c.check("provider_id", manifest.id if manifest else None)
+    c.check("protocol_version", manifest.protocol_version if manifest else None)
+    c.check("runtime_deserialize", isinstance(manifest, ProviderManifest))
+
+
+def op_error_classification(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    info = classify_error(
+        manifest.error_classification,
+        int(case.input["http_status"]),
+        {str(k).lower(): str(v) for k, v in (case.input.get("headers") or {}).items()},
+        case.input.get("response_body"),
+    )
+    c.check("valid", True)
+    c.check("error_name", info.kind)
+    c.check("error_type", info.kind)
+    c.check("retryable", info.retryable)
+    c.unsupported_key("error_code", "AI-Protocol standard error codes (E1001...)")
+    c.unsupported_key("fallbackable", "per-kind fallbackable flag")
+
+
+def op_message_building(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    messages = messages_of(case.input.get("messages") or [], c)
+    request = chat_request(messages, case.input.get("parameters") or {}, c)
+    body = encode(manifest.api_family, options_for(manifest), request, c)
+    if body is None:
+        for key in list(c.pending):
+            c.take(key)
+        return
+    c.check("valid", True)
+    c.check("normalized_body", body)
+    c.check("request_contains", body)
+    c.check("message_count", len(body.get("messages", ())))
+
+
+def op_parameter_mapping(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    params = dict(case.input.get("standard_params") or {})
+    request = chat_request([Message.user("compliance")], params, c)
+    body = encode(manifest.api_family, options_for(manifest), request, c)
+    expected = c.take("provider_params")
+    if body is None:
+        return
+    for name, value in expected.items():
+        spec = manifest.parameters.get(name)
+        if name not in body and name not in params and spec is not None and spec.default == value:
+            c.needs("manifest parameter defaults sent in the request")
+            continue
+        c.mismatches.extend(compare(value, body.get(name, _MISSING), f"provider_params.{name}"))
+
+
+def op_stream_decode(case: Case, root: Path, c: Checker) -> None:
+    if "raw_chunks" in case.input:
+        _decode_raw_chunks(case, root, c)
+    else:
+        _decode_events(case, root, c)
+
+
+def _decode_raw_chunks(case: Case, root: Path, c: Checker) -> None:
+    config = case.input.get("decoder_config") or {}
+    fmt = config.get("format", "sse")
+    if fmt in ("sse", "anthropic_sse", "gemini_sse"):
+        if config.get("prefix", "data: ") != "data: ":
+            c.needs(f"SSE data prefix {config['prefix']!r}")
+        decoder: SSEDecoder | NDJSONDecoder = SSEDecoder()
+    elif fmt in ("ndjson", "json_lines"):
+        decoder = NDJSONDecoder()
+    else:
+        raise RunnerGap(f"decoder format {fmt!r}")
+    chunks = [str(chunk).encode("utf-8") for chunk in case.input["raw_chunks"]]
+    frames = [frame for chunk in chunks for frame in decoder.feed(chunk)]
+    frames.extend(decoder.flush())
+
+    # the case's decoder_config overrides the manifest's decoder, key by key
+    manifest = case_manifest(case, root)
+    streaming = manifest.streaming
+    pipeline = StreamPipeline(
+        streaming.event_map if streaming is not None else (),
+        decoder_format=fmt,
+        done_signal=config.get(
+            "done_signal", streaming.decoder.done_signal if streaming is not None else None
+        ),
+        termination=manifest.termination_mapping,
+    )
+    outputs = [item for chunk in chunks for item in pipeline.feed(chunk)]
+    outputs.extend(pipeline.close())
+    accumulate(outputs, c)
+
+    if c.has("events"):
+        expected = c.take("events")
+        view = [
+            {"type": "frame", "event": f.event, "data": f.data, "has_content": bool(f.data)}
+            for f in frames
+        ]
+        if len(view) < len(expected):
+            c.fail(f"events: expected at least {len(expected)} frames, got {view!r}")
+        else:
+            c.mismatches.extend(compare(expected, view[: len(expected)], "events"))
+    c.check("frame_count", len(frames))
+    c.check("done_received", pipeline.mapper.done)
+    c.check("completed", pipeline.mapper.finished and not pipeline.truncated)
+
+
+def _decode_events(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    pipeline = pipeline_for(manifest)
+    # each item is one whole event, written without its closing blank line
+    chunks = [f"{event}\n\n".encode() for event in case.input["events"]]
+    outputs = [item for chunk in chunks for item in pipeline.feed(chunk)]
+    outputs.extend(pipeline.close())
+    response = accumulate(outputs, c)
+    c.check("valid", True)
+    c.check("accumulated_tool_calls", tool_call_view(response))
+    c.check("usage", usage_view(response.usage))
+    if c.has("content_blocks"):
+        blocks = []
+        if response.reasoning:
+            blocks.append({"type": "thinking", "content": response.reasoning})
+        if response.content:
+            blocks.append({"type": "text", "content": response.content})
+        c.check("content_blocks", blocks)
+    finish = response.finish_reason
+    c.check("finish_reason", finish.raw if finish is not None else None)
+
+
+def op_event_mapping(case: Case, root: Path, c: Checker) -> None:
+    rules: tuple[EventRule, ...] = make_converter().structure(
+        case.input["event_map"], tuple[EventRule, ...]
+    )
+    mapper = EventMapper(rules)
+    view: list[dict[str, Any]] = []
+    for frame in case.input["frames"]:
+        view.extend(event_view(mapper.map_object(frame)))
+    view.extend(event_view(mapper.finish()))
+    c.check("events", view)
+    c.check("event_count", len(view))
+
+
+def _place(path: str, value: Any) -> Any:
+    """A JSON document holding ``value`` at ``path`` (``$.a[0].b``): the frame a case's
+    fragment arrives in."""
+    steps = re.findall(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]", path.removeprefix("$"))
+    for name, index in reversed(steps):
+        value = {name: value} if name else [None] * int(index) + [value]
+    return value
+
+
+def _leaf_paths(obj: Any, prefix: str = "") -> list[str]:
+    if isinstance(obj, Mapping):
+        return [p for k, v in obj.items() for p in _leaf_paths(v, f"{prefix}.{k}")]
+    return [prefix]
+
+
+def op_tool_accumulation(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    config = case.input.get("accumulator_config") or {}
+    key_path = str(config["key_path"])
+    chunks = case.input["partial_chunks"]
+    # the fragment's own path to the arguments is a suffix of key_path; what precedes it
+    # is where the fragment sits in a frame
+    suffix = next((p for p in _leaf_paths(chunks[0]) if key_path.endswith(p)), None)
+    if suffix is None:
+        raise RunnerGap(f"key_path {key_path!r} does not end in a path of the fragment")
+    container = key_path[: -len(suffix)]
+    streaming = manifest.streaming
+    mapper = EventMapper(streaming.event_map if streaming is not None else ())
+    outputs: list[Any] = []
+    for chunk in chunks:
+        outputs.extend(mapper.map_object(_place(container, chunk)))
+    outputs.extend(mapper.finish())
+    completed = [e for e in outputs if isinstance(e, ToolCallCompleted)]
+    c.check(
+        "assembled_tool_calls",
+        [
+            {
+                "index": e.index,
+                "id": e.tool_call.id,
+                "type": "function",
+                "function": {"name": e.tool_call.name, "arguments": e.tool_call.raw_arguments},
+            }
+            for e in completed
+        ],
+    )
+    c.check("complete", bool(completed) and all(e.tool_call.parse_error is None for e in completed))
+
+
+def op_response_parsing(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    rules = manifest.response.event_map if manifest.response is not None else ()
+    if not rules:
+        c.fail(f"manifest {manifest.id!r} defines no mapping for non-streaming responses")
+        for key in list(c.pending):
+            c.take(key)
+        return
+    mapper = EventMapper(rules, termination=manifest.termination_mapping)
+    body = case.input["response_body"]
+    response = accumulate([*mapper.map_object(body), *mapper.finish()], c)
+    c.check("valid", True)
+    c.check("usage", usage_view(response.usage))
+
+
+def op_capability_check(case: Case, root: Path, c: Checker) -> None:
+    manifest = case_manifest(case, root)
+    c.check("valid", True)
+    for name in case.input.get("capabilities") or ():
+        if not manifest.has_capability(str(name)):
+            c.fail(f"capabilities: {name!r} is not declared")
+    if c.has("capabilities_present"):
+        present = c.take("capabilities_present")
+        caps = manifest.capabilities if isinstance(manifest.capabilities, Mapping) else {}
+        for name in present.get("required", ()):
+            listed = caps.get("required")
+            if not (isinstance(listed, list) and name in listed):
+                c.fail(f"capabilities_present.required: {name!r} is not a required capability")
+        for name in present.get("optional_contains", ()):
+            listed = caps.get("optional")
+            if not (isinstance(listed, list) and name in listed):
+                c.fail(f"capabilities_present.optional: {name!r} is not an optional capability")
+    if c.has("feature_flags"):
+        for name, value in c.take("feature_flags").items():
+            c.mismatches.extend(
+                compare(value, manifest.feature_flag(name), f"feature_flags.{name}")
+            )
+    required = case.input.get("required_capability")
+    c.check("capability_declared", manifest.has_capability(str(required)) if required else None)
+    c.unsupported_key("mcp_integration_method", "MCP integration method")
+
+
+def op_inline_manifest(case: Case, root: Path, c: Checker) -> ProviderManifest | None:
+    try:
+        return load_manifest_text(str(case.input["manifest"]), source=f"<{case.id}>")
+    except ProtocolError as exc:
+        c.fail("the case's manifest does not load:\n  " + "\n  ".join(exc.issues))
+        for key in list(c.pending):
+            c.take(key)
+        return None
+
+
+def op_capability_guard(case: Case, root: Path, c: Checker) -> None:
+    if op_inline_manifest(case, root, c) is None:
+        return
+    c.needs(f"capability guard for the {case.input['method']!r} operation")
+    c.unsupported_key("error_code", "AI-Protocol standard error codes (E1001...)")
+
+
+def op_advanced_endpoint_mapping(case: Case, root: Path, c: Checker) -> None:
+    manifest = op_inline_manifest(case, root, c)
+    if manifest is None:
+        return
+    endpoint = manifest.endpoints.get(str(case.input["operation"]))
+    c.check("path", endpoint.path if endpoint else case.input.get("fallback"))
+    c.check("method", endpoint.method if endpoint else None)
+
+
+def _credential(case: Case, root: Path, c: Checker) -> tuple[ProviderManifest, Any] | None:
+    """Run ``auth_material`` under the case's environment: (manifest, outcome)."""
+    manifest = case_manifest(case, root)
+    if case.input.get("runtime_target"):
+        c.needs(f"runtime target {case.input['runtime_target']!r}")
+        for key in list(c.pending):
+            c.take(key)
+        return None
+    auth = manifest.auth_spec
+    env = {str(k): str(v) for k, v in (case.setup.get("env") or {}).items()}
+    others = [*(manifest.auth.env_vars if manifest.auth else ()), *auth.env_vars]
+    conventional = f"{manifest.id.upper().replace('-', '_')}_API_KEY"
+    explicit = case.input.get("explicit_credential")
+    with environment(env, [*others, conventional]):
+        try:
+            headers, params = auth_material(auth, manifest.id, explicit)
+        except ConfigurationError as exc:
+            return manifest, exc
+        supplied = dict(os.environ)
+    return manifest, (headers, params, supplied)
+
+
+def _source(
+    manifest: ProviderManifest, outcome: Any, explicit: str | None
+) -> tuple[str | None, str, str | None]:
+    """Which candidate credential the library attached: (value, source kind, source name)."""
+    headers, params, env = outcome
+    auth = manifest.auth_spec
+    attached = [v for k, v in headers.items() if k not in auth.extra_headers]
+    attached.extend(params.values())
+    candidates = [("explicit", "explicit", explicit)] if explicit else []
+    candidates.extend(("manifest_env", var, env[var]) for var in auth.env_vars if env.get(var))
+    for kind, name, value in candidates:
+        if any(a == value or a.endswith(f" {value}") for a in attached):
+            return value, kind, name
+    return None, "none", None
+
+
+def _take_list(c: Checker, key: str) -> list[Any]:
+    return list(c.take(key)) if c.has(key) else []
+
+
+def op_credential_resolution(case: Case, root: Path, c: Checker) -> None:
+    if c.expected.get("source_kind") == "conventional_env":
+        c.needs("conventional {PROVIDER_ID}_API_KEY fallback in the credential chain")
+        for key in list(c.pending):
+            c.take(key)
+        return
+    found = _credential(case, root, c)
+    if found is None:
+        return
+    manifest, outcome = found
+    c.check("required", list(manifest.auth_spec.env_vars))
+    c.unsupported_key("conventional_fallbacks", "conventional {PROVIDER_ID}_API_KEY fallback")
+    c.unsupported_key("value_redacted", "credential-resolution report with the value redacted")
+    c.unsupported_key("must_not_contain", "credential-resolution report with the value redacted")
+    c.unsupported_key("diagnostic_should_mention", "diagnostic naming a shadowed auth block")
+    if isinstance(outcome, ConfigurationError):
+        c.check("status", "missing")
+        c.check("source_kind", "none")
+        c.check("source_name", None)
+        message = str(outcome)
+        for text in _take_list(c, "diagnostic_contains"):
+            if text not in message:
+                c.fail(f"diagnostic {message!r} does not mention {text!r}")
+        for text in _take_list(c, "diagnostic_must_not_contain"):
+            if text in message:
+                c.fail(f"diagnostic {message!r} contains {text!r}")
+        return
+    secret, kind, name = _source(manifest, outcome, case.input.get("explicit_credential"))
+    c.check("status", "available" if secret is not None else "missing")
+    c.check("source_kind", kind)
+    c.check("source_name", name)
+    for var in _take_list(c, "shadowed_envs_must_not_resolve"):
+        if var in manifest.auth_spec.env_vars or name == var:
+            c.fail(f"shadowed variable {var!r} takes part in the credential chain")
+    headers, params, _ = outcome
+    attached = {
+        "headers": {k: v for k, v in headers.items() if k not in manifest.auth_spec.extra_headers},
+        "query_params": dict(params),
+    }
+    for key, values in attached.items():
+        if c.has(key):
+            # the case writes "<redacted>" where the credential goes
+            shown = {k: "<redacted>" if secret and secret in v else v for k, v in values.items()}
+            expected = dict(c.take(key))
+            if shown != expected:
+                c.fail(f"{key}: expected {expected!r}, got {shown!r}")
+
+
+def op_content_block_encode(case: Case, root: Path, c: Checker) -> None:
+    family = API_FAMILIES.get(str(case.input["api_style"]), str(case.input["api_style"]))
+    blocks: list[ContentBlock] = []
+    for raw in case.input["blocks"]:
+        kind, source = raw.get("block_type"), raw.get("source_type")
+        if kind == "text":
+            blocks.append(ContentBlock.from_text(str(raw["text"])))
+        elif kind == "document" and source == "base64":
+            blocks.append(ContentBlock.document_base64(str(raw["data"]), str(raw["mime_type"])))
+        else:
+            c.needs(f"content block {kind!r} with a {source!r} source")
+    if c.unsupported:
+        for key in list(c.pending):
+            c.take(key)
+        return
+    # the case is about the blocks; a whole request needs a limit some APIs require
+    request = chat_request([Message.user(blocks)], {"max_tokens": 1024}, c)
+    try:
+        body = encode(family, EncoderOptions(), request, c)
+    except Exception as exc:  # an expected error is compared below
+        body, error = None, exc
+    else:
+        error = None
+    if c.unsupported:
+        for key in list(c.pending):
+            c.take(key)
+        return
+    if case.input.get("expect_error"):
+        c.check("valid", error is None)
+        if error is None:
+            c.fail("expected the encoder to refuse the request")
+        return
+    if error is not None:
+        raise error
+    assert body is not None
+    parts = body["contents"][0]["parts"] if "contents" in body else body["messages"][-1]["content"]
+    c.check("encoded", parts)
+
+
+def _unsupported(feature: str) -> Callable[[Case, Path, Checker], None]:
+    def op(case: Case, root: Path, c: Checker) -> None:
+        c.needs(feature)
+        for key in list(c.pending):
+            c.take(key)
+
+    return op
+
+
+OPERATIONS: Mapping[str, Callable[[Case, Path, Checker], None]] = {
+    "protocol_loading": op_protocol_loading,
+    "error_classification": op_error_classification,
+    "message_building": op_message_building,
+    "request_building": op_message_building,
+    "parameter_mapping": op_parameter_mapping,
+    "stream_decode": op_stream_decode,
+    "event_mapping": op_event_mapping,
+    "tool_accumulation": op_tool_accumulation,
+    "response_parsing": op_response_parsing,
+    "capability_check": op_capability_check,
+    "capability_guard": op_capability_guard,
+    "advanced_endpoint_mapping": op_advanced_endpoint_mapping,
+    "credential_resolution": op_credential_resolution,
+    "auth_attachment": op_credential_resolution,
+    "content_block_encode": op_content_block_encode,
+    "retry_decision": _unsupported("retry decision (resilience: retry policy)"),
+    "fallback_decision": _unsupported("fallback decision by error code"),
+    "text_tool_parse": _unsupported("text tool-call parsing"),
+    "text_tool_prompt": _unsupported("text tool-call prompt generation"),
+    "provider_mock_behavior": _unsupported("nothing to execute: the case asserts its own input"),
+}
+
+
+def run_case(case: Case, root: Path) -> None:
+    """Execute one case; raise ``Mismatch``, ``Unsupported`` or ``RunnerGap``, or return."""
+    kind = case.input.get("type")
+    op = OPERATIONS.get(str(kind))
+    if op is None:
+        raise RunnerGap(f"unknown operation {kind!r}")
+    checker = Checker(case.expected)
+    op(case, root, checker)
+    checker.done()
+
+
+# ---------------------------------------------------------------- outcomes and the script
+
+
+def outcome(case: Case, root: Path, listing: Listing | None) -> tuple[str, str]:
+    """(status, detail); status is passed, spec_defect, not_implemented or failed."""
+    if listing is not None and listing.section == "spec_defects" and listing.run == "skip":
+        return "spec_defect", listing.reason
+    try:
+        run_case(case, root)
+    except Unsupported as exc:
+        if listing is None:
+            return "failed", f"unlisted; needs: {exc}"
+        if listing.section == "spec_defects":
+            return "spec_defect", listing.reason
+        return "not_implemented", listing.reason
+    except Mismatch as exc:
+        if listing is not None and listing.section == "spec_defects":
+            return "spec_defect", listing.reason
+        return "failed", str(exc)
+    except RunnerGap as exc:
+        return "failed", f"runner: {exc}"
+    except Exception as exc:  # the script reports every case, whatever happens
+        return "failed", f"{type(exc).__name__}: {exc}"
+    if listing is not None:
+        return "failed", f"listed in {listing.section} but passes: unlist it"
+    return "passed", ""
+
+
+def main() -> int:
+    root = spec_root()
+    if root is None:
+        print("../shared/ai-protocol not found (set AILIB_SHARED_DIR)", file=sys.stderr)
+        return 2
+    cases = load_cases(root)
+    listings = load_listings()
+    per: dict[str, Counter[str]] = {}
+    failures = []
+    for case in cases:
+        status, detail = outcome(case, root, listings.get(case.key))
+        per.setdefault(case.category, Counter())[status] += 1
+        if status == "failed":
+            failures.append(f"{case.test_id}: {detail}")
+    total: Counter[str] = Counter()
+    width = max(len(c) for c in per)
+    print(f"{'category':<{width}}  passed  defects  not-impl  failed")
+    for category, counts in sorted(per.items()):
+        total.update(counts)
+        print(
+            f"{category:<{width}}  {counts['passed']:>6}  {counts['spec_defect']:>7}"
+            f"  {counts['not_implemented']:>8}  {counts['failed']:>6}"
+        )
+    print(
+        f"AI-Protocol compliance: {total['passed']} passed, {total['spec_defect']} spec defects,"
+        f" {total['not_implemented']} not implemented (of {len(cases)} cases)"
+    )
+    for line in failures:
+        print("FAILED", line)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "Case",
+    "Listing",
+    "Mismatch",
+    "RunnerGap",
+    "Unsupported",
+    "duplicate_ids",
+    "listed_duplicates",
+    "load_cases",
+    "load_listings",
+    "outcome",
+    "run_case",
+    "shared_dir",
+    "spec_root",
+]
