@@ -443,9 +443,7 @@ class EventMapper:
         # caller must execute
         has_calls = any(state.name is not None for state in self._tools.values())
         if self._finish_raw is not None:
-            out.append(
-                Finished(normalize_finish(self._finish_raw, self._termination, has_calls))
-            )
+            out.append(Finished(normalize_finish(self._finish_raw, self._termination, has_calls)))
         return out
 
     def _complete_tool(self, index: int, state: _ToolState, out: Out) -> None:

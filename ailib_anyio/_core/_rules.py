@@ -160,6 +160,8 @@ def _paths(spec: str | list[str] | tuple[str, ...]) -> list[str]:
 def usage_object_fields(spec: str | list[str] | tuple[str, ...]) -> dict[str, FieldSpec]:
     """The unified usage fields read from a usage *object* (``usage: $.usage``)."""
     paths = _paths(spec)
+    for path in paths:
+        compile_path(path)  # a syntax error is reported in the manifest's own spelling
     return {
         name: FieldSpec.compile([f"{p}.{key}" for p in paths for key in keys])
         for name, keys in USAGE_OBJECT_FIELDS.items()
