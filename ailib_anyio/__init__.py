@@ -13,6 +13,8 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
+from ._embeddings import EmbeddingClient as EmbeddingClient
+from ._embeddings import EmbeddingResponse as EmbeddingResponse
 from ._errors import AiLibError as AiLibError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ConfigurationError as ConfigurationError
@@ -72,6 +74,8 @@ __all__ = [
     "ContentDelta",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "EmbeddingClient",
+    "EmbeddingResponse",
     "FinishReason",
     "Finished",
     "InvalidRequestError",

@@ -301,18 +301,15 @@ class Client(_ClosedOnExit):
         error.rate_limits = self._rate_limits(response)
         return error
 
-    async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
+    async def _post_json(
+        self, url: str, content: bytes, http_timeout: float | None
+    ) -> tuple[httpx.Response, Any]:
+        """POST under the in-flight limiter; the response and its decoded JSON body, or the
+        classified error."""
         transport, limiter = self._open_transport()
-        content = self._encode(request)
-        rules = self.manifest.response.event_map if self.manifest.response is not None else ()
-        if not rules:
-            raise ConfigurationError(
-                f"manifest {self.manifest.id!r} has no 'response' rules for non-streaming chat",
-                **self._context(),
-            )
         async with limiter:
             response = await transport.send(
-                self._chat_url, content, timeout=http_timeout, context=self._context()
+                url, content, timeout=http_timeout, context=self._context()
             )
             if response.status_code >= 400:
                 raise await self._error_from_response(response)
@@ -322,16 +319,27 @@ class Client(_ClosedOnExit):
             finally:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
-        request_id = self._request_id(response)
         try:
-            body = json.loads(raw)
+            return response, json.loads(raw)
         except ValueError as exc:
             raise MalformedResponseError(
                 f"response body is not valid JSON ({exc}): {raw[:200]!r}",
                 status_code=response.status_code,
-                request_id=request_id,
+                request_id=self._request_id(response),
                 **self._context(),
             ) from exc
+
+    async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
+        self._open_transport()
+        content = self._encode(request)
+        rules = self.manifest.response.event_map if self.manifest.response is not None else ()
+        if not rules:
+            raise ConfigurationError(
+                f"manifest {self.manifest.id!r} has no 'response' rules for non-streaming chat",
+                **self._context(),
+            )
+        response, body = await self._post_json(self._chat_url, content, http_timeout)
+        request_id = self._request_id(response)
         mapper = EventMapper(
             rules,
             termination=self.manifest.termination_mapping,

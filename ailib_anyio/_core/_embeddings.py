@@ -1,7 +1,8 @@
 """Embeddings, sans-IO: request bodies by API family, vectors out of a response body.
 
-Families: ``openai_embeddings`` (OpenAI and compatible servers; vectors are requested as
-base64, the compact form, and decoded here) and ``gemini_embed`` (``batchEmbedContents``).
+Families: ``openai_embeddings`` (OpenAI and compatible servers; a manifest may ask for
+base64 vectors, the compact form, decoded here) and ``gemini_embed``
+(``batchEmbedContents``).
 Where the vectors and the usage are in a response is manifest data (``embeddings`` section),
 compiled into ``EmbeddingRules``.
 """
@@ -37,6 +38,8 @@ class EmbeddingRequest:
     dimensions: int | None = None
     #: what the vectors are for (Gemini ``taskType``: RETRIEVAL_QUERY, RETRIEVAL_DOCUMENT...)
     task_type: str | None = None
+    #: ``base64`` asks OpenAI-style servers for the compact form (decoded here)
+    encoding_format: str | None = None
     extra_body: Mapping[str, Any] | None = None
 
 
@@ -49,14 +52,13 @@ class EmbeddingRules:
 
     vectors: Selector = _OPENAI_VECTORS
     input_tokens: FieldSpec | None = None
+    encoding_format: str | None = None
 
 
 def _openai_embeddings(request: EmbeddingRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": request.model,
-        "input": list(request.inputs),
-        "encoding_format": "base64",
-    }
+    body: dict[str, Any] = {"model": request.model, "input": list(request.inputs)}
+    if request.encoding_format is not None:
+        body["encoding_format"] = request.encoding_format
     if request.dimensions is not None:
         body["dimensions"] = request.dimensions
     return body

@@ -16,6 +16,7 @@ import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
+from .._core._embeddings import EmbeddingRules
 from .._core._jsonpath import JSONPathError, Selector, compile_path
 from .._core._rules import (
     EMIT_ALIASES,
@@ -61,6 +62,15 @@ API_FAMILIES: Mapping[str, str] = {
     "gemini_generate": "gemini_generate",
     "google": "gemini_generate",
     "generate_content": "gemini_generate",
+}
+
+#: adapter spellings of an ``embeddings`` endpoint -> the embeddings API family.
+EMBEDDING_FAMILIES: Mapping[str, str] = {
+    "openai": "openai_embeddings",
+    "openai_embeddings": "openai_embeddings",
+    "gemini": "gemini_embed",
+    "gemini_embed": "gemini_embed",
+    "google": "gemini_embed",
 }
 
 DECODER_FORMATS = frozenset({"sse", "anthropic_sse", "gemini_sse", "ndjson", "json_lines"})
@@ -225,6 +235,7 @@ class ProviderManifest:
     tooling: ToolingSpec | None = None
     capabilities: Any = None
     metadata: MetadataSpec | None = None
+    embeddings: EmbeddingRules | None = None
     source: str | None = attrs.field(default=None, eq=False)
 
     # ------------------------------------------------------------ derived views
@@ -258,6 +269,18 @@ class ProviderManifest:
         chat = families.get("chat") if isinstance(families, Mapping) else None
         fmt = chat.get("request_format") if isinstance(chat, Mapping) else None
         return fmt if isinstance(fmt, str) and fmt else None
+
+    @property
+    def embeddings_endpoint(self) -> NamedEndpoint | None:
+        return self.endpoints.get("embeddings")
+
+    @property
+    def embeddings_family(self) -> str | None:
+        ep = self.embeddings_endpoint
+        if ep is None:
+            return None
+        adapter = ep.adapter or "openai_embeddings"
+        return EMBEDDING_FAMILIES.get(adapter, adapter)
 
     @property
     def generate_tool_call_ids(self) -> bool:
