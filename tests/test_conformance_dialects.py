@@ -1,5 +1,6 @@
 """Every chat case of the conformance corpus (OpenAI-compatible, Anthropic and Gemini
-dialects), each through its own provider's shipped manifest, in the sans-IO core.
+dialects), each through its own provider's shipped manifest: in the sans-IO core and end
+to end through ``open_client`` against the loopback mock provider on asyncio and trio.
 
 The case's folder names the provider whose traffic was captured; that provider's manifest
 decodes, maps and classifies the bytes (the OpenAI-compatible cases of DeepSeek, Groq and
@@ -15,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conformance import (
     PROVIDER_MANIFESTS,
@@ -40,13 +42,6 @@ from ailib_anyio.testing import MockProvider, Reply
 CASES = load_cases("openai-chat", "anthropic-messages", "gemini")
 SPLITS = ["whole", "bytes", "random-1", "random-2", "random-3"]
 MANIFESTS = sorted(builtin_protocol_dir().glob("*.yaml"))
-#: OpenAI-compatible traffic of providers with a manifest of their own (OpenAI's and
-#: Ollama's are driven end to end by test_conformance_openai.py, with the same manifests)
-OWN_OPENAI_CHAT = [
-    p
-    for p in load_cases("openai-chat")
-    if p.values[0] is None or p.values[0]["id"].split("/")[0] in ("deepseek", "groq", "mistral")
-]
 
 
 @pytest.mark.parametrize("how", SPLITS)
@@ -68,14 +63,22 @@ def test_case_through_provider_manifest(case: dict[str, Any], how: str) -> None:
     check(case, response, error)
 
 
+#: the header each dialect's manifest authenticates with
+AUTH_HEADERS = {
+    "openai-chat": "authorization",
+    "anthropic-messages": "x-api-key",
+    "gemini": "x-goog-api-key",
+}
+
+
 @pytest.mark.anyio
-@pytest.mark.parametrize("split", ["whole", "random"])
-@pytest.mark.parametrize("case", OWN_OPENAI_CHAT)
-async def test_openai_chat_case_end_to_end_with_provider_manifest(
-    case: dict[str, Any], split: str
-) -> None:
-    """The loopback mock replays the case's bytes; open_client with the provider's own
-    manifest (auth, parameter mappings, stream rules, error tables) must give the result."""
+@pytest.mark.parametrize("split", ["whole", "bytes", "random"])
+@pytest.mark.parametrize("case", CASES)
+async def test_case_end_to_end_with_provider_manifest(case: dict[str, Any], split: str) -> None:
+    """The loopback mock replays the case's exact bytes (whole, one byte per write, or in
+    random writes); open_client with the provider's own manifest (auth, endpoint, encoder,
+    stream rules, error tables) must give the expected result."""
+    replay = case.get("replay") or {}
     reply = Reply(
         status=case["response"]["status"],
         headers=case["response"].get("headers") or {},
@@ -83,7 +86,10 @@ async def test_openai_chat_case_end_to_end_with_provider_manifest(
         split=split,  # type: ignore[arg-type]
         seed=11,
         max_chunk=64,
+        stall_after_bytes=replay.get("stall_after_bytes"),
     )
+    # the stalling case needs a short read (idle) timeout; the others a generous one
+    timeout = httpx.Timeout(30.0, read=0.5) if "stall_after_bytes" in replay else 30.0
     response: ChatResponse | None = None
     error: AiLibError | None = None
     async with MockProvider() as mock:
@@ -92,6 +98,7 @@ async def test_openai_chat_case_end_to_end_with_provider_manifest(
             provider_model_for(case),
             api_key="test-key",
             base_url=mock.openai_base_url,
+            timeout=timeout,
         ) as client:
             builder = client.chat().user("conformance")
             try:
@@ -107,9 +114,15 @@ async def test_openai_chat_case_end_to_end_with_provider_manifest(
             assert client.current_inflight == 0
         check(case, response, error)
         sent = mock.requests[0]
-        assert sent.json["model"] == case["request"]["body"]["model"]
-        assert sent.headers["authorization"] == "Bearer test-key"
-        assert sent.json.get("stream", False) is bool(case["stream"])
+        assert "test-key" in sent.headers[AUTH_HEADERS[case["dialect"]]]
+        assert "test-key" not in sent.path
+        if case["dialect"] == "gemini":
+            streamed = sent.path.endswith(":streamGenerateContent?alt=sse")
+            assert streamed is bool(case["stream"])
+            assert f"/models/{case_model(case)}:" in sent.path
+        else:
+            assert sent.json["model"] == case["request"]["body"]["model"]
+            assert sent.json.get("stream", False) is bool(case["stream"])
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,5 +1,8 @@
 """The OpenAI-dialect cases of the conformance corpus: real provider bytes (OpenAI, DeepSeek,
-Groq, Mistral, Ollama) must give the normalized results the corpus expects.
+Groq, Mistral, Ollama) must give the normalized results the corpus expects — here through
+the generic ``openai-compatible`` manifest (OpenAI's own traffic through ``openai``), which
+must read every server of the dialect; test_conformance_dialects.py drives the same bytes
+through each provider's own manifest.
 
 Twice over: through the sans-IO core fed whole, byte by byte and at random split points;
 and end to end through ``open_client`` against the loopback mock provider replaying the

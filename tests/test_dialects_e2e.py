@@ -5,11 +5,12 @@ and trio: the model asks for tools, the results go back, the model answers."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from ailib_anyio import Message, ToolCallCompleted, ToolDefinition, open_client
-from ailib_anyio.testing import MockProvider, ScriptedReply, ScriptedToolCall
+from ailib_anyio.testing import MockProvider, Reply, ScriptedReply, ScriptedToolCall
 
 pytestmark = pytest.mark.anyio
 
@@ -111,3 +112,25 @@ async def test_two_turn_tool_conversation(dialect: str, stream: bool) -> None:
             {"name": "get_weather", "response": {"temp_c": 18}},
             {"name": "get_weather", "response": {"temp_c": 4}},
         ]
+
+
+async def test_missing_tool_call_ids_are_generated_where_the_manifest_says() -> None:
+    # Some OpenAI-compatible servers stream tool calls without ids; the next turn needs one.
+    call = {"index": 0, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    frames = [
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    async with MockProvider() as mock:
+        mock.enqueue(Reply.sse(frames), Reply.sse(frames))
+        compatible = open_client("openai-compatible/llama3", base_url=mock.openai_base_url)
+        async with compatible as c, c.chat().user("hi").tools([WEATHER]).stream() as stream:
+            async for _ in stream:
+                pass
+        openai = open_client("openai/gpt-4o", api_key="k", base_url=mock.openai_base_url)
+        async with openai as c, c.chat().user("hi").tools([WEATHER]).stream() as plain:
+            async for _ in plain:
+                pass
+    (generated,) = stream.response.tool_calls
+    assert generated.id is not None and re.fullmatch(r"call_[0-9a-f]{24}", generated.id)
+    assert plain.response.tool_calls[0].id is None  # OpenAI always sends ids: none invented
