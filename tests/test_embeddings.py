@@ -34,8 +34,9 @@ def _model(case: dict[str, Any]) -> tuple[str, str]:
     return f"openai/{case['request']['body']['model']}", "openai_base_url"
 
 
+@pytest.mark.parametrize("split", ["whole", "bytes", "random"])
 @pytest.mark.parametrize("case", CASES)
-async def test_recorded_embeddings(case: dict[str, Any]) -> None:
+async def test_recorded_embeddings(case: dict[str, Any], split: str) -> None:
     model, base = _model(case)
     request = case["request"]["body"]
     dimensions = (
@@ -48,7 +49,7 @@ async def test_recorded_embeddings(case: dict[str, Any]) -> None:
                 status=case["response"]["status"],
                 headers=case["response"]["headers"],
                 body=body_bytes(case),
-                split="random",
+                split=split,  # type: ignore[arg-type]
                 seed=3,
             )
         )
