@@ -67,6 +67,30 @@ __all__ = [
 #: kinds whose failures are worth retrying (AI-Protocol standard error names).
 RETRYABLE_KINDS = frozenset({"rate_limited", "overloaded", "server_error", "timeout"})
 
+#: AI-Protocol standard errors: kind -> (code, fallbackable). A fallbackable error may succeed
+#: with another provider (a bad key there, capacity elsewhere); a non-fallbackable one would
+#: fail the same way anywhere (an invalid request, a prompt that is too long).
+STANDARD_ERRORS: dict[str, tuple[str, bool]] = {
+    "invalid_request": ("E1001", False),
+    "authentication": ("E1002", True),
+    "permission_denied": ("E1003", False),
+    "not_found": ("E1004", False),
+    "request_too_large": ("E1005", False),
+    "rate_limited": ("E2001", True),
+    "quota_exhausted": ("E2002", True),
+    "server_error": ("E3001", True),
+    "overloaded": ("E3002", True),
+    "timeout": ("E3003", True),
+    "conflict": ("E4001", False),
+    "cancelled": ("E4002", False),
+    "unknown": ("E9999", False),
+}
+
+
+def standard_error(kind: str) -> tuple[str, bool]:
+    """(AI-Protocol error code, fallbackable) of a kind; unknown kinds are E9999."""
+    return STANDARD_ERRORS.get(kind, STANDARD_ERRORS["unknown"])
+
 
 class AiLibError(Exception):
     """Base class of every error raised by ailib_anyio."""
@@ -101,6 +125,16 @@ class AiLibError(Exception):
         self.response = response
         self.body = body
         self.rate_limits = rate_limits
+
+    @property
+    def error_code(self) -> str:
+        """The AI-Protocol standard error code of this error's kind (``E2001``...)."""
+        return standard_error(self.kind)[0]
+
+    @property
+    def fallbackable(self) -> bool:
+        """Whether trying another provider could succeed where this one failed."""
+        return standard_error(self.kind)[1]
 
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)
@@ -146,6 +180,10 @@ class TransportError(AiLibError):
 
     kind = "transport"
     default_retryable = True
+
+    @property
+    def fallbackable(self) -> bool:
+        return True  # another provider is another network path
 
 
 class TimeoutError(AiLibError, builtins.TimeoutError):

@@ -544,8 +544,8 @@ def op_error_classification(case: Case, root: Path, c: Checker) -> None:
     c.check("error_name", info.kind)
     c.check("error_type", info.kind)
     c.check("retryable", info.retryable)
-    c.unsupported_key("error_code", "AI-Protocol standard error codes (E1001...)")
-    c.unsupported_key("fallbackable", "per-kind fallbackable flag")
+    c.check("error_code", info.error_code)
+    c.check("fallbackable", info.fallbackable)
 
 
 def op_message_building(case: Case, root: Path, c: Checker) -> None:

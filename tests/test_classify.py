@@ -412,3 +412,29 @@ def test_any_error_classifies(
     assert info.status == status
     assert type(info.retryable) is bool
     assert info.retry_after is None or info.retry_after >= 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "fallbackable"),
+    [
+        ("invalid_request", "E1001", False),
+        ("authentication", "E1002", True),
+        ("permission_denied", "E1003", False),
+        ("not_found", "E1004", False),
+        ("request_too_large", "E1005", False),
+        ("rate_limited", "E2001", True),
+        ("quota_exhausted", "E2002", True),
+        ("server_error", "E3001", True),
+        ("overloaded", "E3002", True),
+        ("timeout", "E3003", True),
+        ("something_new", "E9999", False),
+    ],
+)
+def test_standard_error_codes_and_fallbackable(kind: str, code: str, fallbackable: bool) -> None:
+    from ailib_anyio._errors import error_class_for_kind
+
+    info = ErrorInfo(kind=kind, message="m", status=None)
+    assert (info.error_code, info.fallbackable) == (code, fallbackable)
+    if kind != "something_new":
+        error = error_class_for_kind(kind)("m")
+        assert (error.error_code, error.fallbackable) == (code, fallbackable)

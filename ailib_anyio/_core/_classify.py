@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import RETRYABLE_KINDS
+from .._errors import RETRYABLE_KINDS, standard_error
 from ._rules import FieldSpec
 
 __all__ = ["DEFAULT_ERROR_RULES", "ErrorInfo", "ErrorRules", "classify_error", "parse_retry_after"]
@@ -96,6 +96,15 @@ class ErrorInfo:
     retryable: bool = False
     retry_after: float | None = None
     context_length: bool = False
+
+    @property
+    def error_code(self) -> str:
+        """The AI-Protocol standard code of the kind (``E1001``...)."""
+        return standard_error(self.kind)[0]
+
+    @property
+    def fallbackable(self) -> bool:
+        return standard_error(self.kind)[1]
 
 
 def _codes(rules: ErrorRules, body: Any) -> list[str]:
