@@ -13,6 +13,11 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
+from ._core._texttools import TextToolParse as TextToolParse
+from ._core._texttools import parse_text_tool_calls as parse_text_tool_calls
+from ._core._texttools import text_tool_prompt as text_tool_prompt
+from ._credentials import CredentialResolution as CredentialResolution
+from ._credentials import resolve_credential as resolve_credential
 from ._embeddings import EmbeddingClient as EmbeddingClient
 from ._embeddings import EmbeddingResponse as EmbeddingResponse
 from ._errors import AiLibError as AiLibError
@@ -74,6 +79,7 @@ __all__ = [
     "ContentDelta",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "CredentialResolution",
     "EmbeddingClient",
     "EmbeddingResponse",
     "FinishReason",
@@ -99,6 +105,7 @@ __all__ = [
     "RequestTooLargeError",
     "ServerError",
     "StreamingEvent",
+    "TextToolParse",
     "TimeoutError",
     "ToolCall",
     "ToolCallCompleted",
@@ -110,6 +117,9 @@ __all__ = [
     "WriteTimeoutError",
     "load_manifest",
     "open_client",
+    "parse_text_tool_calls",
+    "resolve_credential",
+    "text_tool_prompt",
 ]
 
 # Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._errors....

@@ -140,7 +140,7 @@ class Client(_ClosedOnExit):
                 f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
             )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
-        auth_headers, auth_params = auth_material(self.manifest.auth_spec, self.provider, api_key)
+        auth_headers, auth_params = auth_material(self.manifest, self.provider, api_key)
         self._transport_args: dict[str, Any] = {
             "headers": {**auth_headers, **(headers or {})},
             "params": auth_params,

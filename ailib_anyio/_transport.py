@@ -8,13 +8,13 @@ only httpx exceptions are translated.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
+from ._credentials import resolve_credential
 from ._errors import (
     AiLibError,
     ConfigurationError,
@@ -25,7 +25,7 @@ from ._errors import (
     TransportError,
     WriteTimeoutError,
 )
-from ._protocol._models import AuthSpec
+from ._protocol._models import AuthSpec, ProviderManifest
 from ._version import __version__
 
 __all__ = [
@@ -42,36 +42,23 @@ USER_AGENT = f"ailib-anyio/{__version__}"
 
 
 def auth_material(
-    auth: AuthSpec, provider: str, api_key: str | None
+    auth: AuthSpec | ProviderManifest,
+    provider: str,
+    api_key: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(headers, query params) that authenticate a request; the key comes from ``api_key``
-    or the first set variable of the manifest's credential chain."""
-    headers = dict(auth.extra_headers)
-    if auth.type == "none":
-        return headers, {}
-    key = api_key
-    if key is None:
-        for var in auth.env_vars:
-            value = os.environ.get(var)
-            if value:
-                key = value
-                break
-    if not key:
-        if auth.required:
-            chain = " or ".join(auth.env_vars) or "an environment variable"
-            raise ConfigurationError(
-                f"no API key for provider {provider!r}: pass api_key= or set {chain}",
-                provider=provider,
-            )
-        return headers, {}
-    if auth.type == "bearer":
-        prefix = auth.prefix if auth.prefix is not None else "Bearer"
-        headers[auth.header or "Authorization"] = f"{prefix} {key}" if prefix else key
-    elif auth.type == "header":
-        headers[auth.header or "x-api-key"] = f"{auth.prefix} {key}" if auth.prefix else key
-    elif auth.type == "query":
-        return headers, {auth.param_name or "key": key}
-    return headers, {}
+    """(headers, query params) that authenticate a request, from the credential chain of
+    :func:`~ailib_anyio._credentials.resolve_credential` (``api_key``, the manifest's
+    variables, then ``{PROVIDER_ID}_API_KEY``). Given the whole manifest, ``endpoint.auth``
+    is the single source of truth over a divergent top-level ``auth`` block.
+
+    Raises ``ConfigurationError`` (its diagnostics, which never hold a secret) when the
+    manifest requires a credential and none is found."""
+    resolution = resolve_credential(auth, provider=provider, api_key=api_key, environ=environ)
+    if resolution.status == "missing" and not resolution.optional:
+        raise ConfigurationError("\n".join(resolution.diagnostics), provider=provider)
+    return resolution.attachment()
 
 
 def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:

@@ -3,10 +3,11 @@ the library's real code.
 
 Each case names an operation (``input.type``); the runner feeds the case's input to the
 library function that performs it (the loader, ``classify_error``, the SSE decoder, the
-event mapper and stream pipeline, the request encoders, ``auth_material``) and compares
-what comes out with the case's ``expected`` block. The runner only translates: case YAML
-into library arguments, and library results into the spec's vocabulary (a ``ContentDelta``
-is the spec's ``PartialContentDelta``). No behaviour under test is computed here.
+event mapper and stream pipeline, the request encoders, ``resolve_credential`` and
+``auth_material``) and compares what comes out with the case's ``expected`` block. The
+runner only translates: case YAML into library arguments, and library results into the
+spec's vocabulary (a ``ContentDelta`` is the spec's ``PartialContentDelta``). No behaviour
+under test is computed here.
 
 Every key of an ``expected`` block is either checked or reported: a key the library has
 no counterpart for raises :class:`Unsupported` naming the missing feature, and a key the
@@ -42,6 +43,8 @@ from ailib_anyio._core._mapping import (
 from ailib_anyio._core._ndjson import NDJSONDecoder
 from ailib_anyio._core._rules import EventRule
 from ailib_anyio._core._sse import SSEDecoder
+from ailib_anyio._core._texttools import parse_text_tool_calls, text_tool_prompt
+from ailib_anyio._credentials import CredentialResolution, resolve_credential
 from ailib_anyio._errors import AiLibError, ConfigurationError, ProtocolError
 from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
 from ailib_anyio._protocol._models import API_FAMILIES, ProviderManifest, make_converter
@@ -59,6 +62,7 @@ from ailib_anyio._types import (
     ToolCallCompleted,
     ToolCallDelta,
     ToolCallStarted,
+    ToolDefinition,
     Usage,
 )
 
@@ -779,41 +783,28 @@ def op_advanced_endpoint_mapping(case: Case, root: Path, c: Checker) -> None:
     c.check("method", endpoint.method if endpoint else None)
 
 
-def _credential(case: Case, root: Path, c: Checker) -> tuple[ProviderManifest, Any] | None:
-    """Run ``auth_material`` under the case's environment: (manifest, outcome)."""
+def _credential(case: Case, root: Path) -> tuple[ProviderManifest, CredentialResolution, Any]:
+    """Run ``resolve_credential`` over the case's environment alone (never the process's),
+    and ``auth_material`` (the client's path) the same way: (manifest, report, outcome),
+    the outcome being ``auth_material``'s (headers, params) or its ``ConfigurationError``."""
     manifest = case_manifest(case, root)
-    if case.input.get("runtime_target"):
-        c.needs(f"runtime target {case.input['runtime_target']!r}")
-        c.give_up()
-        return None
-    auth = manifest.auth_spec
     env = {str(k): str(v) for k, v in (case.setup.get("env") or {}).items()}
-    others = [*(manifest.auth.env_vars if manifest.auth else ()), *auth.env_vars]
-    conventional = f"{manifest.id.upper().replace('-', '_')}_API_KEY"
     explicit = case.input.get("explicit_credential")
-    with environment(env, [*others, conventional]):
-        try:
-            headers, params = auth_material(auth, manifest.id, explicit)
-        except ConfigurationError as exc:
-            return manifest, exc
-        supplied = dict(os.environ)
-    return manifest, (headers, params, supplied)
+    key = None if explicit is None else str(explicit)
+    provider = str(case.input.get("provider") or manifest.id)
+    report = resolve_credential(manifest, provider=provider, api_key=key, environ=env)
+    try:
+        outcome: Any = auth_material(manifest, provider, key, environ=env)
+    except ConfigurationError as exc:
+        outcome = exc
+    return manifest, report, outcome
 
 
-def _source(
-    manifest: ProviderManifest, outcome: Any, explicit: str | None
-) -> tuple[str | None, str, str | None]:
-    """Which candidate credential the library attached: (value, source kind, source name)."""
-    headers, params, env = outcome
-    auth = manifest.auth_spec
-    attached = [v for k, v in headers.items() if k not in auth.extra_headers]
-    attached.extend(params.values())
-    candidates = [("explicit", "explicit", explicit)] if explicit else []
-    candidates.extend(("manifest_env", var, env[var]) for var in auth.env_vars if env.get(var))
-    for kind, name, value in candidates:
-        if any(a == value or a.endswith(f" {value}") for a in attached):
-            return value, kind, name
-    return None, "none", None
+def _shown(report: CredentialResolution) -> list[str]:
+    """Everything the report lets a user see: its repr and str, its diagnostics, and the
+    redacted attachment (headers and query parameters)."""
+    headers, params = report.redacted()
+    return [repr(report), str(report), *report.diagnostics, repr(headers), repr(params)]
 
 
 def _take_list(c: Checker, key: str) -> list[Any]:
@@ -821,50 +812,60 @@ def _take_list(c: Checker, key: str) -> list[Any]:
 
 
 def op_credential_resolution(case: Case, root: Path, c: Checker) -> None:
-    if c.expected.get("source_kind") == "conventional_env":
-        c.needs("conventional {PROVIDER_ID}_API_KEY fallback in the credential chain")
-        c.give_up()
-        return
-    found = _credential(case, root, c)
-    if found is None:
-        return
-    manifest, outcome = found
-    c.check("required", list(manifest.auth_spec.env_vars))
-    c.unsupported_key("conventional_fallbacks", "conventional {PROVIDER_ID}_API_KEY fallback")
-    c.unsupported_key("value_redacted", "credential-resolution report with the value redacted")
-    c.unsupported_key("must_not_contain", "credential-resolution report with the value redacted")
-    c.unsupported_key("diagnostic_should_mention", "diagnostic naming a shadowed auth block")
-    if isinstance(outcome, ConfigurationError):
-        c.check("status", "missing")
-        c.check("source_kind", "none")
-        c.check("source_name", None)
-        message = str(outcome)
-        for text in _take_list(c, "diagnostic_contains"):
-            if text not in message:
-                c.fail(f"diagnostic {message!r} does not mention {text!r}")
-        for text in _take_list(c, "diagnostic_must_not_contain"):
-            if text in message:
-                c.fail(f"diagnostic {message!r} contains {text!r}")
-        return
-    secret, kind, name = _source(manifest, outcome, case.input.get("explicit_credential"))
-    c.check("status", "available" if secret is not None else "missing")
-    c.check("source_kind", kind)
-    c.check("source_name", name)
-    for var in _take_list(c, "shadowed_envs_must_not_resolve"):
-        if var in manifest.auth_spec.env_vars or name == var:
+    """``credential_resolution`` and ``auth_attachment``: the report of
+    ``resolve_credential`` against the case, and ``auth_material`` (what the client
+    attaches) against the report."""
+    manifest, report, outcome = _credential(case, root)
+    target = case.input.get("runtime_target")
+    if target:
+        # The Python runtime has one target; what a wasm runner reports differently (its
+        # source name, no implicit environment or keyring) cannot be compared here.
+        feature = f"runtime target {target!r} (host-supplied credentials only)"
+        for key in ("source_name", "implicit_env_allowed", "implicit_keyring_allowed"):
+            c.unsupported_key(key, feature)
+    else:
+        c.check("source_name", report.source_name)
+    c.check("status", report.status)
+    c.check("source_kind", report.source_kind)
+    c.check("required", list(report.required))
+    c.check("conventional_fallbacks", list(report.conventional_fallbacks))
+    shown = _shown(report)
+    secret = report.secret
+    c.check("value_redacted", secret is None or not any(secret in text for text in shown))
+    for text in _take_list(c, "must_not_contain"):
+        for place in shown:
+            if str(text) in place:
+                c.fail(f"the credential report shows {text!r}: {place!r}")
+    diagnostics = "\n".join(report.diagnostics)
+    for key in ("diagnostic_contains", "diagnostic_should_mention"):
+        for text in _take_list(c, key):
+            if str(text) not in diagnostics:
+                c.fail(f"{key}: diagnostics {report.diagnostics!r} do not mention {text!r}")
+    for text in _take_list(c, "diagnostic_must_not_contain"):
+        if str(text) in diagnostics:
+            c.fail(f"diagnostics {report.diagnostics!r} contain {text!r}")
+    env = {str(k): str(v) for k, v in (case.setup.get("env") or {}).items()}
+    for var in map(str, _take_list(c, "shadowed_envs_must_not_resolve")):
+        if var in (*report.required, *report.conventional_fallbacks) or var == report.source_name:
             c.fail(f"shadowed variable {var!r} takes part in the credential chain")
-    headers, params, _ = outcome
-    attached = {
-        "headers": {k: v for k, v in headers.items() if k not in manifest.auth_spec.extra_headers},
-        "query_params": dict(params),
-    }
-    for key, values in attached.items():
-        if c.has(key):
-            # the case writes "<redacted>" where the credential goes
-            shown = {k: "<redacted>" if secret and secret in v else v for k, v in values.items()}
-            expected = dict(c.take(key))
-            if shown != expected:
-                c.fail(f"{key}: expected {expected!r}, got {shown!r}")
+        alone = resolve_credential(
+            manifest, provider=report.provider, environ={var: env.get(var) or "set"}
+        )
+        if alone.status != "missing" or var not in alone.shadowed_envs:
+            c.fail(f"shadowed variable {var!r} alone resolves: {alone!r}")
+    # the whole attachment, the secret written "<redacted>" as the cases write it
+    headers, params = report.redacted()
+    for key, attached in (("headers", headers), ("query_params", params)):
+        if c.has(key) and dict(c.take(key)) != attached:
+            c.fail(f"{key}: expected {dict(c.expected[key])!r}, got {attached!r}")
+    # The client attaches exactly what the report describes (or refuses, with its words).
+    if isinstance(outcome, ConfigurationError):
+        if report.status != "missing" or report.optional:
+            c.fail(f"auth_material refused a credential the report has: {outcome}")
+        elif diagnostics not in str(outcome):
+            c.fail(f"auth_material says {str(outcome)!r}, the report {diagnostics!r}")
+    elif outcome != report.attachment():
+        c.fail("auth_material attaches something else than the report's attachment()")
 
 
 def op_content_block_encode(case: Case, root: Path, c: Checker) -> None:
@@ -904,6 +905,56 @@ def op_content_block_encode(case: Case, root: Path, c: Checker) -> None:
     c.check("encoded", parts)
 
 
+def op_text_tool_parse(case: Case, root: Path, c: Checker) -> None:
+    config = dict(case.input.get("config") or {})
+    lenient = bool(config.pop("lenient_parsing", False))
+    for key in config:
+        c.needs(f"text tool-call parsing option {key!r}")
+    found = parse_text_tool_calls(str(case.input["response_text"]), lenient=lenient)
+    c.check("remaining_text", found.remaining_text)
+    if c.has("tool_calls"):
+        expected = c.take("tool_calls")
+        view = [
+            {
+                "id": call.id,
+                "name": call.name,
+                "arguments": dict(call.arguments),
+                "raw_arguments": call.raw_arguments,
+                "parse_error": call.parse_error,
+            }
+            for call in found.tool_calls
+        ]
+        c.mismatches.extend(compare(expected, view, "tool_calls"))
+        # compare() checks a mapping's expected keys only; the arguments must match exactly
+        for i, (want, got) in enumerate(zip(expected, view, strict=False)):
+            args = got["arguments"]
+            if isinstance(want, Mapping) and want.get("arguments", args) != args:
+                c.fail(f"tool_calls[{i}].arguments: expected {want['arguments']!r}, got {args!r}")
+
+
+def op_text_tool_prompt(case: Case, root: Path, c: Checker) -> None:
+    config = dict(case.input.get("config") or {})
+    if config.pop("prompt_level", "L2") != "L2":
+        c.needs(f"text tool-call prompt level {case.input['config']['prompt_level']!r}")
+    if config.pop("locale", "en") != "en":
+        c.needs(f"text tool-call prompt locale {case.input['config']['locale']!r}")
+    for key in config:
+        c.needs(f"text tool-call prompt option {key!r}")
+    tools = []
+    for raw in case.input.get("tools") or ():
+        for key in set(raw) - {"name", "description", "parameters"}:
+            c.needs(f"tool definition field {key!r}")
+        tools.append(
+            ToolDefinition.from_function(
+                str(raw["name"]), raw.get("description"), raw.get("parameters")
+            )
+        )
+    prompt = text_tool_prompt(tools)
+    for text in c.take("prompt_contains") if c.has("prompt_contains") else ():
+        if str(text) not in prompt:
+            c.fail(f"prompt_contains: the prompt does not contain {text!r}:\n{prompt}")
+
+
 def _unsupported(feature: str) -> Callable[[Case, Path, Checker], None]:
     def op(case: Case, root: Path, c: Checker) -> None:
         c.needs(feature)
@@ -930,8 +981,8 @@ OPERATIONS: Mapping[str, Callable[[Case, Path, Checker], None]] = {
     "content_block_encode": op_content_block_encode,
     "retry_decision": _unsupported("retry decision (resilience: retry policy)"),
     "fallback_decision": _unsupported("fallback decision by error code"),
-    "text_tool_parse": _unsupported("text tool-call parsing"),
-    "text_tool_prompt": _unsupported("text tool-call prompt generation"),
+    "text_tool_parse": op_text_tool_parse,
+    "text_tool_prompt": op_text_tool_prompt,
     "provider_mock_behavior": _unsupported("nothing to execute: the case asserts its own input"),
 }
 
