@@ -113,3 +113,27 @@ def test_response_rules_are_total_on_any_json(provider: str, body: Any) -> None:
     mapper = EventMapper(manifest.response.event_map, termination=manifest.termination_mapping)
     events = [*mapper.map_object(body), *mapper.finish()]
     assert all(not isinstance(e, DecodeFailure) for e in events)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(shaped, max_size=6))
+def test_grouped_rules_act_exactly_like_plain_rules(provider: str, frames: list[Any]) -> None:
+    """Rules grouped by parent object (a speed-up) give the same events and state as the
+    same rules run one by one."""
+    from ailib_anyio._core import _mapping
+
+    manifest = REGISTRY.get(provider)
+    assert manifest.streaming is not None
+    rules = tuple(manifest.streaming.event_map)
+    grouped = EventMapper(rules, termination=manifest.termination_mapping)
+    original = _mapping._guard
+    try:
+        _mapping._guard = lambda rule: None  # type: ignore[assignment]
+        plain = EventMapper(list(rules), termination=manifest.termination_mapping)  # uncached
+    finally:
+        _mapping._guard = original
+    for frame in frames:
+        for event in (None, "message_start", "content_block_delta"):
+            assert grouped.map_object(frame, event) == plain.map_object(frame, event)
+    assert grouped.finish() == plain.finish()

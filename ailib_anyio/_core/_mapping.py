@@ -36,7 +36,7 @@ from .._types import (
     Usage,
 )
 from ._frames import Frame
-from ._jsonpath import Predicate
+from ._jsonpath import Predicate, Step, _gen_single
 from ._ndjson import NDJSONDecoder
 from ._rules import EmitKind, EventRule, FieldSpec
 from ._sse import SSEDecoder
@@ -254,31 +254,123 @@ def _compile_rule(rule: EventRule) -> _Handler | None:
     return None  # IGNORE
 
 
+def _guard(rule: EventRule) -> tuple[tuple[Step, ...], tuple[str, ...]] | None:
+    """(parent path, keys) when a rule can only act if its parent object has one of those
+    keys: every path it reads is that parent plus one key. None when that is not so."""
+    if rule.match is not None or rule.emit in (EmitKind.ERROR, EmitKind.IGNORE):
+        return None
+    if rule.each is not None:
+        steps = rule.each.steps
+        paths = [steps[:-1] if steps and steps[-1][0] == "all" else steps]
+    else:
+        paths = [sel.steps for spec in rule.fields.values() for sel in spec.selectors]
+    parents: set[tuple[Step, ...]] = set()
+    keys: list[str] = []
+    for steps in paths:
+        if not steps or steps[-1][0] != "key" or any(k not in ("key", "index") for k, _ in steps):
+            return None
+        parents.add(tuple(steps[:-1]))
+        if steps[-1][1] not in keys:
+            keys.append(steps[-1][1])
+    if len(parents) != 1:
+        return None
+    return parents.pop(), tuple(keys)
+
+
+#: a text rule applied to its parent object directly: (node, out) -> None
+_NodeHandler = Callable[[dict[str, Any], Out], None]
+#: a run of consecutive rules reading one parent object:
+#: (parent getter, ((keys, handler, node handler or None), ...))
+_Member = tuple[tuple[str, ...], _Handler, "_NodeHandler | None"]
+_Group = tuple[Callable[[Any], Any], tuple[_Member, ...]]
+
+
+def _node_text_handler(
+    keys: tuple[str, ...], cls: type[ContentDelta] | type[ReasoningDelta] | type[RefusalDelta]
+) -> _NodeHandler:
+    """A plain text rule read straight from its parent object (the group walked to it)."""
+    if len(keys) == 1:
+        (key,) = keys
+
+        def one(node: dict[str, Any], out: Out) -> None:
+            value = node.get(key)
+            if type(value) is str and value:
+                out.append(cls(value))
+
+        return one
+
+    def first(node: dict[str, Any], out: Out) -> None:
+        for key in keys:
+            value = node.get(key)
+            if type(value) is str:
+                if value:
+                    out.append(cls(value))
+                return
+
+    return first
+
+
+def _node_handler(rule: EventRule, keys: tuple[str, ...]) -> _NodeHandler | None:
+    # only text rules whose fields are just their text paths: those read nothing else
+    if rule.emit in _TEXT_EVENTS and rule.each is None and set(rule.fields) == {"text"}:
+        return _node_text_handler(keys, _TEXT_EVENTS[rule.emit])
+    return None
+
+
 class CompiledRules:
     """A rule list compiled into handlers, shared by every response a manifest decodes.
 
-    ``for_event(name)`` is the handlers that apply to frames of that SSE event name, in
-    manifest order, with each rule's ``match`` folded into its handler.
+    ``for_event(name)`` is what applies to frames of that SSE event name, in manifest
+    order: handlers (each rule's ``match`` folded in), and groups of consecutive rules that
+    read the same parent object (``$.choices[0].delta``, say). A group walks to its parent
+    once per frame and calls a rule's handler only when one of the keys it reads is there —
+    the rule could not act otherwise — so a chunk pays for the rules that apply to it.
     """
 
     def __init__(self, rules: Sequence[EventRule]) -> None:
         self.rules = rules
-        self._entries: list[tuple[str | None, _Handler]] = []
+        self._entries: list[tuple[str | None, _Handler, Any, _NodeHandler | None]] = []
         for rule in rules:
             handler = _compile_rule(rule)
             if handler is not None:
                 if rule.match is not None:
                     handler = _guarded(rule.match.predicate, handler)
-                self._entries.append((rule.event, handler))
-        self._by_event: dict[str | None, tuple[_Handler, ...]] = {}
+                guard = _guard(rule)
+                on_node = None if guard is None else _node_handler(rule, guard[1])
+                self._entries.append((rule.event, handler, guard, on_node))
+        self._by_event: dict[str | None, tuple[_Handler | _Group, ...]] = {}
 
-    def for_event(self, event: str | None) -> tuple[_Handler, ...]:
-        handlers = self._by_event.get(event)
-        if handlers is None:
-            handlers = self._by_event[event] = tuple(
-                handler for name, handler in self._entries if name is None or name == event
-            )
-        return handlers
+    def for_event(self, event: str | None) -> tuple[_Handler | _Group, ...]:
+        units = self._by_event.get(event)
+        if units is None:
+            units = self._by_event[event] = self._units(event)
+        return units
+
+    def _units(self, event: str | None) -> tuple[_Handler | _Group, ...]:
+        units: list[_Handler | _Group] = []
+        run_parent: tuple[Step, ...] | None = None
+        run: list[_Member] = []
+
+        def close_run() -> None:
+            if len(run) == 1:  # a group of one saves nothing: call the rule itself
+                units.append(run[0][1])
+            elif run:
+                units.append((_gen_single(list(run_parent or ())), tuple(run)))
+
+        for name, handler, guard, on_node in self._entries:
+            if name is not None and name != event:
+                continue
+            if guard is not None and run and guard[0] == run_parent:
+                run.append((guard[1], handler, on_node))
+                continue
+            close_run()
+            run_parent, run = None, []
+            if guard is None:
+                units.append(handler)
+            else:
+                run_parent, run = guard[0], [(guard[1], handler, on_node)]
+        close_run()
+        return tuple(units)
 
 
 # Keyed by the id of the (immutable) rule tuple; holding the tuple keeps the id unique.
@@ -360,8 +452,20 @@ class EventMapper:
         """Apply every rule to one decoded JSON value (appending to ``out`` if given)."""
         if out is None:
             out = []
-        for handler in self._rules.for_event(event):
-            if handler(self, obj, out):
+        for unit in self._rules.for_event(event):
+            if type(unit) is tuple:
+                node = unit[0](obj)
+                if type(node) is dict:
+                    for keys, handler, on_node in unit[1]:
+                        if on_node is not None:
+                            on_node(node, out)
+                            continue
+                        for key in keys:
+                            if key in node:
+                                if handler(self, obj, out):
+                                    return out
+                                break
+            elif unit(self, obj, out):  # type: ignore[operator]
                 break
         return out
 

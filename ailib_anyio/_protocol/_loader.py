@@ -17,9 +17,6 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .._errors import ProtocolError
 from ._models import ManifestIssues, ProviderManifest, make_converter, manifest_prechecks
@@ -58,6 +55,8 @@ class _Index:
         self.keys: dict[PathT, tuple[int, int]] = {}
 
     def plain(self, node: Any, path: PathT = ()) -> Any:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
         if isinstance(node, CommentedMap):
             out: dict[Any, Any] = {}
             for key, value in node.items():
@@ -153,6 +152,10 @@ def _collect(
 
 
 def _parse_yaml(text: str, source: str) -> Any:
+    # ruamel.yaml is imported on first use: it is a tenth of the package's import time
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     yaml = YAML(typ="rt")
     try:
         return yaml.load(io.StringIO(text))
