@@ -606,7 +606,7 @@ class ChatStream(_ClosedOnExit):
             except httpx.HTTPError as exc:
                 context = self._client._context(status_code=self._status())
                 raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-            pending.extend(self._pipeline.feed(chunk))
+            self._pipeline.feed(chunk, pending)
         event = pending.popleft()
         cls = type(event)
         if cls is ContentDelta:

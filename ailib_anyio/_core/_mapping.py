@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
 from typing import Any
 
 import attrs
@@ -94,7 +94,7 @@ class DecodeFailure:
 
 
 #: what the mapper and the pipeline produce: events, and failures queued in order.
-Out = list["StreamingEvent | StreamFailure | DecodeFailure"]
+Out = MutableSequence["StreamingEvent | StreamFailure | DecodeFailure"]
 
 #: a compiled rule: append its events to ``out``; True stops the frame's other rules.
 _Handler = Callable[["EventMapper", Any, Out], bool]
@@ -611,8 +611,10 @@ class StreamPipeline:
             rules, termination=termination, done_signal=done_signal, generate_ids=generate_ids
         )
 
-    def feed(self, data: bytes) -> Out:
-        out: Out = []
+    def feed(self, data: bytes, out: Out | None = None) -> Out:
+        """The events ``data`` completes, appended to ``out`` (a new list by default)."""
+        if out is None:
+            out = []
         try:
             self.mapper.feed_frames(self.decoder.feed(data), out)
         except AiLibError as exc:
