@@ -78,6 +78,10 @@ class ContentBlock:
         return cls(type="audio", data=_b64(data), media_type=media_type)
 
     @classmethod
+    def document_url(cls, url: str, media_type: str = "application/pdf") -> ContentBlock:
+        return cls(type="document", url=url, media_type=media_type)
+
+    @classmethod
     def document_base64(
         cls, data: str | bytes, media_type: str = "application/pdf", filename: str | None = None
     ) -> ContentBlock:

@@ -877,6 +877,9 @@ def op_content_block_encode(case: Case, root: Path, c: Checker) -> None:
             blocks.append(ContentBlock.from_text(str(raw["text"])))
         elif kind == "document" and source == "base64":
             blocks.append(ContentBlock.document_base64(str(raw["data"]), str(raw["mime_type"])))
+        elif kind == "document" and source in ("url", "ref"):
+            # a reference ("upload://...") is a URL the API cannot fetch: the encoder rejects it
+            blocks.append(ContentBlock.document_url(str(raw["data"]), str(raw["mime_type"])))
         else:
             c.needs(f"content block {kind!r} with a {source!r} source")
     if c.unsupported:

@@ -362,3 +362,29 @@ def test_unknown_family() -> None:
     with pytest.raises(InvalidRequestError) as info:
         encode_request("smoke_signals", req(Message.user("?")), PLAIN)
     assert str(info.value) == "no request encoder for API family 'smoke_signals'"
+
+
+@pytest.mark.parametrize(
+    ("family", "url", "accepted"),
+    [
+        ("openai_chat", "https://example.com/cat.png", True),
+        ("openai_chat", "upload://abc", False),
+        ("anthropic_messages", "https://example.com/doc.pdf", True),
+        ("anthropic_messages", "upload://abc", False),
+        ("anthropic_messages", "file:///etc/passwd", False),
+        ("gemini_generate", "gs://bucket/doc.pdf", True),
+        ("gemini_generate", "upload://abc", False),
+    ],
+)
+def test_urls_the_api_cannot_fetch_are_rejected_before_sending(
+    family: str, url: str, accepted: bool
+) -> None:
+    block = (
+        ContentBlock.document_url(url) if family != "openai_chat" else ContentBlock.image_url(url)
+    )
+    request = ChatRequest(model="m", messages=[Message.user([block])], max_tokens=10)
+    if accepted:
+        assert url in json.dumps(encode_request(family, request, EncoderOptions()))
+    else:
+        with pytest.raises(InvalidRequestError, match=f"{family} cannot fetch '{url}'"):
+            encode_request(family, request, EncoderOptions())

@@ -167,6 +167,16 @@ def _tool_call_id(msg: Message) -> str:
 # ---------------------------------------------------------------- openai_chat
 
 
+def _check_url(url: str, family: str, schemes: tuple[str, ...]) -> str:
+    """A URL the API can fetch itself; a reference to something it cannot (an upload
+    handle, a local path) fails here, before any request is sent."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in schemes:
+        allowed = ", ".join(f"{s}:" for s in schemes)
+        raise InvalidRequestError(f"{family} cannot fetch {url!r}: it takes {allowed} URLs")
+    return url
+
+
 def _data_url(block: ContentBlock) -> str:
     return f"data:{block.media_type or 'application/octet-stream'};base64,{block.data}"
 
@@ -175,7 +185,10 @@ def _openai_part(block: ContentBlock) -> dict[str, Any]:
     if block.type == "text":
         return {"type": "text", "text": block.text or ""}
     if block.type == "image":
-        url = block.url if block.url is not None else _data_url(block)
+        if block.url is not None:
+            url = _check_url(block.url, "openai_chat", ("https", "http", "data"))
+        else:
+            url = _data_url(block)
         return {"type": "image_url", "image_url": {"url": url}}
     if block.type == "audio":
         if block.data is None:
@@ -284,7 +297,7 @@ def _anthropic_source(block: ContentBlock) -> dict[str, Any]:
             raise InvalidRequestError(f"the {block.type} block has neither a url nor data")
         inline = _split_data_url(block.url, _ANTHROPIC)
         if inline is None:
-            return {"type": "url", "url": block.url}
+            return {"type": "url", "url": _check_url(block.url, _ANTHROPIC, ("https", "http"))}
         media_type, data = inline[0] or media_type, inline[1]
     if block.type == "document":
         media_type = media_type or "application/pdf"
@@ -496,6 +509,7 @@ def _gemini_media(block: ContentBlock) -> dict[str, Any]:
             raise InvalidRequestError(f"the {kind} block has neither a url nor data")
         inline = _split_data_url(block.url, _GEMINI)
         if inline is None:
+            _check_url(block.url, _GEMINI, ("https", "http", "gs"))
             media_type = media_type or _media_type_from_url(block.url)
             if media_type is None:
                 raise InvalidRequestError(
