@@ -13,6 +13,9 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
+from ._core._retry import RetryConfig as RetryConfig
+from ._core._retry import RetryDecision as RetryDecision
+from ._core._retry import RetryPolicy as RetryPolicy
 from ._core._texttools import TextToolParse as TextToolParse
 from ._core._texttools import parse_text_tool_calls as parse_text_tool_calls
 from ._core._texttools import text_tool_prompt as text_tool_prompt
@@ -103,6 +106,9 @@ __all__ = [
     "RemoteError",
     "RemoteTimeoutError",
     "RequestTooLargeError",
+    "RetryConfig",
+    "RetryDecision",
+    "RetryPolicy",
     "ServerError",
     "StreamingEvent",
     "TextToolParse",

@@ -396,8 +396,10 @@ class ChatBuilder:
     def assistant(self, content: str | None = None, tool_calls: Sequence[Any] = ()) -> ChatBuilder:
         return self.message(Message.assistant(content, tool_calls))
 
-    def tool_result(self, tool_call_id: str, content: str) -> ChatBuilder:
-        return self.message(Message.tool(tool_call_id, content))
+    def tool_result(self, tool_call_id: str, content: str, name: str | None = None) -> ChatBuilder:
+        """A tool's result; ``name`` (the function's) matters to dialects that match by
+        name (Gemini), and is otherwise found from the assistant turn that made the call."""
+        return self.message(Message.tool(tool_call_id, content, name=name))
 
     def _set(self, name: str, value: Any) -> ChatBuilder:
         self._params[name] = value

@@ -4,10 +4,10 @@ the library's real code.
 Each case names an operation (``input.type``); the runner feeds the case's input to the
 library function that performs it (the loader, ``classify_error``, the SSE decoder, the
 event mapper and stream pipeline, the request encoders, ``resolve_credential`` and
-``auth_material``) and compares what comes out with the case's ``expected`` block. The
-runner only translates: case YAML into library arguments, and library results into the
-spec's vocabulary (a ``ContentDelta`` is the spec's ``PartialContentDelta``). No behaviour
-under test is computed here.
+``auth_material``, ``RetryPolicy.decide`` and ``should_fallback``) and compares what
+comes out with the case's ``expected`` block. The runner only translates: case YAML into
+library arguments, and library results into the spec's vocabulary (a ``ContentDelta`` is
+the spec's ``PartialContentDelta``). No behaviour under test is computed here.
 
 Every key of an ``expected`` block is either checked or reported: a key the library has
 no counterpart for raises :class:`Unsupported` naming the missing feature, and a key the
@@ -41,11 +41,12 @@ from ailib_anyio._core._mapping import (
     StreamPipeline,
 )
 from ailib_anyio._core._ndjson import NDJSONDecoder
+from ailib_anyio._core._retry import RetryConfig, RetryPolicy, should_fallback
 from ailib_anyio._core._rules import EventRule
 from ailib_anyio._core._sse import SSEDecoder
 from ailib_anyio._core._texttools import parse_text_tool_calls, text_tool_prompt
 from ailib_anyio._credentials import CredentialResolution, resolve_credential
-from ailib_anyio._errors import AiLibError, ConfigurationError, ProtocolError
+from ailib_anyio._errors import STANDARD_ERRORS, AiLibError, ConfigurationError, ProtocolError
 from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
 from ailib_anyio._protocol._models import API_FAMILIES, ProviderManifest, make_converter
 from ailib_anyio._transport import auth_material
@@ -958,6 +959,74 @@ def op_text_tool_prompt(case: Case, root: Path, c: Checker) -> None:
             c.fail(f"prompt_contains: the prompt does not contain {text!r}:\n{prompt}")
 
 
+#: injected random values covering the jitter range: each decision must fall in the bounds
+JITTER_SAMPLES = (0.0, 0.25, 0.5, 0.75, 0.999)
+
+
+#: a case's ``retry_policy`` keys -> (``RetryConfig`` field, divisor to seconds)
+_RETRY_POLICY_FIELDS: Mapping[str, tuple[str, float | None]] = {
+    "max_retries": ("max_retries", None),
+    "min_delay_ms": ("min_delay", 1000.0),
+    "max_delay_ms": ("max_delay", 1000.0),
+    "jitter": ("jitter", None),
+    "strategy": ("strategy", None),
+    "retry_on_http_status": ("retry_on_status", None),
+    "retry_on_error_code": ("retry_on_kinds", None),
+}
+
+
+def retry_config(case: Case, root: Path) -> RetryConfig:
+    """The case's ``retry_policy`` over its manifest's (the manifest is the default)."""
+    manifest = case_manifest(case, root) if case.setup.get("manifest_path") else None
+    spec = manifest.retry_policy if manifest is not None else None
+    config = RetryConfig.from_manifest(spec) if spec is not None else RetryConfig()
+    policy = case.input.get("retry_policy") or {}
+    unknown = sorted(set(policy) - set(_RETRY_POLICY_FIELDS))
+    if unknown:
+        raise RunnerGap(f"retry_policy keys the runner does not translate: {unknown}")
+    changes: dict[str, Any] = {}
+    for key, value in policy.items():
+        field, scale = _RETRY_POLICY_FIELDS[key]
+        changes[field] = value / scale if scale is not None else value
+    if "retry_on_kinds" in changes:  # the spec names kinds here; accept codes too
+        changes["retry_on_kinds"] = [_KIND_BY_CODE.get(k, k) for k in changes["retry_on_kinds"]]
+    return attrs.evolve(config, **changes)
+
+
+def op_retry_decision(case: Case, root: Path, c: Checker) -> None:
+    """Decide once per injected random value; every decision must meet the expectation."""
+    policy = RetryPolicy(retry_config(case, root))
+    error = case.input.get("error") or {}
+    kind = error.get("error_name") or _KIND_BY_CODE.get(str(error.get("error_code")), "unknown")
+    retry_after_ms = error.get("retry_after_ms")
+    should_retry = c.take("should_retry") if c.has("should_retry") else _MISSING
+    delay_ms = c.take("delay_ms") if c.has("delay_ms") else _MISSING
+    for sample in JITTER_SAMPLES:
+        decision = policy.decide(
+            kind=str(kind),
+            retryable=bool(error.get("retryable")),
+            status=error.get("http_status"),
+            attempt=int(case.input["attempt"]),
+            retry_after=None if retry_after_ms is None else retry_after_ms / 1000.0,
+            random=lambda sample=sample: sample,
+        )
+        if should_retry is not _MISSING:
+            c.mismatches.extend(
+                compare(should_retry, decision.should_retry, f"should_retry (random={sample})")
+            )
+        if delay_ms is not _MISSING:
+            c.mismatches.extend(
+                compare(delay_ms, decision.delay * 1000.0, f"delay_ms (random={sample})")
+            )
+
+
+_KIND_BY_CODE = {code: kind for kind, (code, _) in STANDARD_ERRORS.items()}
+
+
+def op_fallback_decision(case: Case, root: Path, c: Checker) -> None:
+    c.check("should_fallback", should_fallback(str(case.input["error_code"])))
+
+
 def _unsupported(feature: str) -> Callable[[Case, Path, Checker], None]:
     def op(case: Case, root: Path, c: Checker) -> None:
         c.needs(feature)
@@ -982,8 +1051,8 @@ OPERATIONS: Mapping[str, Callable[[Case, Path, Checker], None]] = {
     "credential_resolution": op_credential_resolution,
     "auth_attachment": op_credential_resolution,
     "content_block_encode": op_content_block_encode,
-    "retry_decision": _unsupported("retry decision (resilience: retry policy)"),
-    "fallback_decision": _unsupported("fallback decision by error code"),
+    "retry_decision": op_retry_decision,
+    "fallback_decision": op_fallback_decision,
     "text_tool_parse": op_text_tool_parse,
     "text_tool_prompt": op_text_tool_prompt,
     "provider_mock_behavior": _unsupported("nothing to execute: the case asserts its own input"),
