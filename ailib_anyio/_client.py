@@ -15,11 +15,12 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 
 from ._core._classify import ErrorInfo, classify_error
@@ -84,7 +85,7 @@ def _default_max_inflight() -> float:
 
 
 class _ClosedOnExit:
-    """``async with`` support for objects whose ``aclose()`` is idempotent and shielded."""
+    """``async with`` support for streams: ``aclose()`` is idempotent and shielded."""
 
     async def aclose(self) -> None:
         raise NotImplementedError
@@ -98,7 +99,7 @@ class _ClosedOnExit:
         await self.aclose()
 
 
-class Client(_ClosedOnExit):
+class Client:
     """A client for one provider and model. Create it with ``open_client``."""
 
     def __init__(
@@ -149,6 +150,7 @@ class Client(_ClosedOnExit):
         }
         self._transport: Transport | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._background: anyio.abc.TaskGroup | None = None
         self._state = _State.UNOPENED
         self._encoder_options = EncoderOptions(
             parameter_mappings=self.manifest.parameter_mappings,
@@ -174,18 +176,56 @@ class Client(_ClosedOnExit):
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a Client can be opened only once")
         self._limiter = anyio.CapacityLimiter(self.max_inflight)
+        background = anyio.create_task_group()
+        await background.__aenter__()
+        self._background = background
         self._transport = Transport(**self._transport_args)
         self._state = _State.OPEN
         return self
 
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._close(exc_type, exc, tb)
+
     async def aclose(self) -> None:
-        """Close the connection pool. Idempotent; completes even when cancelled."""
+        """Stop background work and close the connection pool. Idempotent; completes even
+        when cancelled. Inside ``async with``, leaving the block does this."""
+        await self._close(None, None, None)
+
+    async def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
         if self._state is _State.CLOSED:
-            return
+            return None
         self._state = _State.CLOSED
-        if self._transport is not None:
-            with anyio.CancelScope(shield=True):
-                await self._transport.aclose()
+        background, self._background = self._background, None
+        try:
+            if background is not None:
+                # Everything the client started ends with its block (structured concurrency).
+                background.cancel_scope.cancel()
+                return await background.__aexit__(exc_type, exc, tb)
+            return None
+        finally:
+            if self._transport is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._transport.aclose()
+
+    def start_background(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
+    ) -> None:
+        """Run ``func(*args)`` in the client's own task group: it is cancelled when the
+        client's block exits, and an error in it cancels the block (structured concurrency).
+        """
+        if self._state is not _State.OPEN or self._background is None:
+            raise RuntimeError("background work needs an open client")
+        self._background.start_soon(func, *args, name=name)
 
     def _open_transport(self) -> tuple[Transport, anyio.CapacityLimiter]:
         if self._state is _State.UNOPENED:

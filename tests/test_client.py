@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from ailib_anyio import (
 from ailib_anyio._client import Client
 from ailib_anyio._protocol._registry import builtin_protocol_dir
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply, ScriptedToolCall
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -391,3 +395,33 @@ async def test_protocol_path_adds_manifests(mock: MockProvider, tmp_path: Path) 
     ) as client:
         assert client.manifest.id == "acme"
         assert (await client.chat().user("hi").execute()).content == "from acme"
+
+
+async def test_background_work_ends_with_the_client_block(mock: MockProvider) -> None:
+    started, cancelled = anyio.Event(), anyio.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async with client_for(mock) as client:
+        client.start_background(forever, name="sweeper")
+        await started.wait()
+        assert not cancelled.is_set()
+    assert cancelled.is_set()
+    with pytest.raises(RuntimeError, match="needs an open client"):
+        client.start_background(forever)
+
+
+async def test_a_failing_background_task_cancels_the_block(mock: MockProvider) -> None:
+    async def broken() -> None:
+        raise ValueError("background failure")
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with client_for(mock) as client:
+            client.start_background(broken)
+            await anyio.sleep_forever()
+    assert info.group_contains(ValueError, match="background failure")
