@@ -9,6 +9,14 @@ executes manifests with generic operators. Start with :func:`open_client`::
 
 import attrs as _attrs
 
+from ._batch import BatchCollector as BatchCollector
+from ._batch import BatchExecutor as BatchExecutor
+from ._batch import BatchResult as BatchResult
+from ._cancel import CancelHandle as CancelHandle
+from ._cancel import CancellableStream as CancellableStream
+from ._cancel import CancelReason as CancelReason
+from ._cancel import CancelToken as CancelToken
+from ._cancel import create_cancel_pair as create_cancel_pair
 from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
@@ -71,6 +79,13 @@ from ._version import __version__ as __version__
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "BatchCollector",
+    "BatchExecutor",
+    "BatchResult",
+    "CancelHandle",
+    "CancelReason",
+    "CancelToken",
+    "CancellableStream",
     "ChatBuilder",
     "ChatRequest",
     "ChatResponse",
@@ -121,6 +136,7 @@ __all__ = [
     "TransportError",
     "Usage",
     "WriteTimeoutError",
+    "create_cancel_pair",
     "load_manifest",
     "open_client",
     "parse_text_tool_calls",

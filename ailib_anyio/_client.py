@@ -15,14 +15,16 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 import httpx
 
+from ._batch import BatchExecutor, BatchResult
 from ._core._classify import ErrorInfo, classify_error
 from ._core._encode import EncoderOptions, encode_request
 from ._core._mapping import (
@@ -45,6 +47,7 @@ from ._errors import (
 )
 from ._protocol._models import ProviderManifest
 from ._protocol._registry import ProtocolRegistry
+from ._taskgroups import exit_task_group
 from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
 from ._types import (
     ChatRequest,
@@ -210,7 +213,7 @@ class Client:
             if background is not None:
                 # Everything the client started ends with its block (structured concurrency).
                 background.cancel_scope.cancel()
-                return await background.__aexit__(exc_type, exc, tb)
+                return await exit_task_group(background, exc_type, exc, tb)
             return None
         finally:
             if self._transport is not None:
@@ -246,6 +249,38 @@ class Client:
     def chat(self) -> ChatBuilder:
         """Start building a chat request."""
         return ChatBuilder(self)
+
+    async def batch(
+        self,
+        requests: Iterable[ChatBuilder | ChatRequest],
+        *,
+        max_concurrent: int = 10,
+        fail_fast: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> BatchResult[ChatResponse]:
+        """Execute many chat requests concurrently, at most ``max_concurrent`` at a time.
+
+        ``requests`` are builders (``client.chat().user(...)``, run with ``execute()``) or
+        ``ChatRequest`` objects (sent by this client, never streamed). The result holds one
+        ``ChatResponse`` or exception per request, in input order; ``fail_fast`` and
+        ``on_progress(done, total)`` are as in ``BatchExecutor``. The client's own
+        ``max_inflight`` still applies; cancelling the caller cancels every request::
+
+            result = await client.batch([client.chat().user(q) for q in questions])
+            replies = result.get_successful_results()
+        """
+
+        async def run(request: ChatBuilder | ChatRequest) -> ChatResponse:
+            if isinstance(request, ChatBuilder):
+                return await request.execute()
+            if request.stream:
+                request = attrs.evolve(request, stream=False)
+            return await self._execute(request, None)
+
+        executor: BatchExecutor[ChatBuilder | ChatRequest, ChatResponse] = BatchExecutor(
+            run, max_concurrent=max_concurrent, fail_fast=fail_fast, on_progress=on_progress
+        )
+        return await executor.execute(requests)
 
     def _context(self, **extra: Any) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model_id, **extra}

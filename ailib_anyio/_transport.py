@@ -8,7 +8,7 @@ only httpx exceptions are translated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,6 +90,36 @@ def map_httpx_errors(**context: Any) -> Iterator[None]:
         raise ConfigurationError(f"invalid URL: {exc}", **context) from exc
 
 
+class _Body(httpx.AsyncByteStream):
+    """A request body httpx can send without an async generator.
+
+    httpx's own byte stream iterates through one; a request cancelled while sending would
+    leave it suspended until garbage collection, which trio reports as a ResourceWarning.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._data)
+
+
+class _Once:
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self._data = data
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data
+
+
 class Transport:
     """A pooled HTTP client plus the provider's authentication."""
 
@@ -133,6 +163,7 @@ class Transport:
             params=self._params or None,
             timeout=self.timeout if timeout is None else timeout,
         )
+        request.stream = _Body(content)
         with map_httpx_errors(**context):
             return await self.client.send(request, stream=True)
 

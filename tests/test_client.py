@@ -425,3 +425,14 @@ async def test_a_failing_background_task_cancels_the_block(mock: MockProvider) -
             client.start_background(broken)
             await anyio.sleep_forever()
     assert info.group_contains(ValueError, match="background failure")
+
+
+async def test_the_block_s_own_exception_propagates_unchanged(mock: MockProvider) -> None:
+    # the client enters a task group for background work; the caller's exception must not
+    # come out wrapped in an exception group
+    with pytest.raises(KeyError, match="mine"):
+        async with client_for(mock):
+            raise KeyError("mine")
+    with pytest.raises(KeyError, match="mock"):
+        async with MockProvider():
+            raise KeyError("mock")

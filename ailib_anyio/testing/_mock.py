@@ -35,6 +35,7 @@ import anyio.lowlevel
 import attrs
 import h11
 
+from .._taskgroups import exit_task_group
 from . import _dialects
 
 __all__ = [
@@ -477,7 +478,7 @@ class MockProvider:
         task_group, self._task_group = self._task_group, None
         task_group.cancel_scope.cancel()
         try:
-            return await task_group.__aexit__(exc_type, exc, tb)
+            return await exit_task_group(task_group, exc_type, exc, tb)
         finally:
             await self._close_listeners()
 

@@ -1,0 +1,460 @@
+"""A blocking facade over the async client, for scripts, notebooks and worker threads.
+
+::
+
+    from ailib_anyio.sync import open_client
+
+    with open_client("openai/gpt-4o") as client:
+        reply = client.chat().system("Be brief.").user("2+2?").execute()
+        print(reply.content)
+
+        with client.chat().user("Tell a story").stream() as stream:
+            for event in stream:  # a plain iterator; `break` is fine
+                ...
+            print(stream.response.content)
+
+Each ``with open_client(...)`` block starts one anyio blocking portal: an event loop of
+its own (asyncio by default, ``backend="trio"`` for trio) in a thread of its own, in which
+the ordinary async ``Client`` lives. Every blocking call hands a coroutine to that loop
+and waits for its result, so behaviour is exactly the async client's: the same requests,
+the same events and the same ``AiLibError`` subclasses, raised unchanged. Leaving a
+stream's block (normally, by ``break`` or by an exception) closes its HTTP response at
+once; leaving the client's block closes the client, then stops the loop and joins its
+thread, even after an exception. An interrupt (Ctrl-C) while waiting cancels the
+request in the loop.
+
+It must not be used from inside a running event loop: a blocking call there would stall
+every other task of that loop. Use ``ailib_anyio.open_client`` with ``async with``
+instead; ``open_client`` here raises ``RuntimeError`` when it finds a running asyncio or
+trio loop in the calling thread. One exception: the asyncio loop a Jupyter (ipykernel)
+notebook runs its cells in, whose cells are ordinary blocking code for their users.
+Any thread without an event loop, including a worker thread of a sync application, can
+use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import ExitStack
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import ChatBuilder, ChatStream, Client
+from ._embeddings import EmbeddingClient, EmbeddingResponse
+from ._types import (
+    ChatRequest,
+    ChatResponse,
+    ContentBlock,
+    Message,
+    RateLimitSnapshot,
+    StreamingEvent,
+    ToolChoice,
+    ToolDefinition,
+)
+
+__all__ = ["SyncChatBuilder", "SyncChatStream", "SyncClient", "open_client"]
+
+_T = TypeVar("_T")
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _running_event_loop() -> str | None:
+    """The async library running in this thread (``"asyncio"``/``"trio"``), if any."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        if not _is_notebook_loop(loop):
+            return "asyncio"
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    return None
+
+
+def _is_notebook_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is the asyncio loop a Jupyter kernel runs cells in.
+
+    Notebook cells run inside that loop, yet to their authors they are plain blocking
+    code (like ``requests`` or ``time.sleep``); blocking it while the portal's own loop
+    does the work cannot deadlock.
+    """
+    if "ipykernel" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return False
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _check_no_running_loop(what: str) -> None:
+    library = _running_event_loop()
+    if library is not None:
+        raise RuntimeError(
+            f"{what} blocks, so it cannot be used inside a running {library} event loop; "
+            "use 'async with ailib_anyio.open_client(...)' and 'await' there instead"
+        )
+
+
+async def _next_event(stream: ChatStream) -> StreamingEvent | None:
+    """One event from ``stream``, or ``None`` at its end (no StopAsyncIteration crosses
+    threads)."""
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class SyncClient:
+    """A blocking client for one provider and model. Create it with ``open_client``.
+
+    It wraps an async ``Client`` (``client.async_client``) running in a portal of its
+    own; ``with`` opens the portal and the client, leaving the block closes both.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        backend: Literal["asyncio", "trio"] = "asyncio",
+        backend_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.async_client = client
+        self._backend = backend
+        self._backend_options = dict(backend_options) if backend_options is not None else None
+        self._portal: BlockingPortal | None = None
+        self._exit_stack: ExitStack | None = None
+        self._embeddings: EmbeddingClient | None = None
+        self._state = _State.UNOPENED
+
+    def __repr__(self) -> str:
+        client = self.async_client
+        return f"<SyncClient {client.provider}/{client.model_id} {self._state.value}>"
+
+    @property
+    def provider(self) -> str:
+        return self.async_client.provider
+
+    @property
+    def model_id(self) -> str:
+        return self.async_client.model_id
+
+    @property
+    def current_inflight(self) -> int:
+        """Requests and streams holding an in-flight slot right now."""
+        return self.async_client.current_inflight
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> SyncClient:
+        _check_no_running_loop("ailib_anyio.sync.open_client")
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a SyncClient can be opened only once")
+        with ExitStack() as stack:
+            portal = stack.enter_context(
+                start_blocking_portal(
+                    self._backend, self._backend_options, name="ailib_anyio.sync portal"
+                )
+            )
+            client_cm = portal.wrap_async_context_manager(self.async_client)
+            client_cm.__enter__()
+            # An exception in the block belongs to this thread, not to the client's tasks:
+            # the client closes as after a normal exit (handing it the exception would
+            # make its task group report it as one of its own, in an ExceptionGroup).
+            stack.callback(client_cm.__exit__, None, None, None)
+            self._exit_stack = stack.pop_all()
+        self._portal = portal
+        self._state = _State.OPEN
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if self._state is not _State.OPEN:
+            return None
+        self._state = _State.CLOSED
+        stack, self._exit_stack, self._portal = self._exit_stack, None, None
+        assert stack is not None
+        # The client closes first (inside the loop), then the loop stops and its thread
+        # is joined; with an exception, tasks still in the loop are cancelled. The
+        # exception itself propagates unchanged.
+        return stack.__exit__(exc_type, exc, tb)
+
+    def close(self) -> None:
+        """Close the client, stop its event loop and join its thread. Idempotent; inside
+        ``with``, leaving the block does this."""
+        self.__exit__(None, None, None)
+
+    def _call(self, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+        """Run ``func(*args)`` in the portal's loop and wait for the result; an interrupt
+        while waiting cancels the task in the loop."""
+        portal = self._portal
+        if portal is None:
+            if self._state is _State.UNOPENED:
+                raise RuntimeError("the client is not open: use it inside 'with open_client(...)'")
+            raise RuntimeError("the client is closed")
+        future = portal.start_task_soon(func, *args)
+        try:
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt (or another async exception) in this thread: the task
+            # must not run on unattended. A no-op when the task itself raised.
+            future.cancel()
+            raise
+
+    # ------------------------------------------------------------ requests
+
+    def chat(self) -> SyncChatBuilder:
+        """Start building a chat request."""
+        return SyncChatBuilder(self, self.async_client.chat())
+
+    def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        task_type: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> EmbeddingResponse:
+        """Embed one text or several (one request); the client's model is the embedding
+        model. See ``EmbeddingClient.embed``."""
+        _check_no_running_loop("SyncClient.embed()")
+        if self._embeddings is None:
+            self._embeddings = EmbeddingClient(self.async_client)
+        embeddings = self._embeddings
+
+        async def run() -> EmbeddingResponse:
+            return await embeddings.embed(
+                inputs,
+                dimensions=dimensions,
+                task_type=task_type,
+                extra_body=extra_body,
+                timeout=timeout,
+            )
+
+        return self._call(run)
+
+
+class SyncChatBuilder:
+    """The fluent chat builder of the sync facade: the async ``ChatBuilder``'s methods,
+    with a blocking ``execute()`` and a ``stream()`` used with ``with``."""
+
+    def __init__(self, client: SyncClient, builder: ChatBuilder) -> None:
+        self._client = client
+        self._builder = builder
+
+    def message(self, message: Message) -> SyncChatBuilder:
+        self._builder.message(message)
+        return self
+
+    def messages(self, messages: Sequence[Message]) -> SyncChatBuilder:
+        self._builder.messages(messages)
+        return self
+
+    def system(self, content: str) -> SyncChatBuilder:
+        self._builder.system(content)
+        return self
+
+    def user(self, content: str | Sequence[ContentBlock]) -> SyncChatBuilder:
+        self._builder.user(content)
+        return self
+
+    def assistant(
+        self, content: str | None = None, tool_calls: Sequence[Any] = ()
+    ) -> SyncChatBuilder:
+        self._builder.assistant(content, tool_calls)
+        return self
+
+    def tool_result(
+        self, tool_call_id: str, content: str, name: str | None = None
+    ) -> SyncChatBuilder:
+        """A tool's result (see ``ChatBuilder.tool_result``)."""
+        self._builder.tool_result(tool_call_id, content, name)
+        return self
+
+    def temperature(self, value: float) -> SyncChatBuilder:
+        self._builder.temperature(value)
+        return self
+
+    def top_p(self, value: float) -> SyncChatBuilder:
+        self._builder.top_p(value)
+        return self
+
+    def max_tokens(self, value: int) -> SyncChatBuilder:
+        self._builder.max_tokens(value)
+        return self
+
+    def stop(self, *sequences: str) -> SyncChatBuilder:
+        self._builder.stop(*sequences)
+        return self
+
+    def tools(self, tools: Sequence[ToolDefinition]) -> SyncChatBuilder:
+        self._builder.tools(tools)
+        return self
+
+    def tool_choice(self, choice: ToolChoice) -> SyncChatBuilder:
+        self._builder.tool_choice(choice)
+        return self
+
+    def response_format(self, value: Mapping[str, Any]) -> SyncChatBuilder:
+        self._builder.response_format(value)
+        return self
+
+    def extra_body(self, value: Mapping[str, Any]) -> SyncChatBuilder:
+        self._builder.extra_body(value)
+        return self
+
+    def timeout(self, seconds: float) -> SyncChatBuilder:
+        """Per-request HTTP timeout (connect, read, write), overriding the client's."""
+        self._builder.timeout(seconds)
+        return self
+
+    def build(self, *, stream: bool = False) -> ChatRequest:
+        return self._builder.build(stream=stream)
+
+    def execute(self) -> ChatResponse:
+        """Send the request, wait, and return the whole response."""
+        _check_no_running_loop("SyncChatBuilder.execute()")
+        return self._client._call(self._builder.execute)
+
+    def stream(self) -> SyncChatStream:
+        """A streamed response: ``with builder.stream() as stream: for event in stream``."""
+        return SyncChatStream(self._client, self._builder.stream())
+
+
+class SyncChatStream:
+    """A streamed chat response. Use it as ``with builder.stream() as stream``.
+
+    Iterating yields ``StreamingEvent`` objects, each fetched from the client's loop when
+    asked for; ``stream.response`` holds what has been delivered so far, also after an
+    early exit. Leaving the block (``break`` out of the loop, an exception) closes the
+    HTTP response at once. Iterating outside the block is a ``RuntimeError``.
+    """
+
+    def __init__(self, client: SyncClient, stream: ChatStream) -> None:
+        self._client = client
+        self._stream = stream
+        self._state = _State.UNOPENED
+
+    def __enter__(self) -> SyncChatStream:
+        _check_no_running_loop("SyncChatStream")
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a SyncChatStream can be entered only once")
+        self._state = _State.OPEN
+        try:
+            # The async stream closes itself when opening fails (an HTTP error status).
+            self._client._call(self._stream.__aenter__)
+        except BaseException:
+            self._state = _State.CLOSED
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP response and release the in-flight slot. Idempotent."""
+        if self._state is not _State.OPEN:
+            return
+        self._state = _State.CLOSED
+        if self._client._portal is not None:
+            self._client._call(self._stream.aclose)
+        # Otherwise the client is closed already, and its connection pool with it.
+
+    @property
+    def response(self) -> ChatResponse:
+        """Everything delivered so far, accumulated."""
+        return self._stream.response
+
+    @property
+    def request_id(self) -> str | None:
+        return self._stream.request_id
+
+    @property
+    def rate_limits(self) -> RateLimitSnapshot | None:
+        return self._stream.rate_limits
+
+    def __iter__(self) -> SyncChatStream:
+        if self._state is not _State.OPEN:
+            raise RuntimeError(
+                "iterate a stream inside its block: 'with builder.stream() as stream'"
+            )
+        return self
+
+    def __next__(self) -> StreamingEvent:
+        if self._state is not _State.OPEN:
+            if self._state is _State.UNOPENED:
+                raise RuntimeError(
+                    "iterate a stream inside its block: 'with builder.stream() as stream'"
+                )
+            raise StopIteration
+        event = self._client._call(_next_event, self._stream)
+        if event is None:
+            raise StopIteration
+        return event
+
+
+def open_client(
+    model: str,
+    *,
+    backend: Literal["asyncio", "trio"] = "asyncio",
+    backend_options: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float | httpx.Timeout | None = None,
+    max_inflight: int | None = None,
+    protocol_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> SyncClient:
+    """Open a blocking client for ``"provider/model-id"``; use it as ``with open_client(...)``.
+
+    ``backend`` (``"asyncio"`` or ``"trio"``) and ``backend_options`` choose the event
+    loop the portal runs (as for ``anyio.run``); the other arguments are the async
+    ``open_client``'s, and configuration errors are raised here, before any thread
+    starts. Entering the block inside a running event loop raises ``RuntimeError``.
+
+    Example::
+
+        with open_client("openai/gpt-4o") as client:
+            print(client.chat().user("2+2?").execute().content)
+    """
+    client = Client(
+        model,
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_inflight=max_inflight,
+        protocol_path=protocol_path,
+        http_client=http_client,
+        headers=headers,
+    )
+    return SyncClient(client, backend=backend, backend_options=backend_options)
