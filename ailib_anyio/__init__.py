@@ -7,11 +7,12 @@ executes manifests with generic operators. Start with :func:`open_client`::
         reply = await client.chat().user("2+2?").execute()
 """
 
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 import attrs as _attrs
 
-from ._batch import BatchCollector as BatchCollector
-from ._batch import BatchExecutor as BatchExecutor
-from ._batch import BatchResult as BatchResult
 from ._cancel import CancelHandle as CancelHandle
 from ._cancel import CancellableStream as CancellableStream
 from ._cancel import CancelReason as CancelReason
@@ -21,16 +22,8 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
-from ._core._retry import RetryConfig as RetryConfig
-from ._core._retry import RetryDecision as RetryDecision
-from ._core._retry import RetryPolicy as RetryPolicy
-from ._core._texttools import TextToolParse as TextToolParse
-from ._core._texttools import parse_text_tool_calls as parse_text_tool_calls
-from ._core._texttools import text_tool_prompt as text_tool_prompt
 from ._credentials import CredentialResolution as CredentialResolution
 from ._credentials import resolve_credential as resolve_credential
-from ._embeddings import EmbeddingClient as EmbeddingClient
-from ._embeddings import EmbeddingResponse as EmbeddingResponse
 from ._errors import AiLibError as AiLibError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ConfigurationError as ConfigurationError
@@ -75,6 +68,34 @@ from ._types import ToolCallStarted as ToolCallStarted
 from ._types import ToolDefinition as ToolDefinition
 from ._types import Usage as Usage
 from ._version import __version__ as __version__
+
+if _TYPE_CHECKING:
+    from ._batch import BatchCollector as BatchCollector
+    from ._batch import BatchExecutor as BatchExecutor
+    from ._batch import BatchResult as BatchResult
+    from ._core._retry import RetryConfig as RetryConfig
+    from ._core._retry import RetryDecision as RetryDecision
+    from ._core._retry import RetryPolicy as RetryPolicy
+    from ._core._texttools import TextToolParse as TextToolParse
+    from ._core._texttools import parse_text_tool_calls as parse_text_tool_calls
+    from ._core._texttools import text_tool_prompt as text_tool_prompt
+    from ._embeddings import EmbeddingClient as EmbeddingClient
+    from ._embeddings import EmbeddingResponse as EmbeddingResponse
+
+#: names loaded on first use (they are not needed to open a client): import stays fast
+_LAZY = {
+    "BatchCollector": "._batch",
+    "BatchExecutor": "._batch",
+    "BatchResult": "._batch",
+    "RetryConfig": "._core._retry",
+    "RetryDecision": "._core._retry",
+    "RetryPolicy": "._core._retry",
+    "TextToolParse": "._core._texttools",
+    "parse_text_tool_calls": "._core._texttools",
+    "text_tool_prompt": "._core._texttools",
+    "EmbeddingClient": "._embeddings",
+    "EmbeddingResponse": "._embeddings",
+}
 
 __all__ = [
     "AiLibError",
@@ -144,15 +165,34 @@ __all__ = [
     "text_tool_prompt",
 ]
 
-# Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._errors....
-# attrs classes get their string annotations resolved first, in their own module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("ailib_anyio._"):
-        if _attrs.has(_obj):
-            _attrs.resolve_types(_obj)
+
+def _publish(obj: _Any) -> None:
+    """Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._errors....
+    attrs classes get their string annotations resolved first, in their own module."""
+    if getattr(obj, "__module__", "").startswith("ailib_anyio._"):
+        if _attrs.has(obj):
+            _attrs.resolve_types(obj)
         try:
-            _obj.__module__ = __name__
+            obj.__module__ = __name__
         except (AttributeError, TypeError):
             pass
-del _name, _obj
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _publish(globals()[_name])
+del _name
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    _publish(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -17,14 +17,13 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import attrs
 import httpx
 
-from ._batch import BatchExecutor, BatchResult
 from ._core._classify import ErrorInfo, classify_error
 from ._core._encode import EncoderOptions, encode_request
 from ._core._mapping import (
@@ -60,6 +59,9 @@ from ._types import (
     ToolChoice,
     ToolDefinition,
 )
+
+if TYPE_CHECKING:
+    from ._batch import BatchExecutor, BatchResult
 
 __all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
 
@@ -276,6 +278,8 @@ class Client:
             if request.stream:
                 request = attrs.evolve(request, stream=False)
             return await self._execute(request, None)
+
+        from ._batch import BatchExecutor
 
         executor: BatchExecutor[ChatBuilder | ChatRequest, ChatResponse] = BatchExecutor(
             run, max_concurrent=max_concurrent, fail_fast=fail_fast, on_progress=on_progress
