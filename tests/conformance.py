@@ -228,3 +228,45 @@ def check(case: dict[str, Any], response: ChatResponse | None, error: AiLibError
             assert response.usage.output_tokens == want_usage["output_tokens"]
             if "reasoning_tokens" in want_usage:
                 assert response.usage.reasoning_tokens == want_usage["reasoning_tokens"]
+
+
+def replay_reply(case: dict[str, Any], split: str, seed: int) -> Any:
+    """A mock-provider ``Reply`` replaying the case's exact bytes in ``split`` writes."""
+    from ailib_anyio.testing import Reply
+
+    replay = case.get("replay") or {}
+    return Reply(
+        status=case["response"]["status"],
+        headers=case["response"].get("headers") or {},
+        body=body_bytes(case),
+        split=split,
+        seed=seed,
+        max_chunk=64,
+        stall_after_bytes=replay.get("stall_after_bytes"),
+        close_after_bytes=replay.get("close_after_bytes"),
+    )
+
+
+def replay_timeout(case: dict[str, Any]) -> Any:
+    """The stalling case needs a short read (idle) timeout; the others a generous one."""
+    import httpx
+
+    return (
+        httpx.Timeout(30.0, read=0.5) if "stall_after_bytes" in (case.get("replay") or {}) else 30.0
+    )
+
+
+async def client_result(
+    client: Any, case: dict[str, Any]
+) -> tuple[ChatResponse | None, AiLibError | None]:
+    """Run the case's request through a client the way a user would (stream or not)."""
+    builder = client.chat().user("conformance")
+    try:
+        if case["stream"]:
+            async with builder.stream() as stream:
+                async for _ in stream:
+                    pass
+            return stream.response, None
+        return await builder.execute(), None
+    except AiLibError as exc:
+        return None, exc

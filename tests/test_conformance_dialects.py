@@ -16,27 +16,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from conformance import (
     PROVIDER_MANIFESTS,
-    body_bytes,
     case_model,
     check,
+    client_result,
     core_result,
     load_cases,
     provider_model_for,
+    replay_reply,
+    replay_timeout,
     shared_dir,
 )
 
-from ailib_anyio import AiLibError, ChatResponse, open_client
+from ailib_anyio import open_client
 from ailib_anyio._core._mapping import _STANDARD_FINISH, ResponseAccumulator, StreamPipeline
 from ailib_anyio._errors import STANDARD_KINDS
 from ailib_anyio._protocol._loader import load_manifest
 from ailib_anyio._protocol._models import API_FAMILIES
 from ailib_anyio._protocol._registry import ProtocolRegistry, builtin_protocol_dir
 from ailib_anyio._types import RateLimitSnapshot
-from ailib_anyio.testing import MockProvider, Reply
+from ailib_anyio.testing import MockProvider
 
 #: every dialect of chat traffic (the embeddings cases are not chat responses)
 CASES = load_cases("openai-chat", "anthropic-messages", "gemini")
@@ -78,20 +79,8 @@ async def test_case_end_to_end_with_provider_manifest(case: dict[str, Any], spli
     """The loopback mock replays the case's exact bytes (whole, one byte per write, or in
     random writes); open_client with the provider's own manifest (auth, endpoint, encoder,
     stream rules, error tables) must give the expected result."""
-    replay = case.get("replay") or {}
-    reply = Reply(
-        status=case["response"]["status"],
-        headers=case["response"].get("headers") or {},
-        body=body_bytes(case),
-        split=split,  # type: ignore[arg-type]
-        seed=11,
-        max_chunk=64,
-        stall_after_bytes=replay.get("stall_after_bytes"),
-    )
-    # the stalling case needs a short read (idle) timeout; the others a generous one
-    timeout = httpx.Timeout(30.0, read=0.5) if "stall_after_bytes" in replay else 30.0
-    response: ChatResponse | None = None
-    error: AiLibError | None = None
+    reply = replay_reply(case, split, seed=11)
+    timeout = replay_timeout(case)
     async with MockProvider() as mock:
         mock.enqueue(reply)
         async with open_client(
@@ -100,17 +89,7 @@ async def test_case_end_to_end_with_provider_manifest(case: dict[str, Any], spli
             base_url=mock.openai_base_url,
             timeout=timeout,
         ) as client:
-            builder = client.chat().user("conformance")
-            try:
-                if case["stream"]:
-                    async with builder.stream() as stream:
-                        async for _ in stream:
-                            pass
-                    response = stream.response
-                else:
-                    response = await builder.execute()
-            except AiLibError as exc:
-                error = exc
+            response, error = await client_result(client, case)
             assert client.current_inflight == 0
         check(case, response, error)
         sent = mock.requests[0]

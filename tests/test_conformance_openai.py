@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
-from conformance import body_bytes, check, core_result, load_cases, model_for
+from conformance import (
+    check,
+    client_result,
+    core_result,
+    load_cases,
+    model_for,
+    replay_reply,
+    replay_timeout,
+)
 
-from ailib_anyio import AiLibError, ChatResponse, open_client
-from ailib_anyio._client import Client
-from ailib_anyio.testing import MockProvider, Reply
+from ailib_anyio import open_client
+from ailib_anyio.testing import MockProvider
 
 CASES = load_cases("openai-chat")
 
@@ -34,44 +40,18 @@ def test_core_replay(case: dict[str, Any], how: str) -> None:
     check(case, response, error)
 
 
-async def _client_result(
-    client: Client, case: dict[str, Any]
-) -> tuple[ChatResponse | None, AiLibError | None]:
-    builder = client.chat().user("conformance")
-    try:
-        if case["stream"]:
-            async with builder.stream() as stream:
-                async for _ in stream:
-                    pass
-            return stream.response, None
-        return await builder.execute(), None
-    except AiLibError as exc:
-        return None, exc
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("split", ["whole", "random"])
 @pytest.mark.parametrize("case", CASES)
 async def test_replay_through_mock_provider(case: dict[str, Any], split: str) -> None:
-    replay = case.get("replay") or {}
-    reply = Reply(
-        status=case["response"]["status"],
-        headers=case["response"].get("headers") or {},
-        body=body_bytes(case),
-        split=split,  # type: ignore[arg-type]
-        seed=7,
-        max_chunk=64,
-        stall_after_bytes=replay.get("stall_after_bytes"),
-        close_after_bytes=replay.get("close_after_bytes"),
-    )
-    # The stalling case needs a short read (idle) timeout; the others a generous one.
-    timeout = httpx.Timeout(30.0, read=0.5) if "stall_after_bytes" in replay else 30.0
+    reply = replay_reply(case, split, seed=7)
+    timeout = replay_timeout(case)
     async with MockProvider() as mock:
         mock.enqueue(reply)
         async with open_client(
             model_for(case), api_key="test-key", base_url=mock.openai_base_url, timeout=timeout
         ) as client:
-            response, error = await _client_result(client, case)
+            response, error = await client_result(client, case)
             assert client.current_inflight == 0
         check(case, response, error)
         sent = mock.requests[0]
