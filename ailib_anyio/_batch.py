@@ -26,6 +26,7 @@ import anyio.abc
 import attrs
 
 from ._errors import ConfigurationError
+from ._taskgroups import exit_task_group
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -294,7 +295,7 @@ class BatchCollector(Generic[T, R]):
         assert task_group is not None
         if exc is not None:
             task_group.cancel_scope.cancel()
-        return await task_group.__aexit__(exc_type, exc, tb)
+        return await exit_task_group(task_group, exc_type, exc, tb)
 
     def flush(self) -> None:
         """Hand the group being collected to the handler now, without waiting."""

@@ -479,3 +479,12 @@ async def test_collector_needs_a_task_group_and_valid_limits() -> None:
         ConfigurationError, match="max_wait must be a non-negative number of seconds, got -1"
     ):
         BatchCollector(handler, max_size=1, max_wait=-1)
+
+
+async def test_collector_block_exception_propagates_unchanged() -> None:
+    async def handler(items: list[int]) -> list[int]:
+        return items
+
+    with pytest.raises(KeyError, match="mine"):
+        async with BatchCollector(handler, max_size=2, max_wait=1.0):
+            raise KeyError("mine")
