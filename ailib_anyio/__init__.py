@@ -22,14 +22,22 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
+from ._core._breaker import CircuitBreakerConfig as CircuitBreakerConfig
+from ._core._breaker import CircuitSnapshot as CircuitSnapshot
+from ._core._breaker import CircuitState as CircuitState
+from ._core._bucket import RateLimiterConfig as RateLimiterConfig
 from ._credentials import CredentialResolution as CredentialResolution
 from ._credentials import resolve_credential as resolve_credential
 from ._errors import AiLibError as AiLibError
 from ._errors import AuthenticationError as AuthenticationError
+from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectTimeoutError as ConnectTimeoutError
 from ._errors import ContentFilterError as ContentFilterError
 from ._errors import ContextLengthExceededError as ContextLengthExceededError
+from ._errors import DeadlineExceededError as DeadlineExceededError
+from ._errors import FirstTokenTimeoutError as FirstTokenTimeoutError
+from ._errors import IdleTimeoutError as IdleTimeoutError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import MalformedResponseError as MalformedResponseError
 from ._errors import NotFoundError as NotFoundError
@@ -46,9 +54,15 @@ from ._errors import ServerError as ServerError
 from ._errors import TimeoutError as TimeoutError
 from ._errors import TransportError as TransportError
 from ._errors import WriteTimeoutError as WriteTimeoutError
+from ._preflight import PreflightChecker as PreflightChecker
+from ._preflight import PreflightIssue as PreflightIssue
 from ._protocol._loader import load_manifest as load_manifest
 from ._protocol._models import ProviderManifest as ProviderManifest
 from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
+from ._ratelimiter import RateLimiterStats as RateLimiterStats
+from ._resilience import Deadlines as Deadlines
+from ._resilience import HedgeConfig as HedgeConfig
+from ._resilience import SignalsSnapshot as SignalsSnapshot
 from ._types import ChatRequest as ChatRequest
 from ._types import ChatResponse as ChatResponse
 from ._types import ContentBlock as ContentBlock
@@ -73,6 +87,7 @@ if _TYPE_CHECKING:
     from ._batch import BatchCollector as BatchCollector
     from ._batch import BatchExecutor as BatchExecutor
     from ._batch import BatchResult as BatchResult
+    from ._builder import ClientBuilder as ClientBuilder
     from ._core._retry import RetryConfig as RetryConfig
     from ._core._retry import RetryDecision as RetryDecision
     from ._core._retry import RetryPolicy as RetryPolicy
@@ -84,6 +99,7 @@ if _TYPE_CHECKING:
 
 #: names loaded on first use (they are not needed to open a client): import stays fast
 _LAZY = {
+    "ClientBuilder": "._builder",
     "BatchCollector": "._batch",
     "BatchExecutor": "._batch",
     "BatchResult": "._batch",
@@ -111,7 +127,12 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChatStream",
+    "CircuitBreakerConfig",
+    "CircuitOpenError",
+    "CircuitSnapshot",
+    "CircuitState",
     "Client",
+    "ClientBuilder",
     "ConfigurationError",
     "ConnectTimeoutError",
     "ContentBlock",
@@ -119,10 +140,15 @@ __all__ = [
     "ContentFilterError",
     "ContextLengthExceededError",
     "CredentialResolution",
+    "DeadlineExceededError",
+    "Deadlines",
     "EmbeddingClient",
     "EmbeddingResponse",
     "FinishReason",
     "Finished",
+    "FirstTokenTimeoutError",
+    "HedgeConfig",
+    "IdleTimeoutError",
     "InvalidRequestError",
     "MalformedResponseError",
     "Message",
@@ -130,12 +156,16 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PreflightChecker",
+    "PreflightIssue",
     "ProtocolError",
     "ProtocolRegistry",
     "ProviderManifest",
     "QuotaExhaustedError",
     "RateLimitSnapshot",
     "RateLimitedError",
+    "RateLimiterConfig",
+    "RateLimiterStats",
     "ReadTimeoutError",
     "ReasoningDelta",
     "RefusalDelta",
@@ -146,6 +176,7 @@ __all__ = [
     "RetryDecision",
     "RetryPolicy",
     "ServerError",
+    "SignalsSnapshot",
     "StreamingEvent",
     "TextToolParse",
     "TimeoutError",

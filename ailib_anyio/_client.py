@@ -17,13 +17,16 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 import httpx
 
+from ._core._breaker import CircuitBreakerConfig, CircuitState
+from ._core._bucket import RateLimiterConfig
 from ._core._classify import ErrorInfo, classify_error
 from ._core._encode import EncoderOptions, encode_request
 from ._core._mapping import (
@@ -38,14 +41,19 @@ from ._errors import (
     AiLibError,
     ConfigurationError,
     ContextLengthExceededError,
+    DeadlineExceededError,
+    FirstTokenTimeoutError,
+    IdleTimeoutError,
     InvalidRequestError,
     MalformedResponseError,
     RemoteError,
     TransportError,
     error_class_for_kind,
 )
-from ._protocol._models import ProviderManifest
+from ._preflight import request_problems
+from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
+from ._resilience import Deadlines, HedgeConfig, SignalsSnapshot, TargetGuard, race, within
 from ._taskgroups import exit_task_group
 from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
 from ._types import (
@@ -62,8 +70,13 @@ from ._types import (
 
 if TYPE_CHECKING:
     from ._batch import BatchExecutor, BatchResult
+    from ._core._retry import RetryConfig, RetryPolicy
+
+    _ProtocolPath = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
 __all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
+
+_R = TypeVar("_R")
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
 
@@ -115,9 +128,16 @@ class Client:
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_inflight: int | None = None,
-        protocol_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        protocol_path: _ProtocolPath = None,
         http_client: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
+        max_retries: int | None = None,
+        retry: RetryConfig | None = None,
+        fallbacks: Sequence[str | Client] = (),
+        hedge: HedgeConfig | None = None,
+        rate_limit: RateLimiterConfig | None = None,
+        circuit_breaker: CircuitBreakerConfig | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
@@ -145,6 +165,24 @@ class Client:
             raise ConfigurationError(
                 f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
             )
+        _check_type("hedge", hedge, HedgeConfig)
+        _check_type("deadlines", deadlines, Deadlines)
+        _check_type("circuit_breaker", circuit_breaker, CircuitBreakerConfig)
+        _check_type("rate_limit", rate_limit, RateLimiterConfig)
+        self._hedge = hedge
+        self._deadlines = deadlines or Deadlines()
+        self._guard = TargetGuard.build(
+            f"{self.provider}/{self.model_id}",
+            self._retry_policy(retry, max_retries),
+            circuit_breaker,
+            rate_limit,
+        )
+        if isinstance(fallbacks, (str, Client)):
+            fallbacks = (fallbacks,)
+        self._fallbacks = tuple(
+            self._fallback(spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker)
+            for spec in fallbacks
+        )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
         auth_headers, auth_params = auth_material(self.manifest, self.provider, api_key)
         self._transport_args: dict[str, Any] = {
@@ -157,6 +195,8 @@ class Client:
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._state = _State.UNOPENED
+        self._fallbacks_used = 0
+        self._hedges_started = 0
         self._encoder_options = EncoderOptions(
             parameter_mappings=self.manifest.parameter_mappings,
             stream_usage=self.manifest.feature_flag("streaming_usage"),
@@ -172,6 +212,60 @@ class Client:
             "{model}", self.model_id
         )
 
+    def _retry_policy(
+        self, retry: RetryConfig | None, max_retries: int | None
+    ) -> RetryPolicy | None:
+        """The client's retry config, else the manifest's ``retry_policy``; ``max_retries``
+        overrides the count. None when no retry is allowed."""
+        from ._core._retry import RetryConfig, RetryPolicy
+
+        _check_type("retry", retry, RetryConfig)
+        if max_retries is not None and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+        ):
+            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if retry is not None:
+            config = retry
+        elif self.manifest.retry_policy is not None:
+            config = RetryConfig.from_manifest(self.manifest.retry_policy)
+        else:
+            config = RetryConfig()
+        if max_retries is not None:
+            config = attrs.evolve(config, max_retries=max_retries)
+        return RetryPolicy(config) if config.max_retries > 0 else None
+
+    @staticmethod
+    def _fallback(
+        spec: str | Client,
+        dirs: Sequence[str | os.PathLike[str]],
+        timeout: float | httpx.Timeout | None,
+        http_client: httpx.AsyncClient | None,
+        retry: RetryConfig | None,
+        max_retries: int | None,
+        circuit_breaker: CircuitBreakerConfig | None,
+    ) -> Client:
+        """A fallback target: a ``"provider/model"`` (its key from its own credential chain,
+        the client's retry and circuit-breaker settings) or an unopened ``Client``."""
+        if isinstance(spec, str):
+            return Client(
+                spec,
+                protocol_path=dirs,
+                timeout=timeout,
+                http_client=http_client,
+                retry=retry,
+                max_retries=max_retries,
+                circuit_breaker=circuit_breaker,
+            )
+        if not isinstance(spec, Client):
+            raise ConfigurationError(
+                f"fallbacks must be 'provider/model' strings or Client objects, got {spec!r}"
+            )
+        if spec._state is not _State.UNOPENED:
+            raise ConfigurationError(f"fallback {spec!r} is already open; pass it unopened")
+        if spec._fallbacks:
+            raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
+        return spec
+
     def __repr__(self) -> str:
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
 
@@ -186,6 +280,12 @@ class Client:
         self._background = background
         self._transport = Transport(**self._transport_args)
         self._state = _State.OPEN
+        for fallback in self._fallbacks:
+            # No task group of its own (it would not nest with ours): a transport, and
+            # one max_inflight for the whole chain.
+            fallback._transport = Transport(**fallback._transport_args)
+            fallback._limiter = self._limiter
+            fallback._state = _State.OPEN
         return self
 
     async def __aexit__(
@@ -218,8 +318,10 @@ class Client:
                 return await exit_task_group(background, exc_type, exc, tb)
             return None
         finally:
-            if self._transport is not None:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                for fallback in self._fallbacks:
+                    await fallback.aclose()
+                if self._transport is not None:
                     await self._transport.aclose()
 
     def start_background(
@@ -245,6 +347,32 @@ class Client:
     def current_inflight(self) -> int:
         """Requests and streams holding an in-flight slot right now."""
         return int(self._limiter.borrowed_tokens) if self._limiter is not None else 0
+
+    @property
+    def circuit_state(self) -> CircuitState | None:
+        """This client's circuit state (None without a circuit breaker)."""
+        breaker = self._guard.breaker
+        return breaker.state(anyio.current_time()) if breaker is not None else None
+
+    @property
+    def _targets(self) -> tuple[Client, ...]:
+        return (self, *self._fallbacks)
+
+    def get_resilience_stats(self) -> SignalsSnapshot:
+        """In-flight requests, each target's circuit and rate-limiter state, the last
+        rate-limit headers each target received, and retry/fallback/hedge counters."""
+        now = anyio.current_time()
+        guards = [t._guard for t in self._targets]
+        return SignalsSnapshot(
+            inflight=self.current_inflight,
+            max_inflight=self.max_inflight,
+            circuits={g.name: g.breaker.snapshot(now) for g in guards if g.breaker},
+            rate_limiters={g.name: g.limiter.stats() for g in guards if g.limiter},
+            last_rate_limits={g.name: g.last_rate_limits for g in guards if g.last_rate_limits},
+            retries=sum(g.retries for g in guards),
+            fallbacks=self._fallbacks_used,
+            hedges=self._hedges_started,
+        )
 
     # ------------------------------------------------------------ requests
 
@@ -289,37 +417,14 @@ class Client:
     def _context(self, **extra: Any) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model_id, **extra}
 
-    def _check_parameters(self, request: ChatRequest) -> None:
-        """Reject out-of-range parameters locally, before any I/O."""
-        for name in ("temperature", "top_p", "max_tokens"):
-            value = getattr(request, name)
-            spec = self.manifest.parameters.get(name)
-            if value is None or spec is None:
-                continue
-            low, high = spec.range if spec.range is not None else (spec.min, spec.max)
-            if (low is not None and value < low) or (high is not None and value > high):
-                lo = "-inf" if low is None else f"{low:g}"
-                hi = "inf" if high is None else f"{high:g}"
-                bounds = f"[{lo}, {hi}]"
-                raise InvalidRequestError(
-                    f"{name}={value!r} is outside the range {bounds} accepted by {self.provider}",
-                    **self._context(),
-                )
-        info = self.manifest.model_info(self.model_id)
-        if (
-            request.max_tokens is not None
-            and info is not None
-            and info.max_output_tokens is not None
-            and request.max_tokens > info.max_output_tokens
-        ):
-            raise InvalidRequestError(
-                f"max_tokens={request.max_tokens} exceeds {self.model_id}'s maximum output of "
-                f"{info.max_output_tokens} tokens",
-                **self._context(),
-            )
+    def _check_request(self, request: ChatRequest) -> None:
+        """Reject out-of-range parameters and capabilities the model lacks, before I/O."""
+        problems = request_problems(self.manifest, self.model_id, request)
+        if problems:
+            raise InvalidRequestError(problems[0][1], **self._context())
 
     def _encode(self, request: ChatRequest) -> bytes:
-        self._check_parameters(request)
+        self._check_request(request)
         try:
             body = encode_request(self.manifest.api_family, request, self._encoder_options)
         except AiLibError as exc:
@@ -408,9 +513,60 @@ class Client:
                 **self._context(),
             ) from exc
 
+    async def _resilient(
+        self,
+        run: Callable[[Client], Coroutine[Any, Any, _R]],
+        errors: list[AiLibError],
+        discard: Callable[[_R], Coroutine[Any, Any, None]] | None = None,
+    ) -> _R:
+        """Run ``run(target)`` down the fallback chain (hedged if configured) within the
+        total deadline; a final error carries every attempt's error in ``attempts``."""
+
+        def count(hedged: bool) -> None:
+            if hedged:
+                self._hedges_started += 1
+            else:
+                self._fallbacks_used += 1
+
+        async def chain() -> _R:
+            hedge = self._hedge.delay if self._hedge is not None else None
+            return await race(
+                self._targets, run, hedge_delay=hedge, discard=discard, errors=errors, on_next=count
+            )
+
+        total = self._deadlines.total
+        try:
+            return await within(
+                total,
+                chain,
+                lambda: DeadlineExceededError(
+                    f"the request's total deadline of {total:g}s ran out", **self._context()
+                ),
+            )
+        except AiLibError as exc:
+            if exc not in errors:
+                errors.append(exc)
+            exc.attempts = tuple(errors)
+            raise
+
     async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
         self._open_transport()
-        content = self._encode(request)
+        errors: list[AiLibError] = []
+
+        async def run(target: Client) -> ChatResponse:
+            req = request if target is self else attrs.evolve(request, model=target.model_id)
+            content = target._encode(req)
+            return await target._guard.call(
+                lambda: target._execute_once(content, http_timeout),
+                errors,
+                tokens=_token_estimate(content, req),
+                rate_limits=_response_rate_limits,
+            )
+
+        return await self._resilient(run, errors)
+
+    async def _execute_once(self, content: bytes, http_timeout: float | None) -> ChatResponse:
+        """One attempt of a non-streaming request."""
         rules = self.manifest.response.event_map if self.manifest.response is not None else ()
         if not rules:
             raise ConfigurationError(
@@ -444,6 +600,40 @@ class Client:
             model=self.model_id,
             rate_limits=self._rate_limits(response),
         )
+
+    async def _open_stream(self, request: ChatRequest, http_timeout: float | None) -> _TargetStream:
+        """Open a stream down the fallback chain, up to its first event."""
+        self._open_transport()
+        errors: list[AiLibError] = []
+        limits = self._deadlines
+        deadline = None if limits.total is None else anyio.current_time() + limits.total
+        first_token = limits.first_token
+
+        async def run(target: Client) -> _TargetStream:
+            req = request if target is self else attrs.evolve(request, model=target.model_id)
+            content = target._encode(req)
+
+            async def attempt() -> _TargetStream:
+                live = _TargetStream(
+                    target, content, http_timeout, idle=limits.idle, deadline=deadline
+                )
+                await within(
+                    first_token,
+                    live.open,
+                    lambda: FirstTokenTimeoutError(
+                        f"no first event within {first_token:g}s", **target._context()
+                    ),
+                )
+                return live
+
+            return await target._guard.call(
+                attempt,
+                errors,
+                tokens=_token_estimate(content, req),
+                rate_limits=_stream_rate_limits,
+            )
+
+        return await self._resilient(run, errors, _close_stream)
 
 
 class ChatBuilder:
@@ -540,24 +730,60 @@ class ChatBuilder:
         return ChatStream(self._client, self.build(stream=True), self._timeout)
 
 
+def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:
+    return response.rate_limits
+
+
+def _stream_rate_limits(stream: _TargetStream) -> RateLimitSnapshot | None:
+    return stream.rate_limits
+
+
+async def _close_stream(stream: _TargetStream) -> None:
+    await stream.aclose()
+
+
+def _token_estimate(content: bytes, request: ChatRequest) -> int:
+    """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
+    per input token, plus the output it allows."""
+    return len(content) // 4 + (request.max_tokens or 0)
+
+
+def _check_type(name: str, value: object, cls: type) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise ConfigurationError(f"{name} must be a {cls.__name__}, got {value!r}")
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigurationError(f"{name} must be a number, got {value!r}")
     return float(value)
 
 
-class ChatStream(_ClosedOnExit):
-    """A streamed chat response. Use it as ``async with builder.stream() as stream``.
+class _TargetStream(_ClosedOnExit):
+    """One stream attempt against one target: the HTTP response, its decoding pipeline and
+    what it delivered. ``open()`` sends the request and reads up to the first event, so a
+    failure before anything reached the user can still be retried or fall back; the
+    ``ChatStream`` the user holds then iterates the winning attempt directly.
 
-    Iterating yields ``StreamingEvent`` objects; ``stream.response`` holds what has been
-    delivered so far (content, reasoning, tool calls, usage, finish reason), also after an
-    early exit. Leaving the block closes the HTTP response immediately.
+    ``idle`` and ``deadline`` (an absolute ``anyio.current_time()``) bound each wait for a
+    chunk; without them the per-chunk path has no cancel scope at all.
     """
 
-    def __init__(self, client: Client, request: ChatRequest, timeout: float | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        content: bytes,
+        timeout: float | None,
+        *,
+        idle: float | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self._client = client
-        self._request = request
+        self._content = content
         self._timeout = timeout
+        self._idle = idle
+        self._deadline = deadline
+        self._timed = idle is not None or deadline is not None
         self._state = _State.UNOPENED
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
@@ -565,11 +791,7 @@ class ChatStream(_ClosedOnExit):
         self._pending: deque[StreamingEvent | StreamFailure | DecodeFailure] = deque()
         self._eof = False
         manifest = client.manifest
-        streaming = manifest.streaming
-        if streaming is None or not streaming.event_map:
-            raise ConfigurationError(
-                f"manifest {manifest.id!r} has no streaming rules", provider=client.provider
-            )
+        streaming = _stream_rules(client)
         self._pipeline = StreamPipeline(
             streaming.event_map,
             decoder_format=streaming.decoder.format,
@@ -583,12 +805,12 @@ class ChatStream(_ClosedOnExit):
 
     # ------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> ChatStream:
-        if self._state is not _State.UNOPENED:
-            raise RuntimeError("a ChatStream can be entered only once")
+    async def open(self) -> None:
+        """Send the request and wait for the first event (or the first failure); on any
+        error or cancellation the response is closed before this returns."""
         client = self._client
         transport, limiter = client._open_transport()
-        content = client._encode(self._request)
+        content = self._content
         await limiter.acquire_on_behalf_of(self)
         self._holds_slot = True
         self._state = _State.OPEN
@@ -610,7 +832,45 @@ class ChatStream(_ClosedOnExit):
         if error is not None:
             await self.aclose()
             raise error
-        return self
+        try:
+            await self._first_event()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _first_event(self) -> None:
+        """Read until an event is decoded; a failure that comes first is raised here."""
+        pending = self._pending
+        while not pending and not self._eof:
+            assert self._chunks is not None
+            try:
+                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
+            except StopAsyncIteration:
+                self._end_of_body()
+                continue
+            except httpx.HTTPError as exc:
+                context = self._client._context(status_code=self._status())
+                raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+            self._pipeline.feed(chunk, pending)
+        if pending and isinstance(pending[0], (StreamFailure, DecodeFailure)):
+            await self.__anext__()  # raises it, as iteration would
+
+    async def _timed_chunk(self) -> bytes:
+        """The next chunk, within the idle limit and the total deadline."""
+        assert self._chunks is not None
+        limit = math.inf
+        error: AiLibError | None = None
+        if self._idle is not None:
+            limit = anyio.current_time() + self._idle
+            error = IdleTimeoutError(f"no data from the provider for {self._idle:g}s")
+        if self._deadline is not None and self._deadline <= limit:
+            limit = self._deadline
+            error = DeadlineExceededError("the request's total deadline ran out")
+        with anyio.CancelScope(deadline=limit):
+            return await self._chunks.__anext__()
+        await anyio.lowlevel.checkpoint_if_cancelled()  # the caller's own cancellation wins
+        assert error is not None
+        raise self._with_partial(error)
 
     async def aclose(self) -> None:
         """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
@@ -661,11 +921,7 @@ class ChatStream(_ClosedOnExit):
             rate_limits=self.rate_limits,
         )
 
-    def __aiter__(self) -> ChatStream:
-        if self._state is _State.UNOPENED:
-            raise RuntimeError(
-                "iterate a stream inside its block: 'async with builder.stream() as stream'"
-            )
+    def __aiter__(self) -> _TargetStream:
         return self
 
     async def __anext__(self) -> StreamingEvent:
@@ -680,7 +936,7 @@ class ChatStream(_ClosedOnExit):
                 raise StopAsyncIteration
             assert self._chunks is not None
             try:
-                chunk = await self._chunks.__anext__()
+                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
             except StopAsyncIteration:
                 self._end_of_body()
                 continue
@@ -737,6 +993,97 @@ class ChatStream(_ClosedOnExit):
         )
 
 
+class ChatStream(_ClosedOnExit):
+    """A streamed chat response. Use it as ``async with builder.stream() as stream``.
+
+    Entering the block sends the request (with the client's retries, fallbacks, hedging
+    and deadlines) and returns once the first event is ready; iterating yields
+    ``StreamingEvent`` objects. Retries and fallbacks only happen before that first event:
+    a failure after it is raised with the partial response. ``stream.response`` holds what
+    has been delivered so far (content, reasoning, tool calls, usage, finish reason), also
+    after an early exit; ``stream.provider`` and ``stream.model`` say which target answered.
+    Leaving the block closes the HTTP response immediately.
+    """
+
+    def __init__(self, client: Client, request: ChatRequest, timeout: float | None) -> None:
+        self._client = client
+        self._request = request
+        self._timeout = timeout
+        self._state = _State.UNOPENED
+        self._live: _TargetStream | None = None
+        _stream_rules(client)
+
+    async def __aenter__(self) -> ChatStream:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a ChatStream can be entered only once")
+        self._state = _State.OPEN
+        try:
+            self._live = await self._client._open_stream(self._request, self._timeout)
+        except BaseException:
+            self._state = _State.CLOSED
+            raise
+        return self
+
+    async def aclose(self) -> None:
+        """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
+        self._state = _State.CLOSED
+        if self._live is not None:
+            await self._live.aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamingEvent]:
+        if self._state is _State.UNOPENED:
+            raise RuntimeError(
+                "iterate a stream inside its block: 'async with builder.stream() as stream'"
+            )
+        # The attempt that won iterates itself: no extra frame per event.
+        return self._live if self._live is not None else _EmptyStream()
+
+    async def __anext__(self) -> StreamingEvent:
+        return await self.__aiter__().__anext__()
+
+    @property
+    def response(self) -> ChatResponse:
+        """Everything delivered so far, accumulated."""
+        if self._live is None:
+            return ChatResponse(model=self._client.model_id)
+        return self._live.response
+
+    @property
+    def request_id(self) -> str | None:
+        return self._live.request_id if self._live is not None else None
+
+    @property
+    def rate_limits(self) -> RateLimitSnapshot | None:
+        return self._live.rate_limits if self._live is not None else None
+
+    @property
+    def provider(self) -> str:
+        """The provider that answered (a fallback's, when the chain moved on)."""
+        return (self._live._client if self._live is not None else self._client).provider
+
+    @property
+    def model(self) -> str:
+        """The model that answered."""
+        return (self._live._client if self._live is not None else self._client).model_id
+
+
+def _stream_rules(client: Client) -> StreamingSpec:
+    streaming = client.manifest.streaming
+    if streaming is None or not streaming.event_map:
+        raise ConfigurationError(
+            f"manifest {client.manifest.id!r} has no streaming rules", **client._context()
+        )
+    return streaming
+
+
+class _EmptyStream:
+    def __aiter__(self) -> _EmptyStream:
+        return self
+
+    async def __anext__(self) -> StreamingEvent:
+        raise StopAsyncIteration
+
+
 def open_client(
     model: str,
     *,
@@ -744,23 +1091,40 @@ def open_client(
     base_url: str | None = None,
     timeout: float | httpx.Timeout | None = None,
     max_inflight: int | None = None,
-    protocol_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    protocol_path: _ProtocolPath = None,
     http_client: httpx.AsyncClient | None = None,
     headers: Mapping[str, str] | None = None,
+    max_retries: int | None = None,
+    retry: RetryConfig | None = None,
+    fallbacks: Sequence[str | Client] = (),
+    hedge: HedgeConfig | None = None,
+    rate_limit: RateLimiterConfig | None = None,
+    circuit_breaker: CircuitBreakerConfig | None = None,
+    deadlines: Deadlines | None = None,
 ) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
-    ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
-    ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``timeout`` is the
-    HTTP timeout in seconds (or an ``httpx.Timeout``; the read part is the idle timeout
-    between stream chunks); ``max_inflight`` bounds concurrent requests (default:
-    ``AI_LIB_MAX_INFLIGHT``, else unbounded); ``protocol_path`` adds manifest directories
-    searched first; ``http_client`` lends a pool the caller owns.
+    - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
+      ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
+      added to every request; ``protocol_path`` adds manifest directories searched first;
+      ``http_client`` lends a pool the caller owns.
+    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``).
+    - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
+      included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
+    - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the
+      default; ``max_retries`` overrides just the count (0: never retry).
+    - ``fallbacks``: targets tried in order on a retryable or fallbackable error, as
+      ``"provider/model"`` (own credentials, this client's retry and breaker settings) or
+      unopened ``Client`` objects; this client opens and closes them.
+    - ``hedge``: a ``HedgeConfig`` racing the next fallback when the current target is slow.
+    - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
+      headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
+    - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
 
     Example::
 
-        async with open_client("openai/gpt-4o") as client:
-            reply = await client.chat().user("2+2?").execute()
+        async with open_client("openai/gpt-4o", fallbacks=["anthropic/claude-sonnet-4-5"]) as c:
+            reply = await c.chat().user("2+2?").execute()
     """
     return Client(
         model,
@@ -771,4 +1135,11 @@ def open_client(
         protocol_path=protocol_path,
         http_client=http_client,
         headers=headers,
+        max_retries=max_retries,
+        retry=retry,
+        fallbacks=fallbacks,
+        hedge=hedge,
+        rate_limit=rate_limit,
+        circuit_breaker=circuit_breaker,
+        deadlines=deadlines,
     )

@@ -6,8 +6,12 @@
     ├── TransportError                the connection failed (connect, read, write)
     ├── TimeoutError                  a deadline the library set ran out
     │   ├── ConnectTimeoutError
-    │   ├── ReadTimeoutError          no bytes for longer than the read (idle) timeout
-    │   └── WriteTimeoutError
+    │   ├── ReadTimeoutError          no bytes for longer than the HTTP read timeout
+    │   ├── WriteTimeoutError
+    │   ├── DeadlineExceededError     the request's total deadline ran out (not retried)
+    │   ├── FirstTokenTimeoutError    no first event within the time-to-first-token limit
+    │   └── IdleTimeoutError          no event for longer than the idle limit mid-stream
+    ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     └── RemoteError                   the provider answered with an error
         ├── InvalidRequestError
@@ -26,6 +30,8 @@
 Each error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``kind`` (the
 AI-Protocol standard error name), ``retryable`` and ``retry_after``; errors raised after a
 stream started also carry ``response``, the partial result received before the failure.
+An error raised after retries or fallbacks carries ``attempts``: every attempt's error, in
+the order they happened (the raised error is the last of them).
 Cancellation is never wrapped: the backend's cancellation exception propagates untouched.
 No error message or repr ever contains an API key or an Authorization header.
 """
@@ -41,10 +47,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConnectTimeoutError",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "DeadlineExceededError",
+    "FirstTokenTimeoutError",
+    "IdleTimeoutError",
     "InvalidRequestError",
     "MalformedResponseError",
     "NotFoundError",
@@ -125,6 +135,8 @@ class AiLibError(Exception):
         self.response = response
         self.body = body
         self.rate_limits = rate_limits
+        #: Every attempt's error when retries or fallbacks ran (this one last), else ().
+        self.attempts: tuple[AiLibError, ...] = ()
 
     @property
     def error_code(self) -> str:
@@ -203,6 +215,34 @@ class ReadTimeoutError(TimeoutError):
 
 class WriteTimeoutError(TimeoutError):
     """Sending the request took longer than the write timeout."""
+
+
+class DeadlineExceededError(TimeoutError):
+    """The request's total deadline ran out (attempts, backoff and waits included).
+
+    Not retryable: the time budget is spent."""
+
+    default_retryable = False
+
+
+class FirstTokenTimeoutError(TimeoutError):
+    """No first event arrived within the time-to-first-token limit."""
+
+
+class IdleTimeoutError(TimeoutError):
+    """A stream went quiet for longer than the idle limit between events."""
+
+
+class CircuitOpenError(AiLibError):
+    """The circuit breaker of this provider endpoint is open: the request failed fast,
+    without any I/O. ``retry_after`` is the time left in the cooldown (0 when half-open
+    probes are already in flight). Another provider may still work (``fallbackable``)."""
+
+    kind = "circuit_open"
+
+    @property
+    def fallbackable(self) -> bool:
+        return True
 
 
 class MalformedResponseError(AiLibError):

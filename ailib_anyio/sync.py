@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -44,7 +43,6 @@ from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import ChatBuilder, ChatStream, Client
@@ -427,34 +425,19 @@ def open_client(
     *,
     backend: Literal["asyncio", "trio"] = "asyncio",
     backend_options: Mapping[str, Any] | None = None,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    timeout: float | httpx.Timeout | None = None,
-    max_inflight: int | None = None,
-    protocol_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
-    http_client: httpx.AsyncClient | None = None,
-    headers: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> SyncClient:
     """Open a blocking client for ``"provider/model-id"``; use it as ``with open_client(...)``.
 
     ``backend`` (``"asyncio"`` or ``"trio"``) and ``backend_options`` choose the event
-    loop the portal runs (as for ``anyio.run``); the other arguments are the async
-    ``open_client``'s, and configuration errors are raised here, before any thread
-    starts. Entering the block inside a running event loop raises ``RuntimeError``.
+    loop the portal runs (as for ``anyio.run``); the other keyword arguments are the async
+    ``open_client``'s (``api_key``, ``base_url``, ``timeout``, ``max_retries``,
+    ``fallbacks``, ``deadlines``...), and configuration errors are raised here, before any
+    thread starts. Entering the block inside a running event loop raises ``RuntimeError``.
 
     Example::
 
         with open_client("openai/gpt-4o") as client:
             print(client.chat().user("2+2?").execute().content)
     """
-    client = Client(
-        model,
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_inflight=max_inflight,
-        protocol_path=protocol_path,
-        http_client=http_client,
-        headers=headers,
-    )
-    return SyncClient(client, backend=backend, backend_options=backend_options)
+    return SyncClient(Client(model, **options), backend=backend, backend_options=backend_options)

@@ -46,7 +46,9 @@ async def mock() -> AsyncIterator[MockProvider]:
 
 
 def client_for(mock: MockProvider) -> Client:
-    return open_client("openai/gpt-4o", api_key="sk-test", base_url=mock.openai_base_url)
+    return open_client(
+        "openai/gpt-4o", api_key="sk-test", base_url=mock.openai_base_url, max_retries=0
+    )
 
 
 def batch_tasks() -> list[str]:

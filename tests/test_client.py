@@ -52,6 +52,7 @@ async def mock() -> AsyncIterator[MockProvider]:
 
 
 def client_for(mock: MockProvider, model: str = "openai/gpt-4o", **kw: object) -> Client:
+    kw.setdefault("max_retries", 0)  # each test scripts one reply per request
     return open_client(model, api_key="sk-test-secret-123", base_url=mock.openai_base_url, **kw)  # type: ignore[arg-type]
 
 

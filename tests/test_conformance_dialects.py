@@ -88,6 +88,7 @@ async def test_case_end_to_end_with_provider_manifest(case: dict[str, Any], spli
             api_key="test-key",
             base_url=mock.openai_base_url,
             timeout=timeout,
+            max_retries=0,  # the case is one recorded response
         ) as client:
             response, error = await client_result(client, case)
             assert client.current_inflight == 0

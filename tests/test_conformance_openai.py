@@ -49,7 +49,11 @@ async def test_replay_through_mock_provider(case: dict[str, Any], split: str) ->
     async with MockProvider() as mock:
         mock.enqueue(reply)
         async with open_client(
-            model_for(case), api_key="test-key", base_url=mock.openai_base_url, timeout=timeout
+            model_for(case),
+            api_key="test-key",
+            base_url=mock.openai_base_url,
+            timeout=timeout,
+            max_retries=0,  # the case is one recorded response
         ) as client:
             response, error = await client_result(client, case)
             assert client.current_inflight == 0

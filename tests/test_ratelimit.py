@@ -85,7 +85,9 @@ async def test_snapshot_on_response_stream_and_error() -> None:
             ScriptedReply(content="streamed", headers=OPENAI_HEADERS),
             Reply.error(429, "slow down", headers={**OPENAI_HEADERS, "retry-after": "3"}),
         )
-        async with open_client("openai/gpt-4o", api_key="k", base_url=mock.openai_base_url) as c:
+        async with open_client(
+            "openai/gpt-4o", api_key="k", base_url=mock.openai_base_url, max_retries=0
+        ) as c:
             reply = await c.chat().user("x").execute()
             async with c.chat().user("x").stream() as stream:
                 async for _ in stream:

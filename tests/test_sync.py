@@ -72,7 +72,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 def client_for(served: Served, model: str = "openai/gpt-4o", **kw: Any) -> SyncClient:
     return open_client(
-        model, api_key="sk-test-secret-123", base_url=served.mock.openai_base_url, **kw
+        model,
+        api_key="sk-test-secret-123",
+        base_url=served.mock.openai_base_url,
+        **{"max_retries": 0, **kw},
     )
 
 

@@ -1,0 +1,145 @@
+"""``ClientBuilder``: the fluent spelling of ``open_client``'s keyword arguments.
+
+::
+
+    async with (
+        ClientBuilder()
+        .model("openai/gpt-4o")
+        .production_ready()
+        .with_fallbacks(["anthropic/claude-sonnet-4-5"])
+        .max_inflight(20)
+        .open()
+    ) as client:
+        ...
+
+Each method sets one argument and returns the builder; ``open()`` (or ``build()``) ends in
+the same async context manager ``open_client`` returns. Setting an argument twice keeps
+the last value; ``production_ready()`` only fills what was not set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._core._breaker import CircuitBreakerConfig
+from ._core._bucket import RateLimiterConfig
+from ._errors import ConfigurationError
+from ._resilience import Deadlines, HedgeConfig
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._core._retry import RetryConfig
+
+__all__ = ["PRODUCTION_DEFAULTS", "ClientBuilder"]
+
+#: What ``production_ready()`` sets where the builder has no value yet. Retries need no
+#: entry: the manifest's ``retry_policy`` is always the default.
+PRODUCTION_DEFAULTS: Mapping[str, Any] = {
+    # Opens after 5 consecutive provider-side failures, probes again after 30 s.
+    "circuit_breaker": CircuitBreakerConfig(failure_threshold=5, cooldown_seconds=30.0),
+    # Header-driven: the nominal rate is high; the provider's remaining/reset headers and
+    # 429s are what slow it down. A wait beyond a minute fails fast instead.
+    "rate_limit": RateLimiterConfig.from_rps(50, burst=50, max_wait=60.0),
+    "max_inflight": 64,
+    "deadlines": Deadlines(total=600.0, first_token=120.0, idle=120.0),
+}
+
+
+class ClientBuilder:
+    """Collects ``open_client``'s arguments; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._model: str | None = None
+        self._kwargs: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<ClientBuilder {self._model!r} {sorted(self._kwargs)}>"
+
+    def _set(self, name: str, value: Any) -> ClientBuilder:
+        self._kwargs[name] = value
+        return self
+
+    def model(self, model: str) -> ClientBuilder:
+        """``"provider/model-id"``."""
+        if not isinstance(model, str) or not model:
+            raise ConfigurationError(f"model must be a 'provider/model' string, got {model!r}")
+        self._model = model
+        return self
+
+    def api_key(self, key: str) -> ClientBuilder:
+        return self._set("api_key", key)
+
+    def base_url(self, url: str) -> ClientBuilder:
+        return self._set("base_url", url)
+
+    def timeout(self, timeout: float | httpx.Timeout) -> ClientBuilder:
+        """The HTTP timeout (seconds, or an ``httpx.Timeout``)."""
+        return self._set("timeout", timeout)
+
+    def headers(self, headers: Mapping[str, str]) -> ClientBuilder:
+        return self._set("headers", headers)
+
+    def protocol_path(
+        self, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+    ) -> ClientBuilder:
+        return self._set("protocol_path", path)
+
+    def http_client(self, client: httpx.AsyncClient) -> ClientBuilder:
+        return self._set("http_client", client)
+
+    def max_inflight(self, limit: int) -> ClientBuilder:
+        return self._set("max_inflight", limit)
+
+    def max_retries(self, count: int) -> ClientBuilder:
+        return self._set("max_retries", count)
+
+    def with_retry(self, config: RetryConfig) -> ClientBuilder:
+        return self._set("retry", config)
+
+    def with_fallbacks(self, targets: Sequence[str | Client]) -> ClientBuilder:
+        return self._set("fallbacks", tuple(targets))
+
+    def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
+        """Hedge after ``config.delay`` seconds (a number is the delay)."""
+        if not isinstance(config, HedgeConfig):
+            config = HedgeConfig(delay=config)
+        return self._set("hedge", config)
+
+    def with_rate_limit(self, config: RateLimiterConfig) -> ClientBuilder:
+        return self._set("rate_limit", config)
+
+    def with_circuit_breaker(self, config: CircuitBreakerConfig) -> ClientBuilder:
+        return self._set("circuit_breaker", config)
+
+    def with_deadlines(
+        self,
+        *,
+        total: float | None = None,
+        first_token: float | None = None,
+        idle: float | None = None,
+    ) -> ClientBuilder:
+        return self._set("deadlines", Deadlines(total=total, first_token=first_token, idle=idle))
+
+    def production_ready(self) -> ClientBuilder:
+        """Fill every resilience setting not given yet with ``PRODUCTION_DEFAULTS``: a
+        circuit breaker, a header-driven rate limiter, ``max_inflight=64`` (unless
+        ``AI_LIB_MAX_INFLIGHT`` is set) and deadlines; retries follow the manifest."""
+        for name, value in PRODUCTION_DEFAULTS.items():
+            if name == "max_inflight" and os.environ.get("AI_LIB_MAX_INFLIGHT"):
+                continue
+            self._kwargs.setdefault(name, value)
+        return self
+
+    def build(self) -> Client:
+        """The client, unopened: use it as ``async with builder.build() as client``."""
+        from ._client import open_client
+
+        if self._model is None:
+            raise ConfigurationError("ClientBuilder needs .model('provider/model') first")
+        return open_client(self._model, **self._kwargs)
+
+    open = build
