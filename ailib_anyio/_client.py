@@ -173,6 +173,7 @@ class Client:
         self._deadlines = deadlines or Deadlines()
         self._guard = TargetGuard.build(
             f"{self.provider}/{self.model_id}",
+            self._context(),
             self._retry_policy(retry, max_retries),
             circuit_breaker,
             rate_limit,

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -144,6 +144,7 @@ class TargetGuard:
     policy, circuit breaker and rate limiter, and counters for the signals."""
 
     name: str
+    context: Mapping[str, Any] = attrs.field(factory=dict)  # provider, model: for errors
     retry: RetryPolicy | None = None
     breaker: CircuitBreaker | None = None
     limiter: RateLimiter | None = None
@@ -155,12 +156,14 @@ class TargetGuard:
     def build(
         cls,
         name: str,
+        context: Mapping[str, Any],
         retry: RetryPolicy | None,
         circuit_breaker: CircuitBreakerConfig | None,
         rate_limit: RateLimiterConfig | None,
     ) -> TargetGuard:
         return cls(
             name,
+            context=context,
             retry=retry,
             breaker=CircuitBreaker(circuit_breaker) if circuit_breaker is not None else None,
             limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
@@ -189,23 +192,30 @@ class TargetGuard:
         not slept: the error is raised at once, since waiting could only end in a timeout.
         """
         number = 0
+        breaker = self.breaker
         while True:
-            breaker = self.breaker
+            if self.limiter is not None:
+                try:
+                    await self.limiter.acquire(tokens)  # FIFO; cancellable; may fail fast
+                except AiLibError as exc:
+                    errors.append(exc)
+                    raise
             admission = None
             if breaker is not None:
                 admission = breaker.admit(anyio.current_time())
                 if not admission.allowed:
+                    if self.limiter is not None:
+                        self.limiter.refund(tokens)  # nothing was sent
                     error = CircuitOpenError(
                         f"the circuit of {self.name} is open: failing fast without a request",
                         retry_after=admission.retry_in,
                         retryable=False,
+                        **self.context,
                     )
                     errors.append(error)
                     raise error
             outcome: AiLibError | None = None
             try:
-                if self.limiter is not None:
-                    await self.limiter.acquire(tokens)
                 result = await attempt()
             except AiLibError as exc:
                 outcome = exc

@@ -22,6 +22,9 @@ from ailib_anyio import (
     AuthenticationError,
     CircuitBreakerConfig,
     CircuitOpenError,
+    CircuitState,
+    ClientBuilder,
+    ConfigurationError,
     ContentDelta,
     DeadlineExceededError,
     Deadlines,
@@ -29,6 +32,7 @@ from ailib_anyio import (
     HedgeConfig,
     IdleTimeoutError,
     InvalidRequestError,
+    PreflightChecker,
     RateLimitedError,
     RateLimiterConfig,
     RetryConfig,
@@ -65,6 +69,10 @@ async def mock() -> AsyncIterator[MockProvider]:
     before = len(anyio.get_running_tasks())
     async with MockProvider() as server:
         yield server
+        # Every client has left its block: no connection may still be open at the server.
+        with anyio.fail_after(5):
+            while server.open_connections:  # noqa: ASYNC110 - the mock offers no event for this
+                await anyio.sleep(0.01)
     assert len(anyio.get_running_tasks()) == before  # nothing outlives the scenario
 
 
@@ -207,7 +215,7 @@ async def test_5xx_storm_opens_the_circuit_and_it_recovers(
             await client.chat().user("hi").execute()
         assert len(mock.requests) == 3  # failed fast: no request
         assert info.value.fallbackable and not info.value.retryable
-        assert 0 < (info.value.retry_after or 0) <= cooldown
+        assert 0 < (info.value.retry_after or 0) <= cooldown + 1e-6
         stats = client.get_resilience_stats()
         assert stats.circuits["openai/gpt-4o"].state.value == "open"
         await anyio.sleep(cooldown)
@@ -460,3 +468,113 @@ async def test_backoff_that_would_outlive_the_deadline_is_not_slept(mock: MockPr
             await client.chat().user("hi").execute()
         assert anyio.current_time() - start < 4
     assert len(mock.requests) == 1
+
+
+# ------------------------------------------------------------------ composition
+
+
+async def test_open_circuit_falls_back_at_once(mock: MockProvider) -> None:
+    breaker = CircuitBreakerConfig(failure_threshold=1, cooldown_seconds=60)
+    mock.enqueue(Reply.error(500, "boom", type="server_error"), ScriptedReply(content="fb 1"))
+    async with client_for(
+        mock, max_retries=0, circuit_breaker=breaker, fallbacks=[target(mock)]
+    ) as client:
+        assert (await client.chat().user("hi").execute()).content == "fb 1"
+        mock.enqueue(ScriptedReply(content="fb 2"))
+        reply = await client.chat().user("hi").execute()  # primary's circuit is open
+        assert client.circuit_state is CircuitState.OPEN
+    assert reply.content == "fb 2"
+    assert [r.json["model"] for r in mock.requests] == ["gpt-4o", "gpt-4o-mini", "gpt-4o-mini"]
+
+
+async def test_local_limiter_refusal_is_not_a_provider_429(mock: MockProvider) -> None:
+    limit = RateLimiterConfig(requests_per_minute=1, max_wait=5)
+    async with client_for(mock, max_retries=0, rate_limit=limit) as client:
+        await client.chat().user("hi").execute()
+        with pytest.raises(RateLimitedError, match="local rate limiter") as info:
+            await client.chat().user("hi").execute()
+        stats = client.get_resilience_stats().rate_limiters["openai/gpt-4o"]
+    assert info.value.status_code is None and not info.value.retryable
+    assert stats.blocked_for == 0  # the refusal did not penalize the limiter itself
+    assert len(mock.requests) == 1
+
+
+async def test_signals_snapshot(mock: MockProvider) -> None:
+    headers = {"x-ratelimit-remaining-requests": "99", "x-ratelimit-limit-requests": "100"}
+    mock.enqueue(ScriptedReply(content="ok", headers=headers))
+    async with client_for(
+        mock,
+        max_inflight=4,
+        circuit_breaker=CircuitBreakerConfig(),
+        rate_limit=RateLimiterConfig.from_rps(10),
+        fallbacks=[target(mock, circuit_breaker=CircuitBreakerConfig())],
+    ) as client:
+        await client.chat().user("hi").execute()
+        stats = client.get_resilience_stats()
+    assert stats.inflight == 0 and stats.max_inflight == 4
+    assert set(stats.circuits) == {"openai/gpt-4o", "openai/gpt-4o-mini"}
+    assert stats.circuits["openai/gpt-4o"].state is CircuitState.CLOSED
+    assert set(stats.rate_limiters) == {"openai/gpt-4o"}
+    limits = stats.last_rate_limits["openai/gpt-4o"]
+    assert (limits.requests_remaining, limits.requests_limit) == (99, 100)
+    assert (stats.retries, stats.fallbacks, stats.hedges) == (0, 0, 0)
+
+
+async def test_preflight_before_any_io(mock: MockProvider, anyio_backend: object) -> None:
+    cooldown = 30.0 if virtual(anyio_backend) else 0.3
+    breaker = CircuitBreakerConfig(failure_threshold=1, cooldown_seconds=cooldown)
+    mock.enqueue(Reply.error(500, "boom", type="server_error"))
+    async with client_for(mock, max_retries=0, circuit_breaker=breaker) as client:
+        checker = PreflightChecker(client)
+        request = client.chat().user("hi").temperature(3.5)
+        assert [i.check for i in checker.issues(request)] == ["parameter"]
+        with pytest.raises(InvalidRequestError, match="temperature"):
+            checker.check(request)
+        with pytest.raises(ServerError):
+            await client.chat().user("hi").execute()
+        issues = checker.issues(client.chat().user("hi"))
+        assert [i.check for i in issues] == ["circuit"]
+        assert isinstance(issues[0].error, CircuitOpenError)
+        await anyio.sleep(cooldown)
+        assert checker.issues(client.chat().user("hi")) == []
+    assert len(mock.requests) == 1
+
+
+async def test_client_builder_production_ready(mock: MockProvider) -> None:
+    mock.enqueue(Reply.error(503, "overloaded", type="server_error"), ScriptedReply(content="b"))
+    builder = (
+        ClientBuilder()
+        .model("openai/gpt-4o")
+        .api_key(KEY)
+        .base_url(mock.openai_base_url)
+        .production_ready()
+        .max_retries(0)
+        .with_fallbacks([target(mock)])
+        .max_inflight(20)
+    )
+    async with builder.open() as client:
+        reply = await client.chat().user("hi").execute()
+        stats = client.get_resilience_stats()
+        assert client.circuit_state is CircuitState.CLOSED
+    assert reply.content == "b"
+    assert stats.max_inflight == 20  # set explicitly: production_ready does not override it
+    assert "openai/gpt-4o" in stats.circuits and "openai/gpt-4o" in stats.rate_limiters
+    assert client._deadlines.total is not None
+
+
+def test_configuration_errors() -> None:
+    for kwargs, message in [
+        ({"max_retries": -1}, "max_retries"),
+        ({"hedge": 0.5}, "hedge must be a HedgeConfig"),
+        ({"deadlines": 3}, "deadlines must be a Deadlines"),
+        ({"circuit_breaker": {"failure_threshold": 3}}, "circuit_breaker must be"),
+        ({"fallbacks": [42]}, "fallbacks must be"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            open_client("openai/gpt-4o", api_key=KEY, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"Deadlines\.idle"):
+        Deadlines(idle=-1)
+    with pytest.raises(ConfigurationError, match=r"HedgeConfig\.delay"):
+        HedgeConfig(delay=float("nan"))
+    with pytest.raises(ConfigurationError, match="model"):
+        ClientBuilder().build()
