@@ -22,10 +22,6 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
-from ._core._breaker import CircuitBreakerConfig as CircuitBreakerConfig
-from ._core._breaker import CircuitSnapshot as CircuitSnapshot
-from ._core._breaker import CircuitState as CircuitState
-from ._core._bucket import RateLimiterConfig as RateLimiterConfig
 from ._credentials import CredentialResolution as CredentialResolution
 from ._credentials import resolve_credential as resolve_credential
 from ._errors import AiLibError as AiLibError
@@ -59,10 +55,8 @@ from ._preflight import PreflightIssue as PreflightIssue
 from ._protocol._loader import load_manifest as load_manifest
 from ._protocol._models import ProviderManifest as ProviderManifest
 from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
-from ._ratelimiter import RateLimiterStats as RateLimiterStats
 from ._resilience import Deadlines as Deadlines
 from ._resilience import HedgeConfig as HedgeConfig
-from ._resilience import SignalsSnapshot as SignalsSnapshot
 from ._types import ChatRequest as ChatRequest
 from ._types import ChatResponse as ChatResponse
 from ._types import ContentBlock as ContentBlock
@@ -88,6 +82,10 @@ if _TYPE_CHECKING:
     from ._batch import BatchExecutor as BatchExecutor
     from ._batch import BatchResult as BatchResult
     from ._builder import ClientBuilder as ClientBuilder
+    from ._core._breaker import CircuitBreakerConfig as CircuitBreakerConfig
+    from ._core._breaker import CircuitSnapshot as CircuitSnapshot
+    from ._core._breaker import CircuitState as CircuitState
+    from ._core._bucket import RateLimiterConfig as RateLimiterConfig
     from ._core._retry import RetryConfig as RetryConfig
     from ._core._retry import RetryDecision as RetryDecision
     from ._core._retry import RetryPolicy as RetryPolicy
@@ -96,9 +94,17 @@ if _TYPE_CHECKING:
     from ._core._texttools import text_tool_prompt as text_tool_prompt
     from ._embeddings import EmbeddingClient as EmbeddingClient
     from ._embeddings import EmbeddingResponse as EmbeddingResponse
+    from ._ratelimiter import RateLimiterStats as RateLimiterStats
+    from ._signals import SignalsSnapshot as SignalsSnapshot
 
 #: names loaded on first use (they are not needed to open a client): import stays fast
 _LAZY = {
+    "CircuitBreakerConfig": "._core._breaker",
+    "CircuitSnapshot": "._core._breaker",
+    "CircuitState": "._core._breaker",
+    "RateLimiterConfig": "._core._bucket",
+    "RateLimiterStats": "._ratelimiter",
+    "SignalsSnapshot": "._signals",
     "ClientBuilder": "._builder",
     "BatchCollector": "._batch",
     "BatchExecutor": "._batch",

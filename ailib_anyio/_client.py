@@ -25,8 +25,6 @@ import anyio.lowlevel
 import attrs
 import httpx
 
-from ._core._breaker import CircuitBreakerConfig, CircuitState
-from ._core._bucket import RateLimiterConfig
 from ._core._classify import ErrorInfo, classify_error
 from ._core._encode import EncoderOptions, encode_request
 from ._core._mapping import (
@@ -53,7 +51,7 @@ from ._errors import (
 from ._preflight import request_problems
 from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
-from ._resilience import Deadlines, HedgeConfig, SignalsSnapshot, TargetGuard, race, within
+from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
 from ._taskgroups import exit_task_group
 from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
 from ._types import (
@@ -70,7 +68,10 @@ from ._types import (
 
 if TYPE_CHECKING:
     from ._batch import BatchExecutor, BatchResult
+    from ._core._breaker import CircuitBreakerConfig, CircuitState
+    from ._core._bucket import RateLimiterConfig
     from ._core._retry import RetryConfig, RetryPolicy
+    from ._signals import SignalsSnapshot
 
     _ProtocolPath = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
@@ -165,10 +166,8 @@ class Client:
             raise ConfigurationError(
                 f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
             )
-        _check_type("hedge", hedge, HedgeConfig)
-        _check_type("deadlines", deadlines, Deadlines)
-        _check_type("circuit_breaker", circuit_breaker, CircuitBreakerConfig)
-        _check_type("rate_limit", rate_limit, RateLimiterConfig)
+        check_type("hedge", hedge, HedgeConfig)
+        check_type("deadlines", deadlines, Deadlines)
         self._hedge = hedge
         self._deadlines = deadlines or Deadlines()
         self._guard = TargetGuard.build(
@@ -220,7 +219,7 @@ class Client:
         overrides the count. None when no retry is allowed."""
         from ._core._retry import RetryConfig, RetryPolicy
 
-        _check_type("retry", retry, RetryConfig)
+        check_type("retry", retry, RetryConfig)
         if max_retries is not None and (
             isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
         ):
@@ -362,6 +361,8 @@ class Client:
     def get_resilience_stats(self) -> SignalsSnapshot:
         """In-flight requests, each target's circuit and rate-limiter state, the last
         rate-limit headers each target received, and retry/fallback/hedge counters."""
+        from ._signals import SignalsSnapshot
+
         now = anyio.current_time()
         guards = [t._guard for t in self._targets]
         return SignalsSnapshot(
@@ -530,6 +531,8 @@ class Client:
                 self._fallbacks_used += 1
 
         async def chain() -> _R:
+            if not self._fallbacks:  # the common case, without a task group or extra frame
+                return await run(self)
             hedge = self._hedge.delay if self._hedge is not None else None
             return await race(
                 self._targets, run, hedge_delay=hedge, discard=discard, errors=errors, on_next=count
@@ -537,6 +540,8 @@ class Client:
 
         total = self._deadlines.total
         try:
+            if total is None:
+                return await chain()
             return await within(
                 total,
                 chain,
@@ -618,6 +623,9 @@ class Client:
                 live = _TargetStream(
                     target, content, http_timeout, idle=limits.idle, deadline=deadline
                 )
+                if first_token is None:
+                    await live.open()
+                    return live
                 await within(
                     first_token,
                     live.open,
@@ -747,11 +755,6 @@ def _token_estimate(content: bytes, request: ChatRequest) -> int:
     """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
     per input token, plus the output it allows."""
     return len(content) // 4 + (request.max_tokens or 0)
-
-
-def _check_type(name: str, value: object, cls: type) -> None:
-    if value is not None and not isinstance(value, cls):
-        raise ConfigurationError(f"{name} must be a {cls.__name__}, got {value!r}")
 
 
 def _number(name: str, value: Any) -> float:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from ._core._breaker import CircuitState
 from ._errors import AiLibError, CircuitOpenError, InvalidRequestError, RateLimitedError
 from ._protocol._models import ProviderManifest
 from ._types import ChatRequest
@@ -133,7 +132,7 @@ class PreflightChecker:
         ]
         guard = client._guard
         now = anyio.current_time()
-        if guard.breaker is not None and guard.breaker.state(now) is CircuitState.OPEN:
+        if guard.breaker is not None and guard.breaker.state(now).value == "open":
             snapshot = guard.breaker.snapshot(now)
             message = f"the circuit of {guard.name} is open for {snapshot.retry_in:g}s more"
             found.append(

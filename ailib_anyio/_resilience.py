@@ -26,8 +26,6 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from ._core._breaker import CircuitBreaker, CircuitBreakerConfig, CircuitSnapshot
-from ._core._bucket import RateLimiterConfig
 from ._errors import (
     AiLibError,
     CircuitOpenError,
@@ -38,17 +36,19 @@ from ._errors import (
     TimeoutError,
     TransportError,
 )
-from ._ratelimiter import RateLimiter, RateLimiterStats
-from ._types import RateLimitSnapshot
 
 if TYPE_CHECKING:
+    from ._core._breaker import CircuitBreaker, CircuitBreakerConfig
+    from ._core._bucket import RateLimiterConfig
     from ._core._retry import RetryPolicy
+    from ._ratelimiter import RateLimiter
+    from ._types import RateLimitSnapshot
 
 __all__ = [
     "Deadlines",
     "HedgeConfig",
-    "SignalsSnapshot",
     "TargetGuard",
+    "check_type",
     "is_provider_failure",
     "race",
     "within",
@@ -107,6 +107,11 @@ class HedgeConfig:
         _seconds("HedgeConfig", "delay", self.delay, zero_ok=True)
 
 
+def check_type(name: str, value: object, cls: type) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise ConfigurationError(f"{name} must be a {cls.__name__}, got {value!r}")
+
+
 def is_provider_failure(error: AiLibError) -> bool:
     """Whether ``error`` counts against the provider's circuit: 5xx, overload, timeouts
     (the provider's or ours, but not the caller's whole-request deadline), broken
@@ -117,25 +122,6 @@ def is_provider_failure(error: AiLibError) -> bool:
     if isinstance(error, (TransportError, TimeoutError, MalformedResponseError)):
         return True
     return error.kind in _PROVIDER_KINDS
-
-
-@attrs.frozen
-class SignalsSnapshot:
-    """The client's resilience state at one moment (``client.get_resilience_stats()``).
-
-    ``circuits`` and ``rate_limiters`` are keyed by target (``"provider/model"``: the client
-    first, then its fallbacks); ``last_rate_limits`` is the latest rate-limit header snapshot
-    each target received.
-    """
-
-    inflight: int
-    max_inflight: float
-    circuits: dict[str, CircuitSnapshot]
-    rate_limiters: dict[str, RateLimiterStats]
-    last_rate_limits: dict[str, RateLimitSnapshot]
-    retries: int
-    fallbacks: int
-    hedges: int
 
 
 @attrs.define(eq=False)
@@ -161,13 +147,20 @@ class TargetGuard:
         circuit_breaker: CircuitBreakerConfig | None,
         rate_limit: RateLimiterConfig | None,
     ) -> TargetGuard:
-        return cls(
-            name,
-            context=context,
-            retry=retry,
-            breaker=CircuitBreaker(circuit_breaker) if circuit_breaker is not None else None,
-            limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
-        )
+        guard = cls(name, context=context, retry=retry)
+        # Loaded only when configured: importing the package stays fast.
+        if circuit_breaker is not None:
+            from ._core._breaker import CircuitBreaker, CircuitBreakerConfig
+
+            check_type("circuit_breaker", circuit_breaker, CircuitBreakerConfig)
+            guard.breaker = CircuitBreaker(circuit_breaker)
+        if rate_limit is not None:
+            from ._core._bucket import RateLimiterConfig
+            from ._ratelimiter import RateLimiter
+
+            check_type("rate_limit", rate_limit, RateLimiterConfig)
+            guard.limiter = RateLimiter(rate_limit)
+        return guard
 
     def observe(self, rate_limits: RateLimitSnapshot | None) -> None:
         """Feed a response's rate-limit headers to the limiter."""
@@ -265,12 +258,10 @@ class TargetGuard:
 
 
 async def within(
-    seconds: float | None, fn: Callable[[], Awaitable[T]], make_error: Callable[[], AiLibError]
+    seconds: float, fn: Callable[[], Awaitable[T]], make_error: Callable[[], AiLibError]
 ) -> T:
     """``await fn()`` with a time limit; when the limit (and not an enclosing scope) cancels
     it, raise ``make_error()``. A caller's own cancellation propagates untouched."""
-    if seconds is None:
-        return await fn()
     with anyio.move_on_after(seconds):
         return await fn()
     # Our scope expired. If an enclosing scope is cancelled too, its cancellation wins.
@@ -298,8 +289,6 @@ async def race(
     ``on_next(hedged)`` is called when a candidate after the first starts: ``hedged`` when
     the one before it was still running (a hedge), else after its failure (a fallback).
     """
-    if len(candidates) == 1:
-        return await run(candidates[0])
     won: list[R] = []
     fatal: list[BaseException] = []
     count = len(candidates)
