@@ -846,18 +846,22 @@ class _TargetStream(_ClosedOnExit):
         """Read until an event is decoded; a failure that comes first is raised here."""
         pending = self._pending
         while not pending and not self._eof:
-            assert self._chunks is not None
-            try:
-                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
-            except StopAsyncIteration:
-                self._end_of_body()
-                continue
-            except httpx.HTTPError as exc:
-                context = self._client._context(status_code=self._status())
-                raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-            self._pipeline.feed(chunk, pending)
+            await self._read_chunk()
         if pending and isinstance(pending[0], (StreamFailure, DecodeFailure)):
             await self.__anext__()  # raises it, as iteration would
+
+    async def _read_chunk(self) -> None:
+        """Read one network chunk and decode it into the pending events."""
+        assert self._chunks is not None
+        try:
+            chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
+        except StopAsyncIteration:
+            self._end_of_body()
+            return
+        except httpx.HTTPError as exc:
+            context = self._client._context(status_code=self._status())
+            raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+        self._pipeline.feed(chunk, self._pending)
 
     async def _timed_chunk(self) -> bytes:
         """The next chunk, within the idle limit and the total deadline."""
@@ -929,7 +933,7 @@ class _TargetStream(_ClosedOnExit):
         return self
 
     async def __anext__(self) -> StreamingEvent:
-        # The per-chunk path: one coroutine, no helper awaits, the common event first.
+        # The per-event path: no await unless a chunk must be read; the common event first.
         pending = self._pending
         while not pending:
             if self._state is not _State.OPEN or self._eof:
@@ -938,16 +942,7 @@ class _TargetStream(_ClosedOnExit):
                         "iterate a stream inside its block: 'async with builder.stream() as stream'"
                     )
                 raise StopAsyncIteration
-            assert self._chunks is not None
-            try:
-                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
-            except StopAsyncIteration:
-                self._end_of_body()
-                continue
-            except httpx.HTTPError as exc:
-                context = self._client._context(status_code=self._status())
-                raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-            self._pipeline.feed(chunk, pending)
+            await self._read_chunk()
         event = pending.popleft()
         cls = type(event)
         if cls is ContentDelta:
