@@ -6,7 +6,7 @@
         ClientBuilder()
         .model("openai/gpt-4o")
         .production_ready()
-        .with_fallbacks(["anthropic/claude-sonnet-4-5"])
+        .with_fallbacks(["anthropic/claude-sonnet-5-5"])
         .max_inflight(20)
         .open()
     ) as client:

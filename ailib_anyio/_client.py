@@ -1122,7 +1122,7 @@ def open_client(
 
     Example::
 
-        async with open_client("openai/gpt-4o", fallbacks=["anthropic/claude-sonnet-4-5"]) as c:
+        async with open_client("openai/gpt-4o", fallbacks=["anthropic/claude-sonnet-5-5"]) as c:
             reply = await c.chat().user("2+2?").execute()
     """
     return Client(
