@@ -88,7 +88,18 @@ class EmbeddingClient:
             exc.provider, exc.model = client.provider, client.model_id
             raise
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        response, data = await client._post_json(self._url, content, timeout)
+        # The client's retry policy, circuit breaker and rate limiter apply; its fallbacks
+        # do not (another model's vectors live in another space).
+        errors: list[AiLibError] = []
+        try:
+            response, data = await client._guard.call(
+                lambda: client._post_json(self._url, content, timeout),
+                errors,
+                tokens=len(content) // 4,
+            )
+        except AiLibError as exc:
+            exc.attempts = tuple(errors)
+            raise
         request_id = client._request_id(response)
         context: dict[str, Any] = client._context(
             request_id=request_id, status_code=response.status_code

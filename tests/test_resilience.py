@@ -41,6 +41,7 @@ from ailib_anyio import (
     open_client,
 )
 from ailib_anyio._client import Client
+from ailib_anyio._embeddings import EmbeddingClient
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
 pytestmark = pytest.mark.anyio
@@ -578,3 +579,16 @@ def test_configuration_errors() -> None:
         HedgeConfig(delay=float("nan"))
     with pytest.raises(ConfigurationError, match="model"):
         ClientBuilder().build()
+
+
+async def test_embeddings_retry_but_never_fall_back(mock: MockProvider) -> None:
+    mock.enqueue(
+        Reply.error(500, "boom", type="server_error"),
+        Reply.json({"data": [{"embedding": [0.5, -1.0]}], "usage": {"prompt_tokens": 2}}),
+    )
+    async with client_for(
+        mock, "openai/text-embedding-3-small", retry=FAST_RETRY, fallbacks=[target(mock)]
+    ) as client:
+        result = await EmbeddingClient(client).embed("hi")
+    assert result.vectors == [[0.5, -1.0]]
+    assert [r.json["model"] for r in mock.requests] == ["text-embedding-3-small"] * 2
