@@ -15,7 +15,15 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -517,9 +525,9 @@ class Client:
 
     async def _resilient(
         self,
-        run: Callable[[Client], Coroutine[Any, Any, _R]],
+        run: Callable[[Client], Awaitable[_R]],
         errors: list[AiLibError],
-        discard: Callable[[_R], Coroutine[Any, Any, None]] | None = None,
+        discard: Callable[[_R], Awaitable[None]] | None = None,
     ) -> _R:
         """Run ``run(target)`` down the fallback chain (hedged if configured) within the
         total deadline; a final error carries every attempt's error in ``attempts``."""
@@ -531,8 +539,6 @@ class Client:
                 self._fallbacks_used += 1
 
         async def chain() -> _R:
-            if not self._fallbacks:  # the common case, without a task group or extra frame
-                return await run(self)
             hedge = self._hedge.delay if self._hedge is not None else None
             return await race(
                 self._targets, run, hedge_delay=hedge, discard=discard, errors=errors, on_next=count
@@ -540,8 +546,8 @@ class Client:
 
         total = self._deadlines.total
         try:
-            if total is None:
-                return await chain()
+            if total is None:  # the common cases without a task group or extra frame
+                return await (chain() if self._fallbacks else run(self))
             return await within(
                 total,
                 chain,
@@ -559,10 +565,10 @@ class Client:
         self._open_transport()
         errors: list[AiLibError] = []
 
-        async def run(target: Client) -> ChatResponse:
+        def run(target: Client) -> Awaitable[ChatResponse]:
             req = request if target is self else attrs.evolve(request, model=target.model_id)
             content = target._encode(req)
-            return await target._guard.call(
+            return target._guard.call(
                 lambda: target._execute_once(content, http_timeout),
                 errors,
                 tokens=_token_estimate(content, req),
@@ -607,42 +613,47 @@ class Client:
             rate_limits=self._rate_limits(response),
         )
 
-    async def _open_stream(self, request: ChatRequest, http_timeout: float | None) -> _TargetStream:
-        """Open a stream down the fallback chain, up to its first event."""
+    def _open_stream(
+        self, request: ChatRequest, http_timeout: float | None
+    ) -> Awaitable[_TargetStream]:
+        """Open a stream down the fallback chain, up to its first event.
+
+        The closures here return awaitables instead of awaiting them, so the only
+        coroutine frames a stream holds while it connects are ``_resilient``, its target's
+        retry loop and the attempt: at a thousand concurrent streams, frames are memory.
+        """
         self._open_transport()
         errors: list[AiLibError] = []
         limits = self._deadlines
         deadline = None if limits.total is None else anyio.current_time() + limits.total
         first_token = limits.first_token
 
-        async def run(target: Client) -> _TargetStream:
+        def run(target: Client) -> Awaitable[_TargetStream]:
             req = request if target is self else attrs.evolve(request, model=target.model_id)
             content = target._encode(req)
 
-            async def attempt() -> _TargetStream:
+            def attempt() -> Awaitable[_TargetStream]:
                 live = _TargetStream(
                     target, content, http_timeout, idle=limits.idle, deadline=deadline
                 )
                 if first_token is None:
-                    await live.open()
-                    return live
-                await within(
+                    return live.open()
+                return within(
                     first_token,
                     live.open,
                     lambda: FirstTokenTimeoutError(
                         f"no first event within {first_token:g}s", **target._context()
                     ),
                 )
-                return live
 
-            return await target._guard.call(
+            return target._guard.call(
                 attempt,
                 errors,
                 tokens=_token_estimate(content, req),
                 rate_limits=_stream_rate_limits,
             )
 
-        return await self._resilient(run, errors, _close_stream)
+        return self._resilient(run, errors, _close_stream)
 
 
 class ChatBuilder:
@@ -809,7 +820,7 @@ class _TargetStream(_ClosedOnExit):
 
     # ------------------------------------------------------------ lifecycle
 
-    async def open(self) -> None:
+    async def open(self) -> _TargetStream:
         """Send the request and wait for the first event (or the first failure); on any
         error or cancellation the response is closed before this returns."""
         client = self._client
@@ -841,6 +852,7 @@ class _TargetStream(_ClosedOnExit):
         except BaseException:
             await self.aclose()
             raise
+        return self
 
     async def _first_event(self) -> None:
         """Read until an event is decoded; a failure that comes first is raised here."""
@@ -933,7 +945,7 @@ class _TargetStream(_ClosedOnExit):
         return self
 
     async def __anext__(self) -> StreamingEvent:
-        # The per-event path: no await unless a chunk must be read; the common event first.
+        # The per-chunk path: one coroutine, no helper awaits, the common event first.
         pending = self._pending
         while not pending:
             if self._state is not _State.OPEN or self._eof:
@@ -942,7 +954,17 @@ class _TargetStream(_ClosedOnExit):
                         "iterate a stream inside its block: 'async with builder.stream() as stream'"
                     )
                 raise StopAsyncIteration
-            await self._read_chunk()
+            # _read_chunk() inlined: one coroutine frame less per chunk on the hot path.
+            assert self._chunks is not None
+            try:
+                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
+            except StopAsyncIteration:
+                self._end_of_body()
+                continue
+            except httpx.HTTPError as exc:
+                context = self._client._context(status_code=self._status())
+                raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+            self._pipeline.feed(chunk, pending)
         event = pending.popleft()
         cls = type(event)
         if cls is ContentDelta:
