@@ -13,11 +13,6 @@ from typing import Any as _Any
 
 import attrs as _attrs
 
-from ._cancel import CancelHandle as CancelHandle
-from ._cancel import CancellableStream as CancellableStream
-from ._cancel import CancelReason as CancelReason
-from ._cancel import CancelToken as CancelToken
-from ._cancel import create_cancel_pair as create_cancel_pair
 from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
@@ -50,8 +45,6 @@ from ._errors import ServerError as ServerError
 from ._errors import TimeoutError as TimeoutError
 from ._errors import TransportError as TransportError
 from ._errors import WriteTimeoutError as WriteTimeoutError
-from ._preflight import PreflightChecker as PreflightChecker
-from ._preflight import PreflightIssue as PreflightIssue
 from ._protocol._loader import load_manifest as load_manifest
 from ._protocol._models import ProviderManifest as ProviderManifest
 from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
@@ -82,6 +75,11 @@ if _TYPE_CHECKING:
     from ._batch import BatchExecutor as BatchExecutor
     from ._batch import BatchResult as BatchResult
     from ._builder import ClientBuilder as ClientBuilder
+    from ._cancel import CancelHandle as CancelHandle
+    from ._cancel import CancellableStream as CancellableStream
+    from ._cancel import CancelReason as CancelReason
+    from ._cancel import CancelToken as CancelToken
+    from ._cancel import create_cancel_pair as create_cancel_pair
     from ._core._breaker import CircuitBreakerConfig as CircuitBreakerConfig
     from ._core._breaker import CircuitSnapshot as CircuitSnapshot
     from ._core._breaker import CircuitState as CircuitState
@@ -94,11 +92,20 @@ if _TYPE_CHECKING:
     from ._core._texttools import text_tool_prompt as text_tool_prompt
     from ._embeddings import EmbeddingClient as EmbeddingClient
     from ._embeddings import EmbeddingResponse as EmbeddingResponse
+    from ._preflight import PreflightChecker as PreflightChecker
+    from ._preflight import PreflightIssue as PreflightIssue
     from ._ratelimiter import RateLimiterStats as RateLimiterStats
     from ._signals import SignalsSnapshot as SignalsSnapshot
 
 #: names loaded on first use (they are not needed to open a client): import stays fast
 _LAZY = {
+    "PreflightIssue": "._preflight",
+    "PreflightChecker": "._preflight",
+    "CancelHandle": "._cancel",
+    "CancellableStream": "._cancel",
+    "CancelReason": "._cancel",
+    "CancelToken": "._cancel",
+    "create_cancel_pair": "._cancel",
     "CircuitBreakerConfig": "._core._breaker",
     "CircuitSnapshot": "._core._breaker",
     "CircuitState": "._core._breaker",

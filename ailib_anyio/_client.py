@@ -56,7 +56,6 @@ from ._errors import (
     TransportError,
     error_class_for_kind,
 )
-from ._preflight import request_problems
 from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
 from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
@@ -429,6 +428,8 @@ class Client:
 
     def _check_request(self, request: ChatRequest) -> None:
         """Reject out-of-range parameters and capabilities the model lacks, before I/O."""
+        from ._preflight import request_problems  # loaded on the first request
+
         problems = request_problems(self.manifest, self.model_id, request)
         if problems:
             raise InvalidRequestError(problems[0][1], **self._context())
