@@ -1,4 +1,4 @@
-"""Task runner: ``nox -s tests lint typing bench``."""
+"""Task runner: ``nox -s tests lint typing bench fuzz``."""
 
 from __future__ import annotations
 
@@ -37,3 +37,27 @@ def bench(session: nox.Session) -> None:
     """CPU per request / per streamed chunk vs raw httpx, import time, 256 streams."""
     session.install(".[test]")
     session.run("python", "benchmarks/bench_client.py", *session.posargs)
+
+
+FUZZ_TESTS = [
+    "tests/test_fuzz_streams.py",
+    "tests/test_fuzz_loader.py",
+    "tests/test_fuzz_encode.py",
+    "tests/test_fuzz_e2e.py",
+    "tests/test_totality.py",
+]
+
+
+@nox.session(python="3.11")
+def fuzz(session: nox.Session) -> None:
+    """The fuzz properties, long (the "fuzz" hypothesis profile: about 100,000 examples).
+
+    Failing examples are kept in .hypothesis/ and replayed first on the next run.
+    """
+    session.install(".[test]")
+    session.run(
+        "pytest",
+        "--hypothesis-show-statistics",
+        *(session.posargs or FUZZ_TESTS),
+        env={"HYPOTHESIS_PROFILE": "fuzz"},
+    )

@@ -1,8 +1,9 @@
-"""Command line: ``python -m ailib_anyio demo | mock-server | providers``.
+"""Command line: ``python -m ailib_anyio demo | mock-server | providers | protocols check``.
 
 ``demo`` is the project's main job on a fresh machine: it starts the built-in mock
 provider on 127.0.0.1 and runs a chat, a stream and a two-turn tool call through the
-public API — no API key, no network.
+public API — no API key, no network. ``protocols check`` is for manifest authors: it
+loads manifests, reports every problem located, then fuzzes their rules.
 """
 
 from __future__ import annotations
@@ -116,6 +117,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     providers.add_argument(
         "--markdown", action="store_true", help="a Markdown table of what works for each"
     )
+    protocols = sub.add_parser("protocols", help="work with provider manifests")
+    protocols_sub = protocols.add_subparsers(dest="action", required=True)
+    check = protocols_sub.add_parser(
+        "check",
+        help="load manifests, then fuzz their rules (round trips and totality)",
+        description="Load each manifest (every problem reported as file:line:col), then "
+        "fuzz its streaming, response and error rules with hypothesis: generated events "
+        "encoded as the API family's servers send them must decode to the same events, "
+        "and any bytes must give events or a typed error. Exit 1 if anything failed.",
+    )
+    check.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifest files")
+    check.add_argument("--strict", action="store_true", help="unknown keys and fields are errors")
+    check.add_argument(
+        "--examples",
+        type=_positive,
+        default=200,
+        metavar="N",
+        help="examples per check (default: 200, a few seconds per manifest)",
+    )
+    check.add_argument("--seed", type=int, default=None, help="make the run reproducible")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -125,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         anyio.run(run_demo, args.model, args.backend, backend=args.backend)
     elif args.command == "mock-server":
         _mock_server(args.host, args.port)
+    elif args.command == "protocols":
+        return _check_manifests(args.manifests, args.strict, args.examples, args.seed)
     elif args.markdown:
         print(providers_table(ProtocolRegistry()))
     else:
@@ -133,6 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             manifest = registry.get(provider)
             print(f"{provider:20} {manifest.api_family:18} {manifest.endpoint.base_url}")
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _check_manifests(paths: Sequence[str], strict: bool, examples: int, seed: int | None) -> int:
+    from .testing._check import check_manifest
+
+    results = [check_manifest(path, strict=strict, examples=examples, seed=seed) for path in paths]
+    failed = results.count(False)
+    print(f"\n{len(paths) - failed} of {len(paths)} manifest(s) passed")
+    return 1 if failed else 0
 
 
 #: the README columns and the manifest capability each one reads

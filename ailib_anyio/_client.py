@@ -487,7 +487,7 @@ class Client:
                 await response.aclose()
         try:
             body: Any = json.loads(raw) if raw.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             body = raw.decode("utf-8", "replace")
         info = classify_error(
             self.manifest.error_classification, response.status_code, response.headers, body
@@ -516,7 +516,7 @@ class Client:
                     await response.aclose()
         try:
             return response, json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedResponseError(
                 f"response body is not valid JSON ({exc}): {raw[:200]!r}",
                 status_code=response.status_code,

@@ -1,4 +1,25 @@
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles: "default" keeps every test run fast; "fuzz" (HYPOTHESIS_PROFILE=fuzz,
+# `nox -s fuzz`) runs the fuzz properties long. Failing examples are kept in the example
+# database (.hypothesis/) and replayed first on the next run, whichever the profile.
+settings.register_profile(
+    "default",
+    max_examples=100,  # hypothesis's own default: other tests keep their depth
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=2_500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])

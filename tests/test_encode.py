@@ -388,3 +388,16 @@ def test_urls_the_api_cannot_fetch_are_rejected_before_sending(
     else:
         with pytest.raises(InvalidRequestError, match=f"{family} cannot fetch '{url}'"):
             encode_request(family, request, EncoderOptions())
+
+
+def test_an_assistant_turn_with_nothing_to_send_is_left_out() -> None:
+    # found by fuzzing (tests/test_fuzz_encode.py): the encoder sent
+    # {"role": "assistant", "content": null}, which the API rejects
+    messages = [Message.user("hi"), Message.assistant(reasoning="thought"), Message.user("again")]
+    body = encode_request("openai_chat", ChatRequest("m", messages), EncoderOptions())
+    assert body["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "user", "content": "again"},
+    ]
+    with pytest.raises(InvalidRequestError, match="at least one message with content"):
+        encode_request("openai_chat", ChatRequest("m", [Message.assistant()]), EncoderOptions())

@@ -597,3 +597,40 @@ def test_resolve() -> None:
     assert resolved.model_id == "meta-llama/Llama-3.1-8B-Instruct"
     with pytest.raises(ConfigurationError):
         ProtocolRegistry().resolve("nope/model")
+
+
+# -- regressions found by fuzzing (tests/test_fuzz_loader.py)
+
+
+def test_a_recursive_alias_is_a_located_issue() -> None:
+    # the document converter followed the alias into itself until RecursionError
+    # (ruamel keeps no position for the alias itself: the issue points at its sequence)
+    text = "- &a [1, *a]\n"
+    assert issues_of(text) == [
+        f"m.yaml:{at(text, '&a')}: $[0][1]: an alias refers to a node that contains it"
+    ]
+
+
+def test_a_value_the_yaml_constructor_rejects_is_an_issue() -> None:
+    # ruamel raised a bare ValueError for a timestamp in month 13
+    text = HEAD + ENDPOINT + "when: !!timestamp 2001-13-45\n"
+    assert issues_of(text) == ["m.yaml:1:1: $: invalid YAML value: month must be in 1..12"]
+
+
+def test_a_malformed_ordered_map_is_an_issue() -> None:
+    # ruamel's !!omap constructor raised a bare AssertionError
+    assert issues_of("!!omap [a: ,a: ]") == ["m.yaml:1:1: $: invalid YAML value: AssertionError"]
+
+
+def test_a_merge_key_does_not_break_locating_issues() -> None:
+    # ruamel keeps no position for a merge key's own entry: sorting issues by position
+    # met a None
+    text = HEAD + ENDPOINT + "parameters:\n  <<: {temperature: {range: [0, x]}}\n"
+    assert issues_of(text) == [
+        f"m.yaml:{at(text, 'x]')}: $.parameters.temperature.range[1]: expected a number"
+    ]
+    assert issues_of("<<: {:}") == [
+        "m.yaml:1:1: $.id: required key is missing",
+        "m.yaml:1:1: $.protocol_version: required key is missing",
+        "m.yaml:1:1: $.endpoint: required key is missing",
+    ]

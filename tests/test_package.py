@@ -27,8 +27,17 @@ def test_all_matches_public_names() -> None:
 
 
 def test_testing_all_matches() -> None:
+    submodules = {"strategies"}  # a public namespace of its own, imported on its own
     public = {name for name in dir(ailib_anyio.testing) if not name.startswith("_")}
-    assert set(ailib_anyio.testing.__all__) == public
+    assert set(ailib_anyio.testing.__all__) == public - submodules
+    assert sorted(ailib_anyio.testing.__all__) == ailib_anyio.testing.__all__
+
+
+def test_testing_does_not_import_hypothesis() -> None:
+    # hypothesis is a test dependency: only ailib_anyio.testing.strategies may need it
+    code = "import sys, ailib_anyio.testing; print('hypothesis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_sans_io_core_imports_neither_anyio_nor_httpx() -> None:

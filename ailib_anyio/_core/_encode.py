@@ -19,7 +19,7 @@ provider's name. The families:
     go back on their parts, the reasoning text does not.
 
 In both, empty text is left out (the APIs reject it), an assistant turn left with nothing
-to send is dropped, and a user turn left empty is an error.
+to send is dropped (in ``openai_chat`` too), and a user turn left empty is an error.
 
 Rules shared by all families:
 
@@ -252,10 +252,16 @@ def encode_openai_chat(request: ChatRequest, options: EncoderOptions) -> dict[st
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message")
     rename = options.parameter_mappings
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": [_openai_message(m) for m in request.messages],
-    }
+    # An assistant turn with nothing to send (no text, no calls: reasoning only, which
+    # goes back in no field) is left out: the API rejects a null assistant content.
+    messages = [
+        _openai_message(m)
+        for m in request.messages
+        if m.role is not MessageRole.ASSISTANT or m.content or m.tool_calls
+    ]
+    if not messages:
+        raise InvalidRequestError("openai_chat needs at least one message with content")
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
 
     def put(name: str, value: Any) -> None:
         if value is not None:

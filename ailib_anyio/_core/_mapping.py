@@ -154,7 +154,7 @@ def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
         return {}, None
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past the parser's depth
         return {}, f"arguments are not valid JSON: {exc}"
     if not isinstance(value, dict):
         return {}, f"arguments are JSON {type(value).__name__}, not an object"
@@ -434,7 +434,7 @@ class EventMapper:
                 break
             try:
                 obj = loads(data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # nested past the parser's depth
                 if not data.strip():
                     continue
                 raise MalformedResponseError(

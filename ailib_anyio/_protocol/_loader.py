@@ -47,37 +47,35 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+class _RecursiveAlias(Exception):
+    """An alias inside the node it names: the document is not a tree."""
+
+    def __init__(self, path: PathT) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 class _Index:
     """Positions (0-based line, col) of every value and key in a ruamel document."""
 
     def __init__(self) -> None:
         self.values: dict[PathT, tuple[int, int]] = {}
         self.keys: dict[PathT, tuple[int, int]] = {}
+        self._open: set[int] = set()  # the collections being converted, by id
 
     def plain(self, node: Any, path: PathT = ()) -> Any:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-        if isinstance(node, CommentedMap):
-            out: dict[Any, Any] = {}
-            for key, value in node.items():
-                sub = (*path, key if isinstance(key, (str, int)) else str(key))
-                try:
-                    self.keys[sub] = node.lc.key(key)
-                    self.values[sub] = node.lc.value(key)
-                except (KeyError, TypeError, AttributeError):
-                    pass
-                out[str(key) if not isinstance(key, str) else key] = self.plain(value, sub)
-            return out
-        if isinstance(node, CommentedSeq):
-            items = []
-            for i, value in enumerate(node):
-                sub = (*path, i)
-                try:
-                    self.values[sub] = node.lc.item(i)
-                except (KeyError, TypeError, AttributeError):
-                    pass
-                items.append(self.plain(value, sub))
-            return items
+        if isinstance(node, (CommentedMap, CommentedSeq)):
+            if id(node) in self._open:
+                raise _RecursiveAlias(path)
+            self._open.add(id(node))
+            try:
+                if isinstance(node, CommentedMap):
+                    return self._mapping(node, path)
+                return self._sequence(node, path)
+            finally:
+                self._open.discard(id(node))
         if isinstance(node, str):
             return str(node)
         if isinstance(node, bool):
@@ -87,6 +85,35 @@ class _Index:
         if isinstance(node, float):
             return float(node)
         return node
+
+    def _mapping(self, node: Any, path: PathT) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            sub = (*path, key if isinstance(key, (str, int)) else str(key))
+            try:
+                self._note(self.keys, sub, node.lc.key(key))
+                self._note(self.values, sub, node.lc.value(key))
+            except (KeyError, TypeError, AttributeError):
+                pass
+            out[str(key) if not isinstance(key, str) else key] = self.plain(value, sub)
+        return out
+
+    def _sequence(self, node: Any, path: PathT) -> list[Any]:
+        items = []
+        for i, value in enumerate(node):
+            sub = (*path, i)
+            try:
+                self._note(self.values, sub, node.lc.item(i))
+            except (KeyError, TypeError, AttributeError):
+                pass
+            items.append(self.plain(value, sub))
+        return items
+
+    @staticmethod
+    def _note(where: dict[PathT, tuple[int, int]], path: PathT, position: Any) -> None:
+        # ruamel has no position for some nodes (the entries a merge key `<<` brings in)
+        if isinstance(position, (tuple, list)) and len(position) == 2:
+            where[path] = (int(position[0]), int(position[1]))
 
     def locate(self, path: PathT, *, key: bool = False) -> tuple[int, int]:
         probe = path
@@ -166,6 +193,14 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ProtocolError([f"{source}:{line}:{col}: $: {problem}"], source=source) from None
     except YAMLError as exc:
         raise ProtocolError([f"{source}:1:1: $: {exc}"], source=source) from None
+    except RecursionError:
+        raise ProtocolError([f"{source}:1:1: $: YAML nested too deeply"], source=source) from None
+    except Exception as exc:  # noqa: BLE001 - see below
+        # ruamel's constructors raise plain errors, without a position, for some tagged or
+        # implicitly typed values: ValueError for a timestamp in month 13, AssertionError
+        # for a malformed !!omap...
+        issue = f"{source}:1:1: $: invalid YAML value: {str(exc) or type(exc).__name__}"
+        raise ProtocolError([issue], source=source) from None
 
 
 def load_manifest_text(
@@ -174,7 +209,14 @@ def load_manifest_text(
     """Parse and validate a manifest; raise ``ProtocolError`` listing every problem."""
     doc = _parse_yaml(text, source)
     index = _Index()
-    data = index.plain(doc)
+    try:
+        data = index.plain(doc)
+    except _RecursiveAlias as exc:
+        line, col = index.locate(exc.path)
+        issue = f"{format_path(exc.path)}: an alias refers to a node that contains it"
+        raise ProtocolError([f"{source}:{line + 1}:{col + 1}: {issue}"], source=source) from None
+    except RecursionError:
+        raise ProtocolError([f"{source}:1:1: $: YAML nested too deeply"], source=source) from None
     found: list[tuple[PathT, str, bool]] = [
         (path, message, message.startswith("unknown key"))
         for path, message in manifest_prechecks(data, strict=strict)

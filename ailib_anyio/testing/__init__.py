@@ -1,7 +1,11 @@
-"""Test doubles for code that uses ``ailib_anyio``: a real loopback mock provider.
+"""Test doubles and fuzzing helpers for code that uses ``ailib_anyio``.
 
-``MockProvider`` speaks three wire dialects, picked from the request path: OpenAI chat
-completions, Anthropic Messages and Gemini generateContent.
+``MockProvider`` is a real loopback mock provider speaking three wire dialects, picked
+from the request path: OpenAI chat completions, Anthropic Messages and Gemini
+generateContent. ``wire_stream``/``wire_response`` encode unified events as a server of
+an API family sends them, and ``decode_stream``/``decode_response`` decode bytes with a
+manifest as the client does. Hypothesis strategies live in
+``ailib_anyio.testing.strategies`` (imported on its own: hypothesis is a test dependency).
 """
 
 from ._mock import MockProvider as MockProvider
@@ -10,12 +14,22 @@ from ._mock import Reply as Reply
 from ._mock import ScriptedReply as ScriptedReply
 from ._mock import ScriptedToolCall as ScriptedToolCall
 from ._mock import serve_forever as serve_forever
+from ._wire import Decoded as Decoded
+from ._wire import decode_response as decode_response
+from ._wire import decode_stream as decode_stream
+from ._wire import wire_response as wire_response
+from ._wire import wire_stream as wire_stream
 
 __all__ = [
+    "Decoded",
     "MockProvider",
     "RecordedRequest",
     "Reply",
     "ScriptedReply",
     "ScriptedToolCall",
+    "decode_response",
+    "decode_stream",
     "serve_forever",
+    "wire_response",
+    "wire_stream",
 ]

@@ -3,10 +3,12 @@
 The dialect is chosen from the request path alone, never from a provider name:
 ``.../chat/completions`` is OpenAI chat completions, ``.../messages`` is Anthropic
 Messages, ``.../models/{model}:generateContent`` and ``:streamGenerateContent`` are
-Gemini. ``render`` turns a ``ScriptedReply`` into the exact bytes that provider would
-send for the request, cut into writes (one SSE event per write, so delays and faults
-fall between whole events). Everything here is synchronous and does no I/O; ``_mock``
-wraps the result in a ``Reply`` together with the scripted fault knobs.
+Gemini. ``encode_stream`` and ``encode_response`` are each dialect's encoder, the
+inverse of a manifest's decoder: unified events in, the provider's bytes out. ``render``
+turns a ``ScriptedReply`` into unified events and encodes them for the request, cut into
+writes (one SSE event per write, so delays and faults fall between whole events).
+Everything here is synchronous and does no I/O; ``_mock`` wraps the result in a
+``Reply`` together with the scripted fault knobs.
 """
 
 from __future__ import annotations
@@ -15,10 +17,25 @@ import json as _json
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
+
+from .._core._mapping import ResponseAccumulator, normalize_finish
+from .._types import (
+    ChatResponse,
+    ContentDelta,
+    Finished,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamingEvent,
+    ToolCall,
+    ToolCallCompleted,
+    ToolCallDelta,
+    ToolCallStarted,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from ._mock import ScriptedReply
@@ -158,34 +175,577 @@ def _prompt_words(dialect: Dialect, request: Any) -> int:
     return sum(_words(text) for text in texts)
 
 
-# ------------------------------------------------------------------------ rendering
+# ------------------------------------------------------------------- event encoders
+#
+# The inverse of a manifest's decoder: unified events -> what a provider of the dialect
+# sends. Scripted replies are rendered through them, and the hypothesis strategies
+# round-trip generated events through them and a manifest's rules.
+
+#: API family (as a manifest names it) -> the wire dialect its servers speak.
+FAMILY_DIALECTS: Mapping[str, Dialect] = {
+    "openai_chat": "chat_completions",
+    "anthropic_messages": "messages",
+    "gemini_generate": "generate_content",
+}
+
+
+def dialect_of(api_family: str) -> Dialect:
+    """The dialect of an API family (``openai_chat`` -> ``chat_completions``...)."""
+    try:
+        return FAMILY_DIALECTS[api_family]
+    except KeyError:
+        known = ", ".join(FAMILY_DIALECTS)
+        raise ValueError(
+            f"no wire encoder for API family {api_family!r} (known: {known})"
+        ) from None
+
+
+def _cannot(dialect: Dialect, what: object) -> ValueError:
+    return ValueError(f"the {dialect} dialect cannot carry {what!r}")
+
+
+def _split(
+    events: Iterable[StreamingEvent],
+) -> tuple[list[StreamingEvent], Usage | None, str | None]:
+    """(events the body carries in order, the usage, the raw finish reason): the last two
+    are end-of-response facts that each dialect puts where it puts them."""
+    body: list[StreamingEvent] = []
+    usage: Usage | None = None
+    finish: str | None = None
+    for event in events:
+        if isinstance(event, Usage):
+            usage = event
+        elif isinstance(event, Finished):
+            finish = event.finish_reason.raw or event.finish_reason.normalized
+        else:
+            body.append(event)
+    return body, usage, finish
+
+
+def _accumulate(events: Iterable[StreamingEvent]) -> ChatResponse:
+    acc = ResponseAccumulator()
+    for event in events:
+        acc.add(event)
+    return acc.build()
+
+
+def _sse(data: Any) -> str:
+    return f"data: {dumps(data)}\n\n"
+
+
+def encode_stream(
+    dialect: Dialect,
+    events: Iterable[StreamingEvent],
+    *,
+    model: str = "mock",
+    response_id: str = "mock-1",
+    created: int = 0,
+    sse: bool = True,
+) -> list[bytes]:
+    """The stream a provider of ``dialect`` sends for ``events``, one wire event per item.
+
+    Text, reasoning and refusal deltas and tool-call fragments go out in order, one wire
+    event each; ``Usage`` and ``Finished`` go where the dialect reports them, wherever
+    they are in ``events``. Tool calls are keyed by their event ``index`` (Anthropic
+    numbers its content blocks itself; Gemini sends each call whole, its arguments joined
+    from the call's ``ToolCallDelta`` events). ``ValueError`` names an event the dialect
+    cannot carry (a refusal outside OpenAI, a reasoning signature in OpenAI...).
+    ``sse=False`` renders Gemini's JSON-array stream (``streamGenerateContent`` without
+    ``?alt=sse``).
+
+    ::
+
+        stop = Finished(FinishReason("stop", "end_turn"))
+        body = b"".join(encode_stream("messages", [ContentDelta("Hi"), stop]))
+    """
+    events = list(events)
+    if dialect == "messages":
+        pieces = _anthropic_stream(events, model, response_id)
+    elif dialect == "generate_content":
+        pieces = _gemini_stream(events, model, response_id, sse=sse)
+    else:
+        pieces = _openai_stream(events, model, response_id, created)
+    return [piece.encode() for piece in pieces]
+
+
+def encode_response(
+    dialect: Dialect,
+    events: Iterable[StreamingEvent],
+    *,
+    model: str = "mock",
+    response_id: str = "mock-1",
+    created: int = 0,
+) -> dict[str, Any]:
+    """The non-streaming body a provider of ``dialect`` sends for the response ``events``
+    add up to (tool calls are taken from their ``ToolCallCompleted`` events)."""
+    events = list(events)
+    if dialect == "messages":
+        return _anthropic_response(events, model, response_id)
+    if dialect == "generate_content":
+        return _gemini_response(events, model, response_id)
+    return _openai_response(events, model, response_id, created)
+
+
+# -- OpenAI chat completions
+
+
+def _openai_usage(usage: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    cached = usage.cached_input_tokens
+    if cached is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+        # DeepSeek's own spelling of the same counts, which it sends beside OpenAI's
+        out["prompt_cache_hit_tokens"] = cached
+        out["prompt_cache_miss_tokens"] = usage.input_tokens - cached
+    if usage.reasoning_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out
+
+
+def _openai_delta(event: StreamingEvent) -> dict[str, Any] | None:
+    if isinstance(event, ContentDelta):
+        return {"content": event.text}
+    if isinstance(event, ReasoningDelta):
+        if event.signature is not None:
+            raise _cannot("chat_completions", event)
+        return {"reasoning_content": event.text}
+    if isinstance(event, RefusalDelta):
+        return {"refusal": event.text}
+    if isinstance(event, ToolCallStarted):
+        start: dict[str, Any] = {"index": event.index}
+        if event.id is not None:
+            start["id"] = event.id
+        start["type"] = "function"
+        start["function"] = {"name": event.name, "arguments": ""}
+        return {"tool_calls": [start]}
+    if isinstance(event, ToolCallDelta):
+        fragment = {"index": event.index, "function": {"arguments": event.arguments}}
+        return {"tool_calls": [fragment]}
+    return None  # ToolCallCompleted: its arguments went out as fragments
+
+
+def _openai_stream(
+    events: list[StreamingEvent], model: str, response_id: str, created: int
+) -> list[str]:
+    body, usage, finish = _split(events)
+
+    def frame(choices: list[Any]) -> dict[str, Any]:
+        return {
+            "id": response_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+        }
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        data = frame([choice])
+        if usage is not None:
+            data["usage"] = None  # as the real API does on every chunk but the last
+        return _sse(data)
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    for event in body:
+        delta = _openai_delta(event)
+        if delta is not None:
+            out.append(chunk(delta))
+    if finish is not None:
+        out.append(chunk({}, finish))
+    if usage is not None:
+        out.append(_sse({**frame([]), "usage": _openai_usage(usage)}))
+    out.append("data: [DONE]\n\n")
+    return out
+
+
+def _openai_response(
+    events: list[StreamingEvent], model: str, response_id: str, created: int
+) -> dict[str, Any]:
+    reply = _accumulate(events)
+    if reply.reasoning_signature is not None:
+        raise _cannot("chat_completions", f"reasoning signature {reply.reasoning_signature!r}")
+    calls = reply.tool_calls
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if not reply.content and calls else reply.content,
+        "refusal": reply.refusal,
+    }
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": _arguments_text(call)},
+            }
+            for call in calls
+        ]
+    finish = reply.finish_reason
+    completion: dict[str, Any] = {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish.raw or finish.normalized if finish else None,
+            }
+        ],
+    }
+    if reply.usage is not None:
+        completion["usage"] = _openai_usage(reply.usage)
+    return completion
+
+
+def _arguments_text(call: ToolCall) -> str:
+    if call.raw_arguments:
+        return call.raw_arguments
+    return dumps(dict(call.arguments)) if call.arguments else ""
+
+
+# -- Anthropic Messages
+
+
+def _anthropic_usage(usage: Usage, output_tokens: int) -> dict[str, int]:
+    # Anthropic counts cache reads apart from the rest of the input.
+    cached = usage.cached_input_tokens
+    out = {"input_tokens": usage.input_tokens - (cached or 0)}
+    if cached is not None:
+        out["cache_read_input_tokens"] = cached
+    out["output_tokens"] = output_tokens
+    return out
+
+
+class _AnthropicBlocks:
+    """Content blocks being written: one open at a time, numbered in order."""
+
+    def __init__(self, out: list[str]) -> None:
+        self.out = out
+        self.count = 0
+        self.open: tuple[str, int] | None = None  # (kind, tool index or -1), block number
+        self.number = -1
+        self.tools: dict[int, int] = {}  # tool-call event index -> block number
+
+    def event(self, name: str, data: Mapping[str, Any]) -> None:
+        self.out.append(f"event: {name}\ndata: {dumps(data)}\n\n")
+
+    def start(self, key: tuple[str, int], block: Mapping[str, Any]) -> None:
+        self.close()
+        self.open, self.number = key, self.count
+        self.count += 1
+        frame = {"type": "content_block_start", "index": self.number, "content_block": block}
+        self.event("content_block_start", frame)
+
+    def ensure(self, key: tuple[str, int], block: Mapping[str, Any]) -> None:
+        if self.open != key:
+            self.start(key, block)
+
+    def delta(self, delta: Mapping[str, Any]) -> None:
+        frame = {"type": "content_block_delta", "index": self.number, "delta": delta}
+        self.event("content_block_delta", frame)
+
+    def close(self) -> None:
+        if self.open is not None:
+            self.event("content_block_stop", {"type": "content_block_stop", "index": self.number})
+            self.open = None
+
+
+_TEXT_BLOCK = ("text", -1)
+_THINKING_BLOCK = ("thinking", -1)
+
+
+def _anthropic_stream(events: list[StreamingEvent], model: str, response_id: str) -> list[str]:
+    body, usage, finish = _split(events)
+    message: dict[str, Any] = {
+        "id": response_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+    }
+    if usage is not None:
+        message["usage"] = _anthropic_usage(usage, 1)  # the real API starts at 1
+    out: list[str] = []
+    blocks = _AnthropicBlocks(out)
+    blocks.event("message_start", {"type": "message_start", "message": message})
+    out.append('event: ping\ndata: {"type": "ping"}\n\n')  # spaced, as the real API sends it
+    for event in body:
+        if isinstance(event, ContentDelta):
+            blocks.ensure(_TEXT_BLOCK, {"type": "text", "text": ""})
+            if event.text:
+                blocks.delta({"type": "text_delta", "text": event.text})
+        elif isinstance(event, ReasoningDelta):
+            blocks.ensure(_THINKING_BLOCK, {"type": "thinking", "thinking": "", "signature": ""})
+            if event.text:
+                blocks.delta({"type": "thinking_delta", "thinking": event.text})
+            if event.signature is not None:
+                blocks.delta({"type": "signature_delta", "signature": event.signature})
+        elif isinstance(event, ToolCallStarted):
+            start: dict[str, Any] = {
+                "type": "tool_use",
+                "id": event.id,
+                "name": event.name,
+                "input": {},
+            }
+            blocks.start(("tool_use", event.index), start)
+            blocks.tools[event.index] = blocks.number
+        elif isinstance(event, ToolCallDelta):
+            if blocks.open != ("tool_use", event.index):
+                raise _cannot("messages", f"{event!r} outside its tool call's block")
+            blocks.delta({"type": "input_json_delta", "partial_json": event.arguments})
+        elif isinstance(event, ToolCallCompleted):
+            if blocks.open == ("tool_use", event.index):
+                blocks.close()
+        else:
+            raise _cannot("messages", event)
+    blocks.close()
+    if blocks.count == 0:  # a reply always has a block: an empty text one at least
+        blocks.start(_TEXT_BLOCK, {"type": "text", "text": ""})
+        blocks.close()
+    delta: dict[str, Any] = {
+        "type": "message_delta",
+        "delta": {"stop_reason": finish, "stop_sequence": None},
+    }
+    if usage is not None:
+        delta["usage"] = {"output_tokens": usage.output_tokens}
+    blocks.event("message_delta", delta)
+    blocks.event("message_stop", {"type": "message_stop"})
+    return out
+
+
+def _anthropic_response(
+    events: list[StreamingEvent], model: str, response_id: str
+) -> dict[str, Any]:
+    reply = _accumulate(events)
+    if reply.refusal is not None:
+        raise _cannot("messages", f"refusal {reply.refusal!r}")
+    blocks: list[dict[str, Any]] = []
+    thinking = bool(reply.reasoning or reply.reasoning_signature)
+    if thinking:
+        blocks.append(
+            {
+                "type": "thinking",
+                "thinking": reply.reasoning,
+                "signature": reply.reasoning_signature or "",
+            }
+        )
+    if reply.content or not (thinking or reply.tool_calls):
+        blocks.append({"type": "text", "text": reply.content})
+    blocks += [
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.arguments)}
+        for call in reply.tool_calls
+    ]
+    finish = reply.finish_reason
+    message: dict[str, Any] = {
+        "id": response_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": finish.raw or finish.normalized if finish else None,
+        "stop_sequence": None,
+    }
+    if reply.usage is not None:
+        message["usage"] = _anthropic_usage(reply.usage, reply.usage.output_tokens)
+    return message
+
+
+# -- Gemini generateContent
+
+
+def _gemini_usage(usage: Usage) -> dict[str, int]:
+    # Gemini counts thoughts apart from the candidates, and adds both into the total.
+    thoughts = usage.reasoning_tokens
+    out = {
+        "promptTokenCount": usage.input_tokens,
+        "candidatesTokenCount": usage.output_tokens - (thoughts or 0),
+        "totalTokenCount": usage.total_tokens,
+    }
+    if thoughts is not None:
+        out["thoughtsTokenCount"] = thoughts
+    if usage.cached_input_tokens is not None:
+        out["cachedContentTokenCount"] = usage.cached_input_tokens
+    return out
+
+
+def _gemini_call(call_id: str | None, name: str, arguments: Any, signature: str | None) -> Any:
+    function: dict[str, Any] = {"id": call_id} if call_id is not None else {}
+    function["name"] = name
+    function["args"] = arguments
+    part: dict[str, Any] = {"functionCall": function}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def _gemini_frame(
+    parts: list[dict[str, Any]],
+    model: str,
+    response_id: str,
+    finish: str | None,
+    usage: Usage | None,
+) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    candidate["index"] = 0
+    frame: dict[str, Any] = {"candidates": [candidate]}
+    if usage is not None:
+        frame["usageMetadata"] = _gemini_usage(usage)
+    frame["modelVersion"] = model
+    frame["responseId"] = response_id
+    return frame
+
+
+def _gemini_parts(events: list[StreamingEvent]) -> list[dict[str, Any]]:
+    """One part per event; a tool call whole, at its ``ToolCallStarted``."""
+    arguments: dict[int, list[str]] = {}
+    signatures: dict[int, str | None] = {}
+    for event in events:
+        if isinstance(event, ToolCallDelta):
+            arguments.setdefault(event.index, []).append(event.arguments)
+        elif isinstance(event, ToolCallCompleted):
+            signatures[event.index] = event.tool_call.signature
+    parts: list[dict[str, Any]] = []
+    for event in events:
+        if isinstance(event, ContentDelta):
+            parts.append({"text": event.text})
+        elif isinstance(event, ReasoningDelta):
+            part: dict[str, Any] = {"text": event.text}
+            if event.text:
+                part["thought"] = True
+            if event.signature is not None:
+                part["thoughtSignature"] = event.signature
+            parts.append(part)
+        elif isinstance(event, ToolCallStarted):
+            text = "".join(arguments.get(event.index, ()))
+            args = _json.loads(text) if text.strip() else {}
+            if not isinstance(args, dict):
+                raise _cannot("generate_content", f"tool arguments {text!r} (not an object)")
+            signature = signatures.get(event.index)
+            parts.append(_gemini_call(event.id, event.name, args, signature))
+        elif isinstance(event, RefusalDelta):
+            raise _cannot("generate_content", event)
+    return parts
+
+
+def _gemini_stream(
+    events: list[StreamingEvent], model: str, response_id: str, *, sse: bool
+) -> list[str]:
+    body, usage, finish = _split(events)
+    # A stream has at least one candidate: an empty text part when nothing else is said.
+    parts = _gemini_parts(body) or [{"text": ""}]
+    last = len(parts) - 1
+    frames = [
+        dumps(
+            _gemini_frame(
+                [part],
+                model,
+                response_id,
+                finish if i == last else None,
+                usage if i == last else None,
+            )
+        )
+        for i, part in enumerate(parts)
+    ]
+    if sse:
+        # Gemini frames its events with CRLF and ends the stream without a sentinel.
+        return [f"data: {frame}\r\n\r\n" for frame in frames]
+    # Without ?alt=sse the stream is one JSON array, written an element at a time.
+    pieces = [("[" if i == 0 else ",\r\n") + frame for i, frame in enumerate(frames)]
+    pieces[-1] += "]"
+    return pieces
+
+
+def _gemini_response(events: list[StreamingEvent], model: str, response_id: str) -> dict[str, Any]:
+    reply = _accumulate(events)
+    if reply.refusal is not None:
+        raise _cannot("generate_content", f"refusal {reply.refusal!r}")
+    parts: list[dict[str, Any]] = []
+    if reply.reasoning:
+        parts.append({"text": reply.reasoning, "thought": True})
+    if reply.content or not (reply.reasoning or reply.tool_calls):
+        parts.append({"text": reply.content})
+    if reply.reasoning_signature is not None:
+        # the signature rides on the last part that is not a function call
+        if not parts:
+            parts.append({"text": ""})
+        parts[-1]["thoughtSignature"] = reply.reasoning_signature
+    parts += [
+        _gemini_call(call.id, call.name, dict(call.arguments), call.signature)
+        for call in reply.tool_calls
+    ]
+    finish = reply.finish_reason
+    raw = finish.raw or finish.normalized if finish is not None else None
+    return _gemini_frame(parts, model, response_id, raw, reply.usage)
+
+
+# ------------------------------------------------------------- scripted replies
 
 
 @attrs.frozen
-class _Call:
-    id: str | None
-    name: str
-    arguments: dict[str, Any]
-    #: The arguments as compact JSON (what OpenAI and Anthropic stream in fragments).
-    json: str
+class _Style:
+    """How the mock fills in what a ``ScriptedReply`` leaves out, per dialect."""
+
+    #: the response id, formatted with the request's number
+    response_id: str
+    #: prefix of generated tool-call ids; None: the dialect sends calls without ids
+    call_id_prefix: str | None
+    stop: str
+    tool_stop: str
+    json_headers: Mapping[str, str]
+    sse_headers: Mapping[str, str]
+    #: thinking is signed (Anthropic), so the signature goes back next turn
+    signs_reasoning: bool = False
+    #: reasoning tokens are reported apart (Gemini's thoughtsTokenCount)
+    counts_thoughts: bool = False
+    #: a stream carries usage only when the request asks (OpenAI ``include_usage``)
+    streams_usage_if_asked: bool = False
 
 
-@attrs.frozen
-class _Turn:
-    """A ``ScriptedReply`` resolved against one request: everything but the framing."""
+_STYLES: Mapping[Dialect, _Style] = {
+    "chat_completions": _Style(
+        "chatcmpl-mock-{}",
+        "call_",
+        "stop",
+        "tool_calls",
+        JSON_HEADERS,
+        SSE_HEADERS,
+        streams_usage_if_asked=True,
+    ),
+    "messages": _Style(
+        "msg_mock_{}",
+        "toolu_mock_",
+        "end_turn",
+        "tool_use",
+        JSON_HEADERS,
+        SSE_HEADERS,
+        signs_reasoning=True,
+    ),
+    "generate_content": _Style(
+        "mock-{}",
+        None,
+        "STOP",  # also with function calls
+        "STOP",
+        GEMINI_JSON_HEADERS,
+        GEMINI_SSE_HEADERS,
+        counts_thoughts=True,
+    ),
+}
 
-    scripted: ScriptedReply
-    request: dict[str, Any]
-    number: int
-    model: str
-    calls: list[_Call]
-    prompt_tokens: int
-    completion_tokens: int
-    stream: bool
 
-    def chunks(self, text: str) -> Iterator[str]:
-        size = self.scripted.chunk_size
-        return (text[i : i + size] for i in range(0, len(text), size))
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def render(
@@ -196,271 +756,60 @@ def render(
     next_id: NextId,
 ) -> Rendered:
     """Render ``scripted`` as the exact bytes the endpoint's provider would send."""
+    dialect = endpoint.dialect
+    style = _STYLES[dialect]
     req: dict[str, Any] = request if isinstance(request, dict) else {}
     requested = endpoint.model if endpoint.model is not None else req.get("model")
     model = scripted.model or (requested if isinstance(requested, str) else "mock")
-    calls: list[_Call] = []
-    for call in scripted.tool_calls:
+    stream = endpoint.stream if endpoint.stream is not None else req.get("stream") is True
+    size = scripted.chunk_size
+
+    events: list[StreamingEvent] = [ReasoningDelta(t) for t in _chunks(scripted.reasoning, size)]
+    if scripted.reasoning and style.signs_reasoning:
+        events.append(ReasoningDelta("", signature=f"mock-signature-{number}"))
+    events += [ContentDelta(text) for text in _chunks(scripted.content, size)]
+    call_texts: list[str] = []
+    for index, call in enumerate(scripted.tool_calls):
         if isinstance(call, Sequence):  # a (name, arguments) pair
             (name, arguments), call_id = call, None
         else:
             name, arguments, call_id = call.name, call.arguments, call.id
+        if style.call_id_prefix is None:
+            call_id = None
+        elif call_id is None:
+            call_id = next_id(style.call_id_prefix)
         args = dict(arguments)
-        calls.append(_Call(call_id, name, args, dumps(args)))
+        text = dumps(args)
+        call_texts.append(text)
+        events.append(ToolCallStarted(index, call_id, name))
+        events += [ToolCallDelta(index, fragment) for fragment in _chunks(text, size)]
+        events.append(ToolCallCompleted(index, ToolCall(call_id, name, args, text)))
+
     if scripted.usage is not None:
         prompt_tokens, completion_tokens = scripted.usage
     else:
-        prompt_tokens = max(1, _prompt_words(endpoint.dialect, req))
-        generated = [scripted.content, scripted.reasoning, *(call.json for call in calls)]
+        prompt_tokens = max(1, _prompt_words(dialect, req))
+        generated = [scripted.content, scripted.reasoning, *call_texts]
         completion_tokens = max(1, sum(_words(text) for text in generated))
-    stream = endpoint.stream if endpoint.stream is not None else req.get("stream") is True
-    turn = _Turn(scripted, req, number, model, calls, prompt_tokens, completion_tokens, stream)
-    if endpoint.dialect == "messages":
-        return _render_anthropic(turn, next_id)
-    if endpoint.dialect == "generate_content":
-        return _render_gemini(turn, sse=endpoint.sse)
-    return _render_openai(turn, next_id)
+    thoughts = None
+    if scripted.reasoning and style.counts_thoughts:
+        thoughts = min(max(1, _words(scripted.reasoning)), completion_tokens)
+    options = req.get("stream_options")
+    asked = isinstance(options, dict) and options.get("include_usage") is True
+    if not stream or not style.streams_usage_if_asked or asked:
+        events.append(Usage(prompt_tokens, completion_tokens, reasoning_tokens=thoughts))
+    raw = scripted.finish_reason or (style.tool_stop if call_texts else style.stop)
+    events.append(Finished(normalize_finish(raw, {}, bool(call_texts))))
 
-
-def _stream_rendered(headers: Mapping[str, str], events: Sequence[str]) -> Rendered:
-    return Rendered(headers, [event.encode() for event in events], streamed=True)
-
-
-def _json_rendered(headers: Mapping[str, str], body: Any) -> Rendered:
-    return Rendered(headers, [dumps(body).encode()])
-
-
-# -- OpenAI chat completions
-
-
-def _render_openai(turn: _Turn, next_id: NextId) -> Rendered:
-    scripted = turn.scripted
-    calls = [(call.id or next_id("call_"), call.name, call.json) for call in turn.calls]
-    finish_reason = scripted.finish_reason or ("tool_calls" if calls else "stop")
-    usage = {
-        "prompt_tokens": turn.prompt_tokens,
-        "completion_tokens": turn.completion_tokens,
-        "total_tokens": turn.prompt_tokens + turn.completion_tokens,
-    }
-    completion_id = f"chatcmpl-mock-{turn.number}"
+    response_id = style.response_id.format(number)
     created = int(time.time())
-    model = turn.model
-
-    if not turn.stream:
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": None if not scripted.content and calls else scripted.content,
-            "refusal": None,
-        }
-        if scripted.reasoning:
-            message["reasoning_content"] = scripted.reasoning
-        if calls:
-            message["tool_calls"] = [
-                {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
-                for cid, name, args in calls
-            ]
-        completion = {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
-            ],
-            "usage": usage,
-        }
-        return _json_rendered(JSON_HEADERS, completion)
-
-    stream_options = turn.request.get("stream_options")
-    include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        frame: dict[str, Any] = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if include_usage:
-            frame["usage"] = None  # as the real API does on every chunk but the last
-        return f"data: {dumps(frame)}\n\n"
-
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"reasoning_content": text}) for text in turn.chunks(scripted.reasoning)]
-    events += [chunk({"content": text}) for text in turn.chunks(scripted.content)]
-    for index, (cid, name, args) in enumerate(calls):
-        start = {"index": index, "id": cid, "type": "function"}
-        events.append(
-            chunk({"tool_calls": [{**start, "function": {"name": name, "arguments": ""}}]})
+    if not stream:
+        body = encode_response(
+            dialect, events, model=model, response_id=response_id, created=created
         )
-        for fragment in turn.chunks(args):
-            delta = {"index": index, "function": {"arguments": fragment}}
-            events.append(chunk({"tool_calls": [delta]}))
-    events.append(chunk({}, finish_reason))
-    if include_usage:
-        usage_frame = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": usage,
-        }
-        events.append(f"data: {dumps(usage_frame)}\n\n")
-    events.append("data: [DONE]\n\n")
-    return _stream_rendered(SSE_HEADERS, events)
-
-
-# -- Anthropic Messages
-
-
-def _render_anthropic(turn: _Turn, next_id: NextId) -> Rendered:
-    scripted = turn.scripted
-    calls = [(call.id or next_id("toolu_mock_"), call) for call in turn.calls]
-    stop_reason = scripted.finish_reason or ("tool_use" if calls else "end_turn")
-    message_id = f"msg_mock_{turn.number}"
-    signature = f"mock-signature-{turn.number}"
-    # Real replies always carry some block; a bare text block when nothing else is asked.
-    with_text = bool(scripted.content) or not (scripted.reasoning or calls)
-
-    if not turn.stream:
-        blocks: list[dict[str, Any]] = []
-        if scripted.reasoning:
-            blocks.append(
-                {"type": "thinking", "thinking": scripted.reasoning, "signature": signature}
-            )
-        if with_text:
-            blocks.append({"type": "text", "text": scripted.content})
-        blocks += [
-            {"type": "tool_use", "id": cid, "name": call.name, "input": call.arguments}
-            for cid, call in calls
-        ]
-        message = {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": turn.model,
-            "content": blocks,
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": turn.prompt_tokens,
-                "output_tokens": turn.completion_tokens,
-            },
-        }
-        return _json_rendered(JSON_HEADERS, message)
-
-    def event(name: str, data: Mapping[str, Any]) -> str:
-        return f"event: {name}\ndata: {dumps(data)}\n\n"
-
-    def block(index: int, start: Mapping[str, Any], deltas: Sequence[Mapping[str, Any]]) -> None:
-        events.append(
-            event(
-                "content_block_start",
-                {"type": "content_block_start", "index": index, "content_block": start},
-            )
-        )
-        for delta in deltas:
-            frame = {"type": "content_block_delta", "index": index, "delta": delta}
-            events.append(event("content_block_delta", frame))
-        events.append(event("content_block_stop", {"type": "content_block_stop", "index": index}))
-
-    start_message: dict[str, Any] = {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": turn.model,
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": turn.prompt_tokens, "output_tokens": 1},
-    }
-    events = [
-        event("message_start", {"type": "message_start", "message": start_message}),
-        'event: ping\ndata: {"type": "ping"}\n\n',  # spaced, as the real API sends it
-    ]
-    index = 0
-    if scripted.reasoning:
-        thinking = [
-            {"type": "thinking_delta", "thinking": text} for text in turn.chunks(scripted.reasoning)
-        ]
-        thinking.append({"type": "signature_delta", "signature": signature})
-        block(index, {"type": "thinking", "thinking": "", "signature": ""}, thinking)
-        index += 1
-    if with_text:
-        text = [{"type": "text_delta", "text": text} for text in turn.chunks(scripted.content)]
-        block(index, {"type": "text", "text": ""}, text)
-        index += 1
-    for cid, call in calls:
-        start = {"type": "tool_use", "id": cid, "name": call.name, "input": {}}
-        fragments = [
-            {"type": "input_json_delta", "partial_json": fragment}
-            for fragment in turn.chunks(call.json)
-        ]
-        block(index, start, fragments)
-        index += 1
-    delta = {
-        "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-        "usage": {"output_tokens": turn.completion_tokens},
-    }
-    events.append(event("message_delta", delta))
-    events.append(event("message_stop", {"type": "message_stop"}))
-    return _stream_rendered(SSE_HEADERS, events)
-
-
-# -- Gemini generateContent
-
-
-def _render_gemini(turn: _Turn, *, sse: bool) -> Rendered:
-    scripted = turn.scripted
-    finish_reason = scripted.finish_reason or "STOP"  # also with function calls
-    # Gemini counts thoughts apart from the candidates, and adds both into the total.
-    thoughts = min(max(1, _words(scripted.reasoning)), turn.completion_tokens)
-    usage: dict[str, int] = {
-        "promptTokenCount": turn.prompt_tokens,
-        "candidatesTokenCount": turn.completion_tokens - (thoughts if scripted.reasoning else 0),
-        "totalTokenCount": turn.prompt_tokens + turn.completion_tokens,
-    }
-    if scripted.reasoning:
-        usage["thoughtsTokenCount"] = thoughts
-    calls: list[dict[str, Any]] = [
-        {"functionCall": {"name": call.name, "args": call.arguments}} for call in turn.calls
-    ]
-    with_text = bool(scripted.content) or not (scripted.reasoning or calls)
-    response_id = f"mock-{turn.number}"
-
-    def response(parts: list[dict[str, Any]], last: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
-        if last:
-            candidate["finishReason"] = finish_reason
-        candidate["index"] = 0
-        frame: dict[str, Any] = {"candidates": [candidate]}
-        if last:
-            frame["usageMetadata"] = usage
-        frame["modelVersion"] = turn.model
-        frame["responseId"] = response_id
-        return frame
-
-    if not turn.stream:
-        parts: list[dict[str, Any]] = []
-        if scripted.reasoning:
-            parts.append({"text": scripted.reasoning, "thought": True})
-        if with_text:
-            parts.append({"text": scripted.content})
-        parts += calls
-        return _json_rendered(GEMINI_JSON_HEADERS, response(parts, last=True))
-
-    deltas = [{"text": text, "thought": True} for text in turn.chunks(scripted.reasoning)]
-    if with_text:
-        deltas += [{"text": text} for text in turn.chunks(scripted.content)] or [{"text": ""}]
-    deltas += calls
-    frames = [dumps(response([part], i == len(deltas) - 1)) for i, part in enumerate(deltas)]
-    if sse:
-        # Gemini frames its events with CRLF and ends the stream without a sentinel.
-        return _stream_rendered(GEMINI_SSE_HEADERS, [f"data: {frame}\r\n\r\n" for frame in frames])
-    # Without ?alt=sse the stream is one JSON array, written an element at a time.
-    pieces = [("[" if i == 0 else ",\r\n") + frame for i, frame in enumerate(frames)]
-    pieces[-1] += "]"
-    return _stream_rendered(GEMINI_JSON_HEADERS, pieces)
+        return Rendered(style.json_headers, [dumps(body).encode()])
+    pieces = encode_stream(
+        dialect, events, model=model, response_id=response_id, created=created, sse=endpoint.sse
+    )
+    headers = style.sse_headers if endpoint.sse else style.json_headers
+    return Rendered(headers, pieces, streamed=True)
