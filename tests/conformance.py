@@ -270,3 +270,25 @@ async def client_result(
         return await builder.execute(), None
     except AiLibError as exc:
         return None, exc
+
+
+async def replay_end_to_end(case: dict[str, Any], model: str, split: str, seed: int) -> Any:
+    """Replay the case's exact bytes from the loopback mock, run its request through
+    ``open_client(model)`` (one attempt: the case is one recorded response), check the
+    result, and return the request the mock recorded."""
+    from ailib_anyio import open_client
+    from ailib_anyio.testing import MockProvider
+
+    async with MockProvider() as mock:
+        mock.enqueue(replay_reply(case, split, seed=seed))
+        async with open_client(
+            model,
+            api_key="test-key",
+            base_url=mock.openai_base_url,
+            timeout=replay_timeout(case),
+            max_retries=0,
+        ) as client:
+            response, error = await client_result(client, case)
+            assert client.current_inflight == 0
+        check(case, response, error)
+        return mock.requests[0]

@@ -21,23 +21,19 @@ from conformance import (
     PROVIDER_MANIFESTS,
     case_model,
     check,
-    client_result,
     core_result,
     load_cases,
     provider_model_for,
-    replay_reply,
-    replay_timeout,
+    replay_end_to_end,
     shared_dir,
 )
 
-from ailib_anyio import open_client
 from ailib_anyio._core._mapping import _STANDARD_FINISH, ResponseAccumulator, StreamPipeline
 from ailib_anyio._errors import STANDARD_KINDS
 from ailib_anyio._protocol._loader import load_manifest
 from ailib_anyio._protocol._models import API_FAMILIES
 from ailib_anyio._protocol._registry import ProtocolRegistry, builtin_protocol_dir
 from ailib_anyio._types import RateLimitSnapshot
-from ailib_anyio.testing import MockProvider
 
 #: every dialect of chat traffic (the embeddings cases are not chat responses)
 CASES = load_cases("openai-chat", "anthropic-messages", "gemini")
@@ -79,30 +75,16 @@ async def test_case_end_to_end_with_provider_manifest(case: dict[str, Any], spli
     """The loopback mock replays the case's exact bytes (whole, one byte per write, or in
     random writes); open_client with the provider's own manifest (auth, endpoint, encoder,
     stream rules, error tables) must give the expected result."""
-    reply = replay_reply(case, split, seed=11)
-    timeout = replay_timeout(case)
-    async with MockProvider() as mock:
-        mock.enqueue(reply)
-        async with open_client(
-            provider_model_for(case),
-            api_key="test-key",
-            base_url=mock.openai_base_url,
-            timeout=timeout,
-            max_retries=0,  # the case is one recorded response
-        ) as client:
-            response, error = await client_result(client, case)
-            assert client.current_inflight == 0
-        check(case, response, error)
-        sent = mock.requests[0]
-        assert "test-key" in sent.headers[AUTH_HEADERS[case["dialect"]]]
-        assert "test-key" not in sent.path
-        if case["dialect"] == "gemini":
-            streamed = sent.path.endswith(":streamGenerateContent?alt=sse")
-            assert streamed is bool(case["stream"])
-            assert f"/models/{case_model(case)}:" in sent.path
-        else:
-            assert sent.json["model"] == case["request"]["body"]["model"]
-            assert sent.json.get("stream", False) is bool(case["stream"])
+    sent = await replay_end_to_end(case, provider_model_for(case), split, seed=11)
+    assert "test-key" in sent.headers[AUTH_HEADERS[case["dialect"]]]
+    assert "test-key" not in sent.path
+    if case["dialect"] == "gemini":
+        streamed = sent.path.endswith(":streamGenerateContent?alt=sse")
+        assert streamed is bool(case["stream"])
+        assert f"/models/{case_model(case)}:" in sent.path
+    else:
+        assert sent.json["model"] == case["request"]["body"]["model"]
+        assert sent.json.get("stream", False) is bool(case["stream"])
 
 
 @pytest.mark.parametrize("case", CASES)

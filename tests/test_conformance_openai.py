@@ -16,16 +16,11 @@ from typing import Any
 import pytest
 from conformance import (
     check,
-    client_result,
     core_result,
     load_cases,
     model_for,
-    replay_reply,
-    replay_timeout,
+    replay_end_to_end,
 )
-
-from ailib_anyio import open_client
-from ailib_anyio.testing import MockProvider
 
 CASES = load_cases("openai-chat")
 
@@ -44,21 +39,7 @@ def test_core_replay(case: dict[str, Any], how: str) -> None:
 @pytest.mark.parametrize("split", ["whole", "random"])
 @pytest.mark.parametrize("case", CASES)
 async def test_replay_through_mock_provider(case: dict[str, Any], split: str) -> None:
-    reply = replay_reply(case, split, seed=7)
-    timeout = replay_timeout(case)
-    async with MockProvider() as mock:
-        mock.enqueue(reply)
-        async with open_client(
-            model_for(case),
-            api_key="test-key",
-            base_url=mock.openai_base_url,
-            timeout=timeout,
-            max_retries=0,  # the case is one recorded response
-        ) as client:
-            response, error = await client_result(client, case)
-            assert client.current_inflight == 0
-        check(case, response, error)
-        sent = mock.requests[0]
-        assert sent.json["model"] == case["request"]["body"]["model"]
-        assert sent.headers["authorization"] == "Bearer test-key"
-        assert sent.json.get("stream", False) is bool(case["stream"])
+    sent = await replay_end_to_end(case, model_for(case), split, seed=7)
+    assert sent.json["model"] == case["request"]["body"]["model"]
+    assert sent.headers["authorization"] == "Bearer test-key"
+    assert sent.json.get("stream", False) is bool(case["stream"])
