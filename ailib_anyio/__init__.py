@@ -38,7 +38,10 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import QuotaExhaustedError as QuotaExhaustedError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import ReadTimeoutError as ReadTimeoutError
+from ._errors import RemoteContextLengthExceededError as RemoteContextLengthExceededError
 from ._errors import RemoteError as RemoteError
+from ._errors import RemoteInvalidRequestError as RemoteInvalidRequestError
+from ._errors import RemoteRequestTooLargeError as RemoteRequestTooLargeError
 from ._errors import RemoteTimeoutError as RemoteTimeoutError
 from ._errors import RequestTooLargeError as RequestTooLargeError
 from ._errors import ServerError as ServerError
@@ -182,7 +185,10 @@ __all__ = [
     "ReadTimeoutError",
     "ReasoningDelta",
     "RefusalDelta",
+    "RemoteContextLengthExceededError",
     "RemoteError",
+    "RemoteInvalidRequestError",
+    "RemoteRequestTooLargeError",
     "RemoteTimeoutError",
     "RequestTooLargeError",
     "RetryConfig",

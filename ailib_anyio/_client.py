@@ -46,11 +46,9 @@ from ._core._ratelimit import parse_rate_limits
 from ._errors import (
     AiLibError,
     ConfigurationError,
-    ContextLengthExceededError,
     DeadlineExceededError,
     FirstTokenTimeoutError,
     IdleTimeoutError,
-    InvalidRequestError,
     MalformedResponseError,
     RemoteError,
     TransportError,
@@ -71,6 +69,15 @@ from ._types import (
     StreamingEvent,
     ToolChoice,
     ToolDefinition,
+)
+from ._validate import (
+    check_base_url,
+    check_mapping,
+    check_number,
+    check_request,
+    check_response_format,
+    check_tool_choice,
+    json_problem,
 )
 
 if TYPE_CHECKING:
@@ -164,10 +171,8 @@ class Client:
         self.max_inflight: float = (
             max_inflight if max_inflight is not None else _default_max_inflight()
         )
-        if base_url is not None and not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"base_url must start with http:// or https://, got {base_url!r}"
-            )
+        if base_url is not None:
+            check_base_url(base_url)
         self.base_url = (base_url or self.manifest.endpoint.base_url).rstrip("/")
         if timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
             raise ConfigurationError(
@@ -427,12 +432,18 @@ class Client:
         return {"provider": self.provider, "model": self.model_id, **extra}
 
     def _check_request(self, request: ChatRequest) -> None:
-        """Reject out-of-range parameters and capabilities the model lacks, before I/O."""
-        from ._preflight import request_problems  # loaded on the first request
+        """Reject malformed arguments, out-of-range parameters, capabilities the model
+        lacks and prompts clearly longer than its context window, before I/O."""
+        from ._preflight import preflight_error, request_problems  # loaded on first use
 
+        try:
+            check_request(request)
+        except ConfigurationError as exc:
+            exc.provider, exc.model = self.provider, self.model_id
+            raise
         problems = request_problems(self.manifest, self.model_id, request)
         if problems:
-            raise InvalidRequestError(problems[0][1], **self._context())
+            raise preflight_error(*problems[0], **self._context())
 
     def _encode(self, request: ChatRequest) -> bytes:
         self._check_request(request)
@@ -441,7 +452,13 @@ class Client:
         except AiLibError as exc:
             exc.provider, exc.model = self.provider, self.model_id
             raise
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            return json.dumps(
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+        except (ValueError, TypeError, RecursionError) as exc:  # UnicodeError is a ValueError
+            problem = json_problem(body, "the request body") or f"the request body: {exc}"
+            raise ConfigurationError(problem, **self._context()) from None
 
     def _rate_limits(self, response: httpx.Response) -> RateLimitSnapshot | None:
         return parse_rate_limits(self.manifest.rate_limit_headers, response.headers)
@@ -463,7 +480,7 @@ class Client:
         partial: ChatResponse | None = None,
         mid_stream: bool = False,
     ) -> RemoteError:
-        cls = ContextLengthExceededError if info.context_length else error_class_for_kind(info.kind)
+        cls = error_class_for_kind(info.kind, context_length=info.context_length)
         where = " (in the stream)" if mid_stream else ""
         return cls(
             f"{info.kind}{where}: {info.message}",
@@ -668,7 +685,7 @@ class ChatBuilder:
 
     def message(self, message: Message) -> ChatBuilder:
         if not isinstance(message, Message):
-            raise TypeError(f"expected a Message, got {type(message).__name__}")
+            raise ConfigurationError(f"message must be a Message, got {type(message).__name__}")
         self._messages.append(message)
         return self
 
@@ -715,16 +732,26 @@ class ChatBuilder:
     def tools(self, tools: Sequence[ToolDefinition]) -> ChatBuilder:
         for t in tools:
             if not isinstance(t, ToolDefinition):
-                raise TypeError(f"expected ToolDefinition objects, got {type(t).__name__}")
+                raise ConfigurationError(
+                    f"tools must be ToolDefinition objects, got {type(t).__name__}"
+                )
         return self._set("tools", tuple(tools))
 
     def tool_choice(self, choice: ToolChoice) -> ChatBuilder:
+        """``"auto"``, ``"none"``, ``"required"`` or the name of one of the request's tools
+        (checked by ``build``)."""
+        if not isinstance(choice, str):
+            raise ConfigurationError(f"tool_choice must be a string, got {choice!r}")
         return self._set("tool_choice", choice)
 
     def response_format(self, value: Mapping[str, Any]) -> ChatBuilder:
+        """An OpenAI-style format: ``{"type": "json_object"}``, ``{"type": "json_schema",
+        "json_schema": {...}}`` or ``{"type": "text"}``."""
+        check_response_format(value)
         return self._set("response_format", value)
 
     def extra_body(self, value: Mapping[str, Any]) -> ChatBuilder:
+        check_mapping("extra_body", value)
         return self._set("extra_body", value)
 
     def timeout(self, seconds: float) -> ChatBuilder:
@@ -735,6 +762,8 @@ class ChatBuilder:
     def build(self, *, stream: bool = False) -> ChatRequest:
         if not self._messages:
             raise ConfigurationError("a chat request needs at least one message")
+        if "tool_choice" in self._params:
+            check_tool_choice(self._params["tool_choice"], self._params.get("tools", ()))
         return ChatRequest(
             model=self._client.model_id,
             messages=tuple(self._messages),
@@ -770,9 +799,7 @@ def _token_estimate(content: bytes, request: ChatRequest) -> int:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}")
-    return float(value)
+    return check_number(name, value)
 
 
 class _TargetStream(_ClosedOnExit):

@@ -2,7 +2,12 @@
 
     AiLibError
     ├── ProtocolError                 a manifest is invalid (every problem, located)
-    ├── ConfigurationError            bad arguments: unknown provider, missing API key, ...
+    ├── ConfigurationError            an argument the library cannot use: unknown provider,
+    │                                 missing API key, malformed base_url, a message whose
+    │                                 content is not text or blocks, NaN in a body...
+    ├── InvalidRequestError           the request is invalid (found here or by the provider)
+    │   └── RequestTooLargeError
+    │       └── ContextLengthExceededError
     ├── TransportError                the connection failed (connect, read, write)
     ├── TimeoutError                  a deadline the library set ran out
     │   ├── ConnectTimeoutError
@@ -14,9 +19,9 @@
     ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     └── RemoteError                   the provider answered with an error
-        ├── InvalidRequestError
-        │   └── RequestTooLargeError
-        │       └── ContextLengthExceededError
+        ├── RemoteInvalidRequestError     (also an InvalidRequestError)
+        │   └── RemoteRequestTooLargeError    (also a RequestTooLargeError)
+        │       └── RemoteContextLengthExceededError  (also a ContextLengthExceededError)
         ├── AuthenticationError
         ├── PermissionDeniedError
         ├── NotFoundError
@@ -26,6 +31,16 @@
         ├── ServerError
         ├── RemoteTimeoutError        (the provider said 408/504/DEADLINE_EXCEEDED)
         └── ContentFilterError
+
+Where an error was found is one axis, what is wrong another. ``except RemoteError`` catches
+only what a provider said; a problem found before any I/O is never a ``RemoteError``.
+``except InvalidRequestError`` (or ``ContextLengthExceededError``) catches the problem
+wherever it was found: the library's own refusal (a parameter outside the manifest's
+range, a capability the model lacks, something the API family cannot express, a prompt
+clearly longer than the model's context window) raises the class itself, with
+``status_code=None``; the provider's refusal raises its ``Remote*`` subclass. Malformed
+arguments (wrong type, unknown role, no JSON) are ``ConfigurationError``s, raised where
+they are passed, naming the argument.
 
 Each error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``kind`` (the
 AI-Protocol standard error name), ``retryable`` and ``retry_after``; errors raised after a
@@ -64,7 +79,10 @@ __all__ = [
     "QuotaExhaustedError",
     "RateLimitedError",
     "ReadTimeoutError",
+    "RemoteContextLengthExceededError",
     "RemoteError",
+    "RemoteInvalidRequestError",
+    "RemoteRequestTooLargeError",
     "RemoteTimeoutError",
     "RequestTooLargeError",
     "ServerError",
@@ -257,16 +275,41 @@ class RemoteError(AiLibError):
     kind = "server_error"
 
 
-class InvalidRequestError(RemoteError):
+class InvalidRequestError(AiLibError):
+    """The request is invalid. Raised as is (``status_code=None``) when the library finds
+    it before any I/O; a provider's refusal is a ``RemoteInvalidRequestError``."""
+
     kind = "invalid_request"
 
 
 class RequestTooLargeError(InvalidRequestError):
+    """The request is too large for the provider or model."""
+
     kind = "request_too_large"
 
 
 class ContextLengthExceededError(RequestTooLargeError):
-    """The prompt does not fit the model's context window."""
+    """The prompt does not fit the model's context window. Raised as is, before any I/O,
+    when the prompt is clearly longer than the window the manifest gives for the model;
+    as ``RemoteContextLengthExceededError`` when the provider says so."""
+
+
+class RemoteInvalidRequestError(RemoteError, InvalidRequestError):
+    """The provider rejected the request as invalid (400, ``INVALID_ARGUMENT``...)."""
+
+    kind = "invalid_request"
+
+
+class RemoteRequestTooLargeError(RemoteInvalidRequestError, RequestTooLargeError):
+    """The provider rejected the request as too large (413...)."""
+
+    kind = "request_too_large"
+
+
+class RemoteContextLengthExceededError(RemoteRequestTooLargeError, ContextLengthExceededError):
+    """The provider said the prompt does not fit the model's context window."""
+
+    kind = "request_too_large"
 
 
 class AuthenticationError(RemoteError):
@@ -316,8 +359,8 @@ class ContentFilterError(RemoteError):
 _BY_KIND: dict[str, type[RemoteError]] = {
     cls.kind: cls
     for cls in (
-        InvalidRequestError,
-        RequestTooLargeError,
+        RemoteInvalidRequestError,
+        RemoteRequestTooLargeError,
         AuthenticationError,
         PermissionDeniedError,
         NotFoundError,
@@ -334,6 +377,10 @@ _BY_KIND: dict[str, type[RemoteError]] = {
 STANDARD_KINDS = frozenset(_BY_KIND)
 
 
-def error_class_for_kind(kind: str) -> type[RemoteError]:
-    """The ``RemoteError`` subclass for an AI-Protocol error kind (``ServerError`` if unknown)."""
+def error_class_for_kind(kind: str, *, context_length: bool = False) -> type[RemoteError]:
+    """The ``RemoteError`` subclass for an AI-Protocol error kind (``RemoteError`` if
+    unknown); ``RemoteContextLengthExceededError`` when the error says the prompt is too
+    long for the context window (``context_length``)."""
+    if context_length:
+        return RemoteContextLengthExceededError
     return _BY_KIND.get(kind, RemoteError)

@@ -10,19 +10,31 @@ for callers that want to know before they try.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
-from ._errors import AiLibError, CircuitOpenError, InvalidRequestError, RateLimitedError
+from ._errors import (
+    AiLibError,
+    CircuitOpenError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    RateLimitedError,
+)
 from ._protocol._models import ProviderManifest
 from ._types import ChatRequest
 
 if TYPE_CHECKING:
     from ._client import ChatBuilder, Client
 
-__all__ = ["PreflightChecker", "PreflightIssue", "request_problems"]
+__all__ = ["PreflightChecker", "PreflightIssue", "preflight_error", "request_problems"]
+
+#: A lower bound of the characters a token holds: no tokenizer in use packs more than
+#: about 6 non-space characters into an average token, so a prompt with more than
+#: ``6 * context_window`` of them is over the window with any of them. (English runs
+#: about 4 characters a token; whitespace runs can be one token, so they are not counted.)
+CHARS_PER_TOKEN_BOUND = 6
 
 # (request needs it, the model_capabilities flag that says whether the model can)
 _NEEDS = (
@@ -35,7 +47,8 @@ _NEEDS = (
 @attrs.frozen
 class PreflightIssue:
     """One reason a request would fail: ``check`` is ``"parameter"``, ``"capability"``,
-    ``"circuit"`` or ``"rate_limit"``; ``error`` is what sending it would raise."""
+    ``"context_length"``, ``"circuit"`` or ``"rate_limit"``; ``error`` is what sending it
+    would raise."""
 
     check: str
     message: str
@@ -96,14 +109,64 @@ def _capability_problems(
             yield f"{model_id} does not support {need} (its manifest says {flag}: false)"
 
 
+def _texts(request: ChatRequest) -> Iterator[str]:
+    """Every piece of text the request sends the model (the lower-bound prompt)."""
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, str):
+            yield content
+        elif content is not None:
+            for block in content:
+                if block.type == "text" and block.text:
+                    yield block.text
+        for call in message.tool_calls:
+            yield call.raw_arguments
+        if message.reasoning:
+            yield message.reasoning
+
+
+def _non_space(text: str) -> int:
+    return len(text) - sum(text.count(c) for c in " \t\n\r")
+
+
+def _context_problems(
+    manifest: ProviderManifest, model_id: str, request: ChatRequest
+) -> Iterator[str]:
+    info = manifest.model_info(model_id)
+    window = info.context_window if info is not None else None
+    if window is None:
+        return
+    bound = CHARS_PER_TOKEN_BOUND * window
+    texts = list(_texts(request))
+    if sum(map(len, texts)) <= bound:  # the common case: no need to look closer
+        return
+    chars = sum(map(_non_space, texts))
+    if chars > bound:
+        yield (
+            f"the prompt is at least {chars // CHARS_PER_TOKEN_BOUND} tokens ({chars} "
+            f"characters besides whitespace), more than {model_id}'s context window of "
+            f"{window} tokens"
+        )
+
+
 def request_problems(
     manifest: ProviderManifest, model_id: str, request: ChatRequest
 ) -> list[tuple[str, str]]:
-    """``(check, message)`` for every parameter or capability problem of ``request``."""
+    """``(check, message)`` for every parameter, capability or context-length problem of
+    ``request``: what the manifest says the provider would refuse."""
     return [
         *(("parameter", m) for m in _parameter_problems(manifest, model_id, request)),
         *(("capability", m) for m in _capability_problems(manifest, model_id, request)),
+        *(("context_length", m) for m in _context_problems(manifest, model_id, request)),
     ]
+
+
+def preflight_error(check: str, message: str, **context: Any) -> InvalidRequestError:
+    """The error a ``request_problems`` entry raises: never a ``RemoteError``, since
+    nothing was sent."""
+    if check == "context_length":
+        return ContextLengthExceededError(message, **context)
+    return InvalidRequestError(message, **context)
 
 
 class PreflightChecker:
@@ -127,7 +190,7 @@ class PreflightChecker:
         if not isinstance(request, ChatRequest):
             request = request.build()
         found = [
-            PreflightIssue(check, message, InvalidRequestError(message, **client._context()))
+            PreflightIssue(check, message, preflight_error(check, message, **client._context()))
             for check, message in request_problems(client.manifest, client.model_id, request)
         ]
         guard = client._guard

@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 import attrs
 
+from ._errors import ConfigurationError
+from ._validate import check_json
+
 __all__ = [
     "ChatRequest",
     "ChatResponse",
@@ -49,9 +52,12 @@ class ContentBlock:
 
     Build them with the class methods::
 
-        ContentBlock.text("Describe this:")
+        ContentBlock.from_text("Describe this:")
         ContentBlock.image_url("https://example.com/cat.png")
-        ContentBlock.image_base64(data, "image/png")
+        ContentBlock.image_base64(b"\x89PNG...", "image/png")
+
+    A text block needs ``text``; an image, audio or document block needs a ``url`` or
+    ``data`` (base64): anything else raises ``ConfigurationError`` here.
     """
 
     type: Literal["text", "image", "audio", "document"]
@@ -60,6 +66,25 @@ class ContentBlock:
     data: str | None = None
     media_type: str | None = None
     filename: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.type not in _BLOCK_TYPES:
+            raise ConfigurationError(
+                f"ContentBlock type must be one of {', '.join(_BLOCK_TYPES)}, got {self.type!r}"
+            )
+        for name in ("text", "url", "data", "media_type", "filename"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(
+                    f"ContentBlock {name} must be a string, got {type(value).__name__}"
+                )
+        if self.type == "text":
+            if self.text is None:
+                raise ConfigurationError("ContentBlock(type='text') needs text, got None")
+        elif self.url is None and self.data is None:
+            raise ConfigurationError(
+                f"an {self.type} ContentBlock needs a url or data, got neither"
+            )
 
     @classmethod
     def from_text(cls, text: str) -> ContentBlock:
@@ -88,8 +113,41 @@ class ContentBlock:
         return cls(type="document", data=_b64(data), media_type=media_type, filename=filename)
 
 
+_BLOCK_TYPES = ("text", "image", "audio", "document")
+
+
 def _b64(data: str | bytes) -> str:
     return base64.b64encode(data).decode("ascii") if isinstance(data, bytes) else data
+
+
+def _role(value: Any) -> MessageRole:
+    if isinstance(value, MessageRole):
+        return value
+    try:
+        return MessageRole(value)
+    except ValueError:
+        roles = ", ".join(repr(r.value) for r in MessageRole)
+        raise ConfigurationError(f"role must be one of {roles}, got {value!r}") from None
+
+
+def _check_content(_inst: object, _attr: object, value: Any) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, block in enumerate(value):
+            if not isinstance(block, ContentBlock):
+                raise ConfigurationError(
+                    f"content[{i}] must be a ContentBlock, got {type(block).__name__}"
+                )
+        return
+    raise ConfigurationError(
+        "content must be a string or a list of ContentBlock, got " + type(value).__name__
+    )
+
+
+def _optional_str(_inst: object, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"{attr.name} must be a string, got {type(value).__name__}")
 
 
 @attrs.frozen
@@ -118,11 +176,13 @@ class ToolCall:
 class Message:
     """One chat message. ``content`` is a string or a list of content blocks."""
 
-    role: MessageRole
-    content: str | Sequence[ContentBlock] | None = None
+    role: MessageRole = attrs.field(converter=_role)
+    content: str | Sequence[ContentBlock] | None = attrs.field(
+        default=None, validator=_check_content
+    )
     tool_calls: Sequence[ToolCall] = ()
-    tool_call_id: str | None = None
-    name: str | None = None
+    tool_call_id: str | None = attrs.field(default=None, validator=_optional_str)
+    name: str | None = attrs.field(default=None, validator=_optional_str)
     #: an assistant turn's reasoning and its signature, sent back where a dialect needs it
     reasoning: str | None = None
     reasoning_signature: str | None = None
@@ -168,11 +228,21 @@ class ToolDefinition:
     """A function the model may call; ``parameters`` is a JSON schema object."""
 
     name: str
-    description: str | None = None
+    description: str | None = attrs.field(default=None, validator=_optional_str)
     parameters: Mapping[str, Any] = attrs.field(
         factory=lambda: {"type": "object", "properties": {}}
     )
     strict: bool | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigurationError(f"a tool's name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.parameters, Mapping):
+            raise ConfigurationError(
+                f"tool {self.name!r} parameters must be a JSON schema object (a mapping), "
+                f"got {type(self.parameters).__name__}"
+            )
+        check_json(f"tool {self.name!r} parameters", self.parameters)
 
     @classmethod
     def from_function(

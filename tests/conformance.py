@@ -22,7 +22,7 @@ from ailib_anyio._core._mapping import (
     StreamFailure,
     StreamPipeline,
 )
-from ailib_anyio._errors import ContextLengthExceededError, error_class_for_kind
+from ailib_anyio._errors import error_class_for_kind
 from ailib_anyio._protocol._models import ProviderManifest
 from ailib_anyio._protocol._registry import ProtocolRegistry, split_model
 
@@ -144,7 +144,7 @@ def core_result(
         info = classify_error(
             manifest.error_classification, status, headers, body, mid_stream=status < 400
         )
-        cls = ContextLengthExceededError if info.context_length else error_class_for_kind(info.kind)
+        cls = error_class_for_kind(info.kind, context_length=info.context_length)
         partial = acc.build(mapper=mapper) if acc is not None else None
         return cls(
             info.message,

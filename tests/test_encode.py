@@ -121,7 +121,6 @@ def test_user_with_image_helper() -> None:
             ContentBlock(type="document", url="https://x/a.pdf"),
             "openai_chat takes documents as base64 data, not by URL",
         ),
-        (ContentBlock(type="video", url="https://x/v.mp4"), "unknown content block type 'video'"),  # type: ignore[arg-type]
     ],
 )
 def test_unsupported_content_blocks(block: ContentBlock, message: str) -> None:

@@ -32,6 +32,8 @@ Rules shared by all families:
   adds to Gemini's encoded temperature instead of dropping it.
 - What the API cannot express raises ``InvalidRequestError`` before any HTTP call, with a
   message naming the family and the problem.
+- ``extra_body`` may not ask for several choices (``n``, Gemini's ``candidateCount``): a
+  response holds one, so that raises ``ConfigurationError`` instead of dropping the rest.
 - Encoders are pure and synchronous: the request is never mutated. The Anthropic and
   Gemini encoders also copy the JSON values they take from it (tool schemas, arguments,
   ``extra_body``), so a body can be changed without touching the request.
@@ -45,7 +47,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import InvalidRequestError
+from .._errors import ConfigurationError, InvalidRequestError
 from .._types import ChatRequest, ContentBlock, Message, MessageRole, ToolCall, ToolDefinition
 
 __all__ = ["ENCODERS", "EncoderOptions", "encode_request"]
@@ -158,6 +160,20 @@ def _check_turns(turns: Turns, family: str) -> None:
             raise InvalidRequestError(f"{family} cannot send an empty user message")
 
 
+def _one_choice(body: Body, path: tuple[str, ...]) -> None:
+    """Refuse asking for several choices (through ``extra_body``): a ``ChatResponse``
+    holds one, and the others would be dropped without a word."""
+    value: Any = body
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is not None and value != 1:
+        where = "".join(f"[{key!r}]" for key in path)
+        raise ConfigurationError(
+            f"extra_body{where}={value!r} asks for several choices, but a response holds "
+            "one: leave it at 1 and send several requests"
+        )
+
+
 def _tool_call_id(msg: Message) -> str:
     if not msg.tool_call_id:
         raise InvalidRequestError("a tool message needs the tool_call_id it answers")
@@ -178,6 +194,8 @@ def _check_url(url: str, family: str, schemes: tuple[str, ...]) -> str:
 
 
 def _data_url(block: ContentBlock) -> str:
+    if block.data is None:  # pragma: no cover - ContentBlock refuses a block without either
+        raise InvalidRequestError(f"the {block.type} block has neither a url nor data")
     return f"data:{block.media_type or 'application/octet-stream'};base64,{block.data}"
 
 
@@ -288,6 +306,7 @@ def encode_openai_chat(request: ChatRequest, options: EncoderOptions) -> dict[st
             body["stream_options"] = {"include_usage": True}
     if request.extra_body:
         _merge_extra(body, request.extra_body)
+        _one_choice(body, ("n",))
     return body
 
 
@@ -671,6 +690,7 @@ def encode_gemini_generate(request: ChatRequest, options: EncoderOptions) -> dic
         _gemini_response_format(request.response_format, body)
     if request.extra_body:
         _merge_extra(body, request.extra_body)
+        _one_choice(body, ("generationConfig", "candidateCount"))
     return body
 
 

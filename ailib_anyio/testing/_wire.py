@@ -20,7 +20,6 @@ from .._core._classify import classify_error
 from .._core._mapping import DecodeFailure, EventMapper, StreamFailure, StreamPipeline
 from .._errors import (
     AiLibError,
-    ContextLengthExceededError,
     MalformedResponseError,
     error_class_for_kind,
 )
@@ -65,7 +64,7 @@ class Decoded:
 
 def _classified(manifest: ProviderManifest, body: Any, *, mid_stream: bool) -> AiLibError:
     info = classify_error(manifest.error_classification, 200, {}, body, mid_stream=mid_stream)
-    cls = ContextLengthExceededError if info.context_length else error_class_for_kind(info.kind)
+    cls = error_class_for_kind(info.kind, context_length=info.context_length)
     return cls(info.message, status_code=info.status, retryable=info.retryable)
 
 
