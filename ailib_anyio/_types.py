@@ -54,7 +54,7 @@ class ContentBlock:
 
         ContentBlock.from_text("Describe this:")
         ContentBlock.image_url("https://example.com/cat.png")
-        ContentBlock.image_base64(b"\x89PNG...", "image/png")
+        ContentBlock.image_base64(b"<png bytes>", "image/png")
 
     A text block needs ``text``; an image, audio or document block needs a ``url`` or
     ``data`` (base64): anything else raises ``ConfigurationError`` here.
@@ -83,7 +83,7 @@ class ContentBlock:
                 raise ConfigurationError("ContentBlock(type='text') needs text, got None")
         elif self.url is None and self.data is None:
             raise ConfigurationError(
-                f"an {self.type} ContentBlock needs a url or data, got neither"
+                f"ContentBlock(type={self.type!r}) needs a url or data, got neither"
             )
 
     @classmethod

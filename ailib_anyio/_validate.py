@@ -70,7 +70,7 @@ def json_problem(value: Any, where: str, *, depth: int = 0) -> str | None:
             if problem is not None:
                 return problem
         return None
-    return f"{where} is a {type(value).__name__}, which is not JSON"
+    return f"{where} is of type {type(value).__name__}, which is not JSON"
 
 
 def check_json(name: str, value: Any) -> None:

@@ -49,6 +49,7 @@ import attrs
 
 from .._errors import ConfigurationError, InvalidRequestError
 from .._types import ChatRequest, ContentBlock, Message, MessageRole, ToolCall, ToolDefinition
+from .._validate import json_problem
 
 __all__ = ["ENCODERS", "EncoderOptions", "encode_request"]
 
@@ -224,6 +225,13 @@ def _openai_part(block: ContentBlock) -> dict[str, Any]:
     raise InvalidRequestError(f"unknown content block type {block.type!r}")
 
 
+def _arguments_json(call: ToolCall) -> str:
+    problem = json_problem(call.arguments, f"tool call {call.name!r} arguments")
+    if problem is not None:
+        raise ConfigurationError(problem)
+    return json.dumps(dict(call.arguments), ensure_ascii=False)
+
+
 def _openai_message(msg: Message) -> dict[str, Any]:
     role = msg.role.value if isinstance(msg.role, MessageRole) else str(msg.role)
     out: dict[str, Any] = {"role": role}
@@ -239,8 +247,7 @@ def _openai_message(msg: Message) -> dict[str, Any]:
                 "type": "function",
                 "function": {
                     "name": call.name,
-                    "arguments": call.raw_arguments
-                    or json.dumps(dict(call.arguments), ensure_ascii=False),
+                    "arguments": call.raw_arguments or _arguments_json(call),
                 },
             }
             for call in msg.tool_calls
