@@ -726,7 +726,10 @@ class ChatBuilder:
     def stop(self, *sequences: str) -> ChatBuilder:
         flat: list[str] = []
         for s in sequences:
-            flat.extend([s] if isinstance(s, str) else list(s))
+            flat.extend([s] if isinstance(s, str) else s if isinstance(s, (list, tuple)) else [s])
+        for s in flat:
+            if not isinstance(s, str):
+                raise ConfigurationError(f"stop sequences must be strings, got {s!r}")
         return self._set("stop", tuple(flat))
 
     def tools(self, tools: Sequence[ToolDefinition]) -> ChatBuilder:
@@ -757,6 +760,8 @@ class ChatBuilder:
     def timeout(self, seconds: float) -> ChatBuilder:
         """Per-request HTTP timeout (connect, read, write), overriding the client's."""
         self._timeout = _number("timeout", seconds)
+        if self._timeout <= 0:
+            raise ConfigurationError(f"timeout must be a positive number, got {seconds!r}")
         return self
 
     def build(self, *, stream: bool = False) -> ChatRequest:

@@ -148,6 +148,14 @@ BUILDER_CASES: list[tuple[str, Callable[[ChatBuilder], object], str]] = [
         lambda b: b.user("q").tool_choice("get_time").build(),
         "tool_choice 'get_time' names no tool of the request (tools: none are set)",
     ),
+    ("stop-int", lambda b: b.stop(7), "stop sequences must be strings, got 7"),  # type: ignore[arg-type]
+    (
+        "stop-list-of-int",
+        lambda b: b.stop(["a", 7]),  # type: ignore[arg-type]
+        "stop sequences must be strings, got 7",
+    ),
+    ("timeout-inf", lambda b: b.timeout(math.inf), "timeout must be a finite number, got inf"),
+    ("timeout-zero", lambda b: b.timeout(0), "timeout must be a positive number, got 0"),
     (
         "tools-not-definitions",
         lambda b: b.tools([{"name": "f"}]),  # type: ignore[list-item]
