@@ -7,6 +7,7 @@ so a syntax error is reported where it is, at load time, with the rest of the pr
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from .._core._rules import (
     tool_calls_array_fields,
     usage_object_fields,
 )
+from ._defaults import RESPONSE_RULES, STREAM_RULES, declared_format
 
 __all__ = [
     "AuthSpec",
@@ -447,6 +449,11 @@ def _rule_list(value: Any, strict: bool) -> list[EventRule]:
             issues.append(((key, name), f"invalid JSONPath: {exc}"))
         except (TypeError, ValueError):
             issues.append(((key, name), f"expected a path, got {_describe(spec)}"))
+    if kind is EmitKind.USAGE and not fields and not composite and match is not None:
+        # `match: $.usage, emit: UsageReport` and nothing else (v2 openai.yaml): the usage
+        # object is the one the condition names
+        with contextlib.suppress(JSONPathError, TypeError, ValueError):
+            fields = usage_object_fields(str(value["match"]))
     if kind is EmitKind.USAGE and "finish_reason" in fields:
         sibling = (EmitKind.FINISH, {"finish_reason": fields.pop("finish_reason")})
     if issues or kind is None:
@@ -660,11 +667,42 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
                 data["rate_limit_headers"] = {k: v for k, v in limits.items() if v is not None}
             value = data
         manifest: ProviderManifest = base_manifest(value, cls)
-        return manifest
+        family = declared_format(value) if isinstance(value, Mapping) else None
+        return _with_format_rules(manifest, family) if family is not None else manifest
 
     conv.register_structure_hook(ProviderManifest, manifest_hook)
 
     return conv
+
+
+_FORMAT_RULES: dict[tuple[str, str], tuple[EventRule, ...]] = {}
+
+
+def _format_rules(section: str, family: str) -> tuple[EventRule, ...]:
+    """The built-in rules of a declared format, compiled once (see ``_defaults``)."""
+    rules = _FORMAT_RULES.get((section, family))
+    if rules is None:
+        table = RESPONSE_RULES if section == "response" else STREAM_RULES
+        raw = table.get(family, ())
+        rules = _FORMAT_RULES[(section, family)] = tuple(
+            rule for item in raw for rule in _rule_list(item, False)
+        )
+    return rules
+
+
+def _with_format_rules(manifest: ProviderManifest, family: str) -> ProviderManifest:
+    """Complete a manifest that declares its response format (``_defaults`` says how):
+    response rules when it has none, and stream rules for the kinds its event map omits."""
+    changes: dict[str, Any] = {}
+    if manifest.response is None:
+        changes["response"] = ResponseSpec(event_map=_format_rules("response", family))
+    streaming = manifest.streaming
+    if streaming is not None:
+        mapped = {rule.emit for rule in streaming.event_map}
+        extra = tuple(r for r in _format_rules("stream", family) if r.emit not in mapped)
+        if extra:
+            changes["streaming"] = attrs.evolve(streaming, event_map=streaming.event_map + extra)
+    return attrs.evolve(manifest, **changes) if changes else manifest
 
 
 def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | int, ...], str]]:
