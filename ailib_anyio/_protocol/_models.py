@@ -729,6 +729,51 @@ def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | in
         issues.append((where, f"must start with http:// or https://, got {url!r}"))
     elif "endpoint" not in value and url is not None and not isinstance(url, str):
         issues.append((where, f"expected a URL string, got {_describe(url)}"))
+    if "capability_profile" in value:
+        issues.extend(_capability_profile_issues(value["capability_profile"]))
+    return issues
+
+
+#: capability_profile phases -> (the dimensions each allows, those it needs one of, and the
+#: words for a profile that has none of those). The spec's schema does not define the
+#: profile; these are the rules its compliance cases and manifests use (ios_v1: inputs,
+#: outcomes and systems only, at least one; iospc_v1 adds process and contract, and needs
+#: one of the two). The messages keep the wording the compliance cases check.
+_PROFILE_PHASES: Mapping[str, tuple[frozenset[str], tuple[str, ...], str]] = {
+    "ios_v1": (
+        frozenset({"inputs", "outcomes", "systems"}),
+        ("inputs", "outcomes", "systems"),
+        "must match at least one schema in anyOf: ios_v1 needs inputs, outcomes or systems",
+    ),
+    "iospc_v1": (
+        frozenset({"inputs", "outcomes", "systems", "process", "contract"}),
+        ("process", "contract"),
+        "iospc_v1 requires process or contract",
+    ),
+}
+
+
+def _capability_profile_issues(profile: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """The staged capability profile: its phase says which dimensions it may declare."""
+    where = ("capability_profile",)
+    if not isinstance(profile, Mapping):
+        return [(where, f"capability_profile must be object, got {_describe(profile)}")]
+    phase = profile.get("phase")
+    rules = _PROFILE_PHASES.get(phase) if isinstance(phase, str) else None
+    if rules is None:
+        return []  # a later phase than this runtime knows: tolerated, like unknown keys
+    allowed, one_of, missing = rules
+    issues: list[tuple[tuple[str | int, ...], str]] = [
+        (
+            (*where, key),
+            f"must NOT have additional properties: {phase} does not allow {key!r}"
+            f" (allowed: phase, {', '.join(sorted(allowed))})",
+        )
+        for key in profile
+        if key != "phase" and key not in allowed
+    ]
+    if not any(key in profile for key in one_of):
+        issues.append((where, missing))
     return issues
 
 
