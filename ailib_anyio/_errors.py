@@ -15,8 +15,9 @@
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     └── RemoteError                   the provider answered with an error
         ├── InvalidRequestError
-        │   └── RequestTooLargeError
-        │       └── ContextLengthExceededError
+        │   ├── RequestTooLargeError
+        │   │   └── ContextLengthExceededError
+        │   └── CapabilityNotDeclaredError  the manifest declares no such capability: no I/O
         ├── AuthenticationError
         ├── PermissionDeniedError
         ├── NotFoundError
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "CapabilityNotDeclaredError",
     "CircuitOpenError",
     "ConfigurationError",
     "ConnectTimeoutError",
@@ -267,6 +269,24 @@ class RequestTooLargeError(InvalidRequestError):
 
 class ContextLengthExceededError(RequestTooLargeError):
     """The prompt does not fit the model's context window."""
+
+
+class CapabilityNotDeclaredError(InvalidRequestError):
+    """An operation needs a capability the provider's manifest does not declare (raised by
+    ``ProviderManifest.require_capability``, before any I/O). ``capability`` names it.
+
+    Its ``error_code`` is ``E1005``, the code the AI-Protocol compliance suite gives a
+    capability rejection (cases adv-001..004, gen-007), although the spec's table also uses
+    E1005 for ``request_too_large``; ``kind`` stays ``invalid_request``.
+    """
+
+    def __init__(self, message: str, *, capability: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.capability = capability
+
+    @property
+    def error_code(self) -> str:
+        return "E1005"
 
 
 class AuthenticationError(RemoteError):

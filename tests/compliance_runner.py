@@ -46,7 +46,13 @@ from ailib_anyio._core._rules import EventRule
 from ailib_anyio._core._sse import SSEDecoder
 from ailib_anyio._core._texttools import parse_text_tool_calls, text_tool_prompt
 from ailib_anyio._credentials import CredentialResolution, resolve_credential
-from ailib_anyio._errors import STANDARD_ERRORS, AiLibError, ConfigurationError, ProtocolError
+from ailib_anyio._errors import (
+    STANDARD_ERRORS,
+    AiLibError,
+    CapabilityNotDeclaredError,
+    ConfigurationError,
+    ProtocolError,
+)
 from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
 from ailib_anyio._protocol._models import API_FAMILIES, ProviderManifest, make_converter
 from ailib_anyio._transport import auth_material
@@ -769,17 +775,24 @@ def op_inline_manifest(case: Case, root: Path, c: Checker) -> ProviderManifest |
 
 
 def op_capability_guard(case: Case, root: Path, c: Checker) -> None:
-    if op_inline_manifest(case, root, c) is None:
+    """``ProviderManifest.require_capability`` for the case's method, which must refuse."""
+    manifest = op_inline_manifest(case, root, c)
+    if manifest is None:
         return
-    c.needs(f"capability guard for the {case.input['method']!r} operation")
-    c.unsupported_key("error_code", "AI-Protocol standard error codes (E1001...)")
+    try:
+        manifest.require_capability(str(case.input["method"]))
+    except CapabilityNotDeclaredError as exc:
+        c.check("error_code", exc.error_code)
+    else:
+        c.fail(f"the guard let {case.input['method']!r} through")
+        c.give_up()
 
 
 def op_advanced_endpoint_mapping(case: Case, root: Path, c: Checker) -> None:
     manifest = op_inline_manifest(case, root, c)
     if manifest is None:
         return
-    endpoint = manifest.endpoints.get(str(case.input["operation"]))
+    endpoint = manifest.endpoint_for(str(case.input["operation"]))
     c.check("path", endpoint.path if endpoint else case.input.get("fallback"))
     c.check("method", endpoint.method if endpoint else None)
 

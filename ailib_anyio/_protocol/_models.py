@@ -30,6 +30,7 @@ from .._core._rules import (
     tool_calls_array_fields,
     usage_object_fields,
 )
+from .._errors import CapabilityNotDeclaredError
 from ._defaults import RESPONSE_RULES, STREAM_RULES, declared_format
 
 __all__ = [
@@ -73,6 +74,16 @@ EMBEDDING_FAMILIES: Mapping[str, str] = {
     "gemini": "gemini_embed",
     "gemini_embed": "gemini_embed",
     "google": "gemini_embed",
+}
+
+#: advanced operations (the spec's runtime method names) -> the capability each needs
+OPERATION_CAPABILITIES: Mapping[str, str] = {
+    "MCPListTools": "mcp_client",
+    "MCPCallTool": "mcp_client",
+    "ComputerUse": "computer_use",
+    "Reason": "reasoning",
+    "VideoGenerate": "video_generation",
+    "VideoGet": "video_generation",
 }
 
 DECODER_FORMATS = frozenset({"sse", "anthropic_sse", "gemini_sse", "ndjson", "json_lines"})
@@ -303,6 +314,23 @@ class ProviderManifest:
                 if isinstance(listed, list) and name in listed:
                     return True
         return isinstance(caps, list) and name in caps
+
+    def endpoint_for(self, operation: str) -> NamedEndpoint | None:
+        """The manifest's endpoint for a named operation (``endpoints.<operation>``)."""
+        return self.endpoints.get(operation)
+
+    def require_capability(self, operation: str) -> None:
+        """Raise ``CapabilityNotDeclaredError`` (before any I/O) unless the manifest declares
+        the capability an advanced operation needs (``OPERATION_CAPABILITIES``; any other
+        name is taken as a capability name itself)."""
+        capability = OPERATION_CAPABILITIES.get(operation, operation)
+        if not self.has_capability(capability):
+            raise CapabilityNotDeclaredError(
+                f"{operation} needs the {capability!r} capability, which manifest"
+                f" {self.id!r} does not declare",
+                capability=capability,
+                provider=self.id,
+            )
 
     def feature_flag(self, name: str) -> bool:
         caps = self.capabilities
@@ -657,7 +685,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
 
     def manifest_hook(value: Any, cls: type) -> ProviderManifest:
         if isinstance(value, Mapping):
-            data = dict(value)
+            data = hoist_sections(value)
             url = data.get("base_url")
             if "endpoint" not in data and isinstance(url, str):
                 data["endpoint"] = {"base_url": url}  # v1: a top-level base_url
@@ -705,10 +733,36 @@ def _with_format_rules(manifest: ProviderManifest, family: str) -> ProviderManif
     return attrs.evolve(manifest, **changes) if changes else manifest
 
 
+def hoist_sections(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest with its grouping keys flattened (a plain copy when it has none).
+
+    - ``core:`` groups top-level sections (``core: {endpoint: ...}``); a section given both
+      there and at the top level is the top level's.
+    - ``endpoint.endpoints`` names operations as the top-level ``endpoints`` map does; the
+      top level wins for an operation named in both.
+    """
+    data = dict(value)
+    core = data.get("core")
+    if isinstance(core, Mapping):
+        del data["core"]
+        for key, section in core.items():
+            data.setdefault(str(key), section)
+    endpoint = data.get("endpoint")
+    if isinstance(endpoint, Mapping) and isinstance(endpoint.get("endpoints"), Mapping):
+        endpoint = dict(endpoint)
+        named = endpoint.pop("endpoints")
+        top = data.get("endpoints")
+        data["endpoint"] = endpoint
+        data["endpoints"] = {**named, **top} if isinstance(top, Mapping) else named
+    return data
+
+
 def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | int, ...], str]]:
     """Checks on the raw document that no field type expresses (run beside structuring)."""
     if not isinstance(value, Mapping):
         return [((), f"a manifest must be a mapping, got {_describe(value)}")]
+    if isinstance(value.get("core"), Mapping):
+        value = hoist_sections(value)
     issues: list[tuple[tuple[str | int, ...], str]] = []
     if strict:
         known = {a.name for a in attrs.fields(ProviderManifest)} - {"source"} | _SPEC_TOP_LEVEL
@@ -782,6 +836,7 @@ def _capability_profile_issues(profile: Any) -> list[tuple[tuple[str | int, ...]
 _SPEC_TOP_LEVEL = frozenset(
     {
         "$schema",
+        "core",
         "base_url",
         "version",
         "status",
