@@ -146,7 +146,12 @@ class Client:
         rate_limit: RateLimiterConfig | None = None,
         circuit_breaker: CircuitBreakerConfig | None = None,
         deadlines: Deadlines | None = None,
+        parameter_defaults: bool = False,
     ) -> None:
+        if not isinstance(parameter_defaults, bool):
+            raise ConfigurationError(
+                f"parameter_defaults must be True or False, got {parameter_defaults!r}"
+            )
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
         elif isinstance(protocol_path, (str, os.PathLike)):
@@ -212,6 +217,7 @@ class Client:
                 for name, spec in self.manifest.parameters.items()
                 if spec.required and spec.default is not None
             },
+            request_defaults=self.manifest.parameter_defaults if parameter_defaults else {},
         )
         chat = self.manifest.chat_endpoint
         self._chat_url = self.base_url + chat.path.replace("{model}", self.model_id)
@@ -1123,6 +1129,7 @@ def open_client(
     rate_limit: RateLimiterConfig | None = None,
     circuit_breaker: CircuitBreakerConfig | None = None,
     deadlines: Deadlines | None = None,
+    parameter_defaults: bool = False,
 ) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
@@ -1142,6 +1149,9 @@ def open_client(
     - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
       headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
     - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
+    - ``parameter_defaults``: send the manifest's ``parameters.<name>.default`` for the
+      temperature, max_tokens and top_p a request leaves out (off: the provider's own
+      defaults apply, and a model that rejects a parameter is not sent it).
 
     Example::
 
@@ -1164,4 +1174,5 @@ def open_client(
         rate_limit=rate_limit,
         circuit_breaker=circuit_breaker,
         deadlines=deadlines,
+        parameter_defaults=parameter_defaults,
     )

@@ -617,15 +617,14 @@ def op_parameter_mapping(case: Case, root: Path, c: Checker) -> None:
     manifest = case_manifest(case, root)
     params = dict(case.input.get("standard_params") or {})
     request = chat_request([Message.user("compliance")], params, c)
-    body = encode(manifest.api_family, options_for(manifest), request, c)
+    # "provider defaults when not specified" (req-003): the opt-in
+    # open_client(..., parameter_defaults=True), as the client derives it
+    options = attrs.evolve(options_for(manifest), request_defaults=manifest.parameter_defaults)
+    body = encode(manifest.api_family, options, request, c)
     expected = c.take("provider_params")
     if body is None:
         return
     for name, value in expected.items():
-        spec = manifest.parameters.get(name)
-        if name not in body and name not in params and spec is not None and spec.default == value:
-            c.needs("manifest parameter defaults sent in the request")
-            continue
         c.mismatches.extend(compare(value, body.get(name, _MISSING), f"provider_params.{name}"))
 
 

@@ -61,6 +61,13 @@ class EncoderOptions:
     #: manifest defaults for parameters the API requires, used when the request leaves them
     #: out (Anthropic ``max_tokens``); an encoder reads only the names its API requires
     defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    #: opt-in (``open_client(..., parameter_defaults=True)``): manifest defaults sent for
+    #: the unified parameters (``DEFAULTABLE_PARAMETERS``) a request leaves out
+    request_defaults: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+#: the unified request parameters a manifest's ``parameters.<name>.default`` can fill
+DEFAULTABLE_PARAMETERS = ("temperature", "max_tokens", "top_p")
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -691,4 +698,11 @@ def encode_request(family: str, request: ChatRequest, options: EncoderOptions) -
         encoder = ENCODERS[family]
     except KeyError:
         raise InvalidRequestError(f"no request encoder for API family {family!r}") from None
+    fill = {
+        name: value
+        for name, value in options.request_defaults.items()
+        if name in DEFAULTABLE_PARAMETERS and getattr(request, name) is None
+    }
+    if fill:
+        request = attrs.evolve(request, **fill)
     return encoder(request, options)

@@ -315,6 +315,11 @@ class ProviderManifest:
                     return True
         return isinstance(caps, list) and name in caps
 
+    @property
+    def parameter_defaults(self) -> Mapping[str, Any]:
+        """Every ``parameters.<name>.default`` the manifest declares."""
+        return {n: p.default for n, p in self.parameters.items() if p.default is not None}
+
     def endpoint_for(self, operation: str) -> NamedEndpoint | None:
         """The manifest's endpoint for a named operation (``endpoints.<operation>``)."""
         return self.endpoints.get(operation)
