@@ -147,11 +147,14 @@ class Client:
         circuit_breaker: CircuitBreakerConfig | None = None,
         deadlines: Deadlines | None = None,
         parameter_defaults: bool = False,
+        host_supplied_key: bool = False,
     ) -> None:
-        if not isinstance(parameter_defaults, bool):
-            raise ConfigurationError(
-                f"parameter_defaults must be True or False, got {parameter_defaults!r}"
-            )
+        for flag, value in (
+            ("parameter_defaults", parameter_defaults),
+            ("host_supplied_key", host_supplied_key),
+        ):
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"{flag} must be True or False, got {value!r}")
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
         elif isinstance(protocol_path, (str, os.PathLike)):
@@ -196,7 +199,9 @@ class Client:
             for spec in fallbacks
         )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
-        auth_headers, auth_params = auth_material(self.manifest, self.provider, api_key)
+        auth_headers, auth_params = auth_material(
+            self.manifest, self.provider, api_key, host_supplied=host_supplied_key
+        )
         self._transport_args: dict[str, Any] = {
             "headers": {**auth_headers, **(headers or {})},
             "params": auth_params,
@@ -1130,6 +1135,7 @@ def open_client(
     circuit_breaker: CircuitBreakerConfig | None = None,
     deadlines: Deadlines | None = None,
     parameter_defaults: bool = False,
+    host_supplied_key: bool = False,
 ) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
@@ -1152,6 +1158,8 @@ def open_client(
     - ``parameter_defaults``: send the manifest's ``parameters.<name>.default`` for the
       temperature, max_tokens and top_p a request leaves out (off: the provider's own
       defaults apply, and a model that rejects a parameter is not sent it).
+    - ``host_supplied_key``: ``api_key`` is the only credential source, no environment
+      variable is read (a host or sandbox that hands credentials over).
 
     Example::
 
@@ -1175,4 +1183,5 @@ def open_client(
         circuit_breaker=circuit_breaker,
         deadlines=deadlines,
         parameter_defaults=parameter_defaults,
+        host_supplied_key=host_supplied_key,
     )
