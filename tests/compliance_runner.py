@@ -494,11 +494,12 @@ def encode(
 
 
 def messages_of(raw: Sequence[Mapping[str, Any]], checker: Checker) -> list[Message]:
+    """A case's messages; keys beyond role and content (msg-004's ``metadata``) are the
+    message's extra wire fields (``Message.extra``)."""
     out = []
     for item in raw:
-        for key in set(item) - {"role", "content"}:
-            checker.needs(f"per-message {key!r} in the unified Message")
-        out.append(Message(MessageRole(item["role"]), item.get("content")))
+        extra = {str(k): v for k, v in item.items() if k not in ("role", "content")}
+        out.append(Message(MessageRole(item["role"]), item.get("content"), extra=extra or None))
     return out
 
 

@@ -242,7 +242,19 @@ def _openai_message(msg: Message) -> dict[str, Any]:
             out["content"] = ""
     if msg.name and msg.role is not MessageRole.TOOL:
         out["name"] = msg.name
+    if msg.extra:
+        _merge_extra(out, msg.extra)
     return out
+
+
+def _no_message_extra(request: ChatRequest, family: str) -> None:
+    """Dialects that merge messages into turns have no one wire message to extend."""
+    for i, msg in enumerate(request.messages):
+        if msg.extra:
+            raise InvalidRequestError(
+                f"messages[{i}].extra: per-message extra fields are not supported by {family}"
+                " (it merges messages into turns); use the request's extra_body"
+            )
 
 
 def _openai_tool(tool: ToolDefinition) -> dict[str, Any]:
@@ -424,6 +436,7 @@ def encode_anthropic_messages(request: ChatRequest, options: EncoderOptions) -> 
     """Encode for the Anthropic Messages API (``POST /v1/messages``)."""
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message")
+    _no_message_extra(request, _ANTHROPIC)
     system: list[str] = []
     turns: Turns = []
     for msg in request.messages:
@@ -627,6 +640,7 @@ def encode_gemini_generate(request: ChatRequest, options: EncoderOptions) -> dic
     """Encode for Gemini ``generateContent`` (and ``streamGenerateContent``: same body)."""
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message")
+    _no_message_extra(request, "gemini_generate")
     system: list[str] = []
     turns: Turns = []
     names: dict[str, str] = {}  # tool call id -> function name, for the results
