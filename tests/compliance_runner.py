@@ -20,6 +20,7 @@ pass, and why, is listed in one place: ``tests/compliance_defects.yaml``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import sys
@@ -163,6 +164,12 @@ class Listing:
     reason: str
     #: spec defects only: ``xfail`` (run, must fail) or ``skip`` (cannot run meaningfully)
     run: str = "xfail"
+    #: spec defects: (path under the spec root, a line quoted verbatim from it)
+    upstream: tuple[tuple[str, str], ...] = ()
+    #: spec defects: spec paths the case needs that do not exist
+    missing: tuple[str, ...] = ()
+    #: spec defects: variants of the case that must pass (``drop``, ``setup``)
+    parts: tuple[Mapping[str, Any], ...] = ()
 
 
 def load_listings(path: Path = DEFECTS_FILE) -> dict[tuple[str, str], Listing]:
@@ -175,13 +182,47 @@ def load_listings(path: Path = DEFECTS_FILE) -> dict[tuple[str, str], Listing]:
         run = entry.get("run", "xfail")
         if run not in ("xfail", "skip"):
             raise ValueError(f"{path}: {key}: run must be xfail or skip, not {run!r}")
-        out[key] = Listing("spec_defects", " ".join(str(entry["reason"]).split()), run)
+        out[key] = Listing(
+            "spec_defects",
+            " ".join(str(entry["reason"]).split()),
+            run,
+            upstream=tuple((str(q["file"]), str(q["quote"])) for q in entry.get("upstream") or ()),
+            missing=tuple(str(m) for m in entry.get("missing") or ()),
+            parts=tuple(entry.get("parts") or ()),
+        )
     for entry in data.get("not_implemented") or []:
         key = (entry["file"], entry["id"])
         if key in out:
             raise ValueError(f"{path}: {key} is listed twice")
         out[key] = Listing("not_implemented", " ".join(str(entry["feature"]).split()))
     return out
+
+
+def case_part(case: Case, part: Mapping[str, Any]) -> Case:
+    """A variant of a case (a defect's ``parts`` entry): ``drop`` removes dotted paths of
+    ``input`` / ``expected`` (list items by index, all indices meaning the original list),
+    ``setup`` replaces setup keys."""
+    doc = copy.deepcopy({"input": dict(case.input), "expected": dict(case.expected)})
+    unknown = set(part) - {"drop", "setup"}
+    if unknown:
+        raise ValueError(f"{case.test_id}: unknown keys in a defect's part: {sorted(unknown)}")
+    # list items: highest index first, so each index still names the original item
+    paths = sorted(
+        (str(p).split(".") for p in part.get("drop") or ()),
+        key=lambda steps: [int(x) if x.isdigit() else -1 for x in steps],
+        reverse=True,
+    )
+    for steps in paths:
+        node: Any = doc
+        for step in steps[:-1]:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        last = steps[-1]
+        if isinstance(node, list):
+            del node[int(last)]
+        else:
+            del node[last]
+    setup = {**case.setup, **(part.get("setup") or {})}
+    return attrs.evolve(case, input=doc["input"], expected=doc["expected"], setup=setup)
 
 
 def listed_duplicates(path: Path = DEFECTS_FILE) -> dict[str, list[str]]:
@@ -1190,6 +1231,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "Case",
+    "case_part",
     "Listing",
     "Mismatch",
     "RunnerGap",
