@@ -207,6 +207,8 @@ def test_upstream_manifest_loads(path: Path) -> None:
     with pytest.raises(ProtocolError) as info:
         load_manifest(path, strict=True)
     assert all("unknown" in issue for issue in info.value.issues), info.value.issues
+    # every upstream manifest declares its format, so non-streaming chat has rules
+    assert manifest.response is not None and manifest.response.event_map
 
 
 # ---------------------------------------------------------------- spellings the loader absorbs

@@ -63,24 +63,27 @@ async def test_non_streaming_chat_with_the_upstream_openai_manifest(mock: MockPr
 
 @needs_spec
 @pytest.mark.anyio
-async def test_stream_usage_with_the_upstream_openai_manifest(mock: MockProvider) -> None:
+async def test_stream_usage_with_the_compliance_suites_openai_manifest(
+    mock: MockProvider, tmp_path: Path
+) -> None:
+    # mock-openai.yaml declares `strategy: openai_chat` and an event_map without usage
+    assert ROOT is not None
+    fixture = ROOT / "tests/compliance/fixtures/providers/mock-openai.yaml"
+    (tmp_path / "openai.yaml").write_text(fixture.read_text())
     mock.enqueue(ScriptedReply(content="Hello there", usage=(3, 2), chunk_size=4))
-    async with (
-        open_client(
-            "openai/gpt-4o",
-            api_key="sk-test",
-            base_url=mock.openai_base_url,
-            protocol_path=upstream_v2(),
-            max_retries=0,
-        ) as client,
-        client.chat().user("hi").stream() as stream,
-    ):
-        events = [event async for event in stream]
+    async with open_client(
+        "openai/gpt-4o",
+        api_key="sk-test",
+        base_url=mock.openai_base_url,
+        protocol_path=tmp_path,
+        max_retries=0,
+    ) as client:
+        builder = client.chat().user("hi").extra_body({"stream_options": {"include_usage": True}})
+        async with builder.stream() as stream:
+            events = [event async for event in stream]
     assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "Hello there"
     usage = [e for e in events if isinstance(e, Usage)]
     assert [(u.input_tokens, u.output_tokens) for u in usage] == [(3, 2)]
-    # streaming_usage is a feature flag of the upstream manifest: the request asked for it
-    assert mock.requests[0].json["stream_options"] == {"include_usage": True}
 
 
 @needs_spec

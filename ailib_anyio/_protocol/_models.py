@@ -7,7 +7,6 @@ so a syntax error is reported where it is, at load time, with the rest of the pr
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -482,11 +481,6 @@ def _rule_list(value: Any, strict: bool) -> list[EventRule]:
             issues.append(((key, name), f"invalid JSONPath: {exc}"))
         except (TypeError, ValueError):
             issues.append(((key, name), f"expected a path, got {_describe(spec)}"))
-    if kind is EmitKind.USAGE and not fields and not composite and match is not None:
-        # `match: $.usage, emit: UsageReport` and nothing else (v2 openai.yaml): the usage
-        # object is the one the condition names
-        with contextlib.suppress(JSONPathError, TypeError, ValueError):
-            fields = usage_object_fields(str(value["match"]))
     if kind is EmitKind.USAGE and "finish_reason" in fields:
         sibling = (EmitKind.FINISH, {"finish_reason": fields.pop("finish_reason")})
     if issues or kind is None:
