@@ -155,6 +155,14 @@ class Client:
         ):
             if not isinstance(value, bool):
                 raise ConfigurationError(f"{flag} must be True or False, got {value!r}")
+        if host_supplied_key and any(
+            isinstance(spec, str)
+            for spec in ((fallbacks,) if isinstance(fallbacks, str) else fallbacks)
+        ):
+            raise ConfigurationError(
+                "host_supplied_key=True: a 'provider/model' fallback would take its key from"
+                " the environment; pass a Client(..., api_key=..., host_supplied_key=True)"
+            )
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
         elif isinstance(protocol_path, (str, os.PathLike)):

@@ -235,6 +235,16 @@ def test_open_client_with_a_host_supplied_key_ignores_the_environment(
         open_client("openai/gpt-4o", host_supplied_key=True)
     assert "sk-from-env" not in str(info.value)
     open_client("openai/gpt-4o", api_key="sk-host", host_supplied_key=True)
+    # a fallback by name would read its own key from the environment
+    with pytest.raises(ConfigurationError, match="a 'provider/model' fallback would take"):
+        open_client(
+            "openai/gpt-4o",
+            api_key="sk-host",
+            host_supplied_key=True,
+            fallbacks="openai/gpt-4o-mini",
+        )
+    backup = open_client("openai/gpt-4o-mini", api_key="sk-host-2", host_supplied_key=True)
+    open_client("openai/gpt-4o", api_key="sk-host", host_supplied_key=True, fallbacks=[backup])
 
 
 # ---------------------------------------------------------------- per-message extra fields
