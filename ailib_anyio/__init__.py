@@ -21,6 +21,7 @@ from ._credentials import CredentialResolution as CredentialResolution
 from ._credentials import resolve_credential as resolve_credential
 from ._errors import AiLibError as AiLibError
 from ._errors import AuthenticationError as AuthenticationError
+from ._errors import CapabilityNotDeclaredError as CapabilityNotDeclaredError
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectTimeoutError as ConnectTimeoutError
@@ -139,6 +140,7 @@ __all__ = [
     "CancelReason",
     "CancelToken",
     "CancellableStream",
+    "CapabilityNotDeclaredError",
     "ChatBuilder",
     "ChatRequest",
     "ChatResponse",

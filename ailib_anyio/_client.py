@@ -153,7 +153,23 @@ class Client:
         rate_limit: RateLimiterConfig | None = None,
         circuit_breaker: CircuitBreakerConfig | None = None,
         deadlines: Deadlines | None = None,
+        parameter_defaults: bool = False,
+        host_supplied_key: bool = False,
     ) -> None:
+        for flag, value in (
+            ("parameter_defaults", parameter_defaults),
+            ("host_supplied_key", host_supplied_key),
+        ):
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"{flag} must be True or False, got {value!r}")
+        if host_supplied_key and any(
+            isinstance(spec, str)
+            for spec in ((fallbacks,) if isinstance(fallbacks, str) else fallbacks)
+        ):
+            raise ConfigurationError(
+                "host_supplied_key=True: a 'provider/model' fallback would take its key from"
+                " the environment; pass a Client(..., api_key=..., host_supplied_key=True)"
+            )
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
         elif isinstance(protocol_path, (str, os.PathLike)):
@@ -196,7 +212,9 @@ class Client:
             for spec in fallbacks
         )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
-        auth_headers, auth_params = auth_material(self.manifest, self.provider, api_key)
+        auth_headers, auth_params = auth_material(
+            self.manifest, self.provider, api_key, host_supplied=host_supplied_key
+        )
         self._transport_args: dict[str, Any] = {
             "headers": {**auth_headers, **(headers or {})},
             "params": auth_params,
@@ -217,6 +235,7 @@ class Client:
                 for name, spec in self.manifest.parameters.items()
                 if spec.required and spec.default is not None
             },
+            request_defaults=self.manifest.parameter_defaults if parameter_defaults else {},
         )
         chat = self.manifest.chat_endpoint
         self._chat_url = self.base_url + chat.path.replace("{model}", self.model_id)
@@ -1155,6 +1174,8 @@ def open_client(
     rate_limit: RateLimiterConfig | None = None,
     circuit_breaker: CircuitBreakerConfig | None = None,
     deadlines: Deadlines | None = None,
+    parameter_defaults: bool = False,
+    host_supplied_key: bool = False,
 ) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
@@ -1174,6 +1195,11 @@ def open_client(
     - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
       headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
     - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
+    - ``parameter_defaults``: send the manifest's ``parameters.<name>.default`` for the
+      temperature, max_tokens and top_p a request leaves out (off: the provider's own
+      defaults apply, and a model that rejects a parameter is not sent it).
+    - ``host_supplied_key``: ``api_key`` is the only credential source, no environment
+      variable is read (a host or sandbox that hands credentials over).
 
     Example::
 
@@ -1196,4 +1222,6 @@ def open_client(
         rate_limit=rate_limit,
         circuit_breaker=circuit_breaker,
         deadlines=deadlines,
+        parameter_defaults=parameter_defaults,
+        host_supplied_key=host_supplied_key,
     )

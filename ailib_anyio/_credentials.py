@@ -16,6 +16,10 @@ Pure (no anyio, no httpx, no I/O beyond reading the environment mapping it is gi
 4. ``none``: nothing found; ``status`` is ``"missing"`` and the diagnostics say what to
    set.
 
+With ``host_supplied=True`` (an embedding host hands the credential over, as a WASM
+runner does) only step 1 runs: no environment is read, and an explicit credential is
+reported with ``source_name`` ``"host_supplied"``. The library never reads a keyring.
+
 A manifest with ``auth.type: none`` needs no credential: the resolution's status is
 ``"not_required"`` (source ``none``) and nothing is read. A manifest with
 ``auth.required: false`` (local OpenAI-compatible servers) may resolve to ``"missing"``:
@@ -79,6 +83,8 @@ class CredentialResolution:
       (``auth.required: false``), so ``"missing"`` is not an error.
     - ``diagnostics``: actionable messages (what to set, which manifest block is ignored);
       they name variables, never values.
+    - ``implicit_env_allowed``: the chain may read the environment (false in
+      ``host_supplied`` mode); ``implicit_keyring_allowed`` is always false.
     - ``secret``: the credential itself (``None`` unless available); not in repr or eq.
     """
 
@@ -91,6 +97,8 @@ class CredentialResolution:
     shadowed_envs: tuple[str, ...] = ()
     optional: bool = False
     diagnostics: tuple[str, ...] = ()
+    implicit_env_allowed: bool = True
+    implicit_keyring_allowed: bool = False
     auth: AuthSpec = attrs.field(factory=AuthSpec, repr=False)
     secret: str | None = attrs.field(default=None, repr=False, eq=False)
 
@@ -130,6 +138,7 @@ def resolve_credential(
     provider: str | None = None,
     api_key: str | None = None,
     environ: Mapping[str, str] | None = None,
+    host_supplied: bool = False,
 ) -> CredentialResolution:
     """Walk the credential chain for ``manifest`` (see the module docstring).
 
@@ -138,6 +147,7 @@ def resolve_credential(
     bare :class:`AuthSpec` is given (which then has no shadowed block to report).
     ``environ`` defaults to ``os.environ``. Empty variables count as unset; an empty
     ``api_key=`` is an explicit (missing) credential and stops the chain.
+    ``host_supplied``: ``api_key`` is the only source; no environment is read.
     """
     if isinstance(manifest, ProviderManifest):
         auth = manifest.auth_spec
@@ -151,7 +161,7 @@ def resolve_credential(
             raise TypeError("resolve_credential() needs provider= with a bare AuthSpec")
         auth, provider_id, shadowed_block = manifest, provider, None
     name = provider if provider is not None else provider_id
-    env: Mapping[str, str] = os.environ if environ is None else environ
+    env: Mapping[str, str] = {} if host_supplied else os.environ if environ is None else environ
 
     if auth.type == "none":
         notes: list[str] = []
@@ -167,6 +177,7 @@ def resolve_credential(
             source_name=None,
             optional=True,
             diagnostics=tuple(notes),
+            implicit_env_allowed=not host_supplied,
             auth=auth,
         )
 
@@ -207,12 +218,22 @@ def resolve_credential(
             shadowed_envs=shadowed,
             optional=not auth.required,
             diagnostics=tuple(notes),
+            implicit_env_allowed=not host_supplied,
             auth=auth,
             secret=secret,
         )
 
     if api_key:
-        return report("available", "explicit", "explicit", diagnostics, api_key)
+        source = "host_supplied" if host_supplied else "explicit"
+        return report("available", "explicit", source, diagnostics, api_key)
+    if host_supplied:
+        missing = (
+            f"no API key for provider {name!r}: credentials are host-supplied, so no"
+            " environment variable is read; the host must pass api_key="
+        )
+        if not auth.required:
+            missing += " (optional: requests are sent without credentials)"
+        return report("missing", "none", None, [missing, *diagnostics])
     if api_key is None:
         for var in declared:
             value = env.get(var)

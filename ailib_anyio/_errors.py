@@ -6,8 +6,9 @@
     │                                 missing API key, malformed base_url, a message whose
     │                                 content is not text or blocks, NaN in a body...
     ├── InvalidRequestError           the request is invalid (found here or by the provider)
-    │   └── RequestTooLargeError
-    │       └── ContextLengthExceededError
+    │   ├── RequestTooLargeError
+    │   │   └── ContextLengthExceededError
+    │   └── CapabilityNotDeclaredError  the manifest declares no such capability: no I/O
     ├── TransportError                the connection failed (connect, read, write)
     ├── TimeoutError                  a deadline the library set ran out
     │   ├── ConnectTimeoutError
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "CapabilityNotDeclaredError",
     "CircuitOpenError",
     "ConfigurationError",
     "ConnectTimeoutError",
@@ -310,6 +312,24 @@ class RemoteContextLengthExceededError(RemoteRequestTooLargeError, ContextLength
     """The provider said the prompt does not fit the model's context window."""
 
     kind = "request_too_large"
+
+
+class CapabilityNotDeclaredError(InvalidRequestError):
+    """An operation needs a capability the provider's manifest does not declare (raised by
+    ``ProviderManifest.require_capability``, before any I/O). ``capability`` names it.
+
+    Its ``error_code`` is ``E1005``, the code the AI-Protocol compliance suite gives a
+    capability rejection (cases adv-001..004, gen-007), although the spec's table also uses
+    E1005 for ``request_too_large``; ``kind`` stays ``invalid_request``.
+    """
+
+    def __init__(self, message: str, *, capability: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.capability = capability
+
+    @property
+    def error_code(self) -> str:
+        return "E1005"
 
 
 class AuthenticationError(RemoteError):

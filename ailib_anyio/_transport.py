@@ -47,6 +47,7 @@ def auth_material(
     api_key: str | None,
     *,
     environ: Mapping[str, str] | None = None,
+    host_supplied: bool = False,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(headers, query params) that authenticate a request, from the credential chain of
     :func:`~ailib_anyio._credentials.resolve_credential` (``api_key``, the manifest's
@@ -54,8 +55,11 @@ def auth_material(
     is the single source of truth over a divergent top-level ``auth`` block.
 
     Raises ``ConfigurationError`` (its diagnostics, which never hold a secret) when the
-    manifest requires a credential and none is found."""
-    resolution = resolve_credential(auth, provider=provider, api_key=api_key, environ=environ)
+    manifest requires a credential and none is found. ``host_supplied``: ``api_key`` is
+    the only source (no environment is read)."""
+    resolution = resolve_credential(
+        auth, provider=provider, api_key=api_key, environ=environ, host_supplied=host_supplied
+    )
     if resolution.status == "missing" and not resolution.optional:
         raise ConfigurationError("\n".join(resolution.diagnostics), provider=provider)
     return resolution.attachment()

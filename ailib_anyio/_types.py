@@ -186,6 +186,9 @@ class Message:
     #: an assistant turn's reasoning and its signature, sent back where a dialect needs it
     reasoning: str | None = None
     reasoning_signature: str | None = None
+    #: fields added to this message as sent, over the encoder's own (``openai_chat`` only:
+    #: Mistral's and DeepSeek's ``prefix: true``, per-message ``metadata``...)
+    extra: Mapping[str, Any] | None = None
 
     @classmethod
     def system(cls, content: str) -> Message:

@@ -20,6 +20,7 @@ pass, and why, is listed in one place: ``tests/compliance_defects.yaml``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import sys
@@ -46,7 +47,19 @@ from ailib_anyio._core._rules import EventRule
 from ailib_anyio._core._sse import SSEDecoder
 from ailib_anyio._core._texttools import parse_text_tool_calls, text_tool_prompt
 from ailib_anyio._credentials import CredentialResolution, resolve_credential
-from ailib_anyio._errors import STANDARD_ERRORS, AiLibError, ConfigurationError, ProtocolError
+from ailib_anyio._errors import (
+    STANDARD_ERRORS,
+    AiLibError,
+    CapabilityNotDeclaredError,
+    ConfigurationError,
+    ProtocolError,
+)
+from ailib_anyio._protocol._contract import (
+    REF_RESOLUTIONS,
+    ProviderContract,
+    load_contract,
+    load_contract_text,
+)
 from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
 from ailib_anyio._protocol._models import API_FAMILIES, ProviderManifest, make_converter
 from ailib_anyio._transport import auth_material
@@ -151,6 +164,12 @@ class Listing:
     reason: str
     #: spec defects only: ``xfail`` (run, must fail) or ``skip`` (cannot run meaningfully)
     run: str = "xfail"
+    #: spec defects: (path under the spec root, a line quoted verbatim from it)
+    upstream: tuple[tuple[str, str], ...] = ()
+    #: spec defects: spec paths the case needs that do not exist
+    missing: tuple[str, ...] = ()
+    #: spec defects: variants of the case that must pass (``drop``, ``setup``)
+    parts: tuple[Mapping[str, Any], ...] = ()
 
 
 def load_listings(path: Path = DEFECTS_FILE) -> dict[tuple[str, str], Listing]:
@@ -163,13 +182,47 @@ def load_listings(path: Path = DEFECTS_FILE) -> dict[tuple[str, str], Listing]:
         run = entry.get("run", "xfail")
         if run not in ("xfail", "skip"):
             raise ValueError(f"{path}: {key}: run must be xfail or skip, not {run!r}")
-        out[key] = Listing("spec_defects", " ".join(str(entry["reason"]).split()), run)
+        out[key] = Listing(
+            "spec_defects",
+            " ".join(str(entry["reason"]).split()),
+            run,
+            upstream=tuple((str(q["file"]), str(q["quote"])) for q in entry.get("upstream") or ()),
+            missing=tuple(str(m) for m in entry.get("missing") or ()),
+            parts=tuple(entry.get("parts") or ()),
+        )
     for entry in data.get("not_implemented") or []:
         key = (entry["file"], entry["id"])
         if key in out:
             raise ValueError(f"{path}: {key} is listed twice")
         out[key] = Listing("not_implemented", " ".join(str(entry["feature"]).split()))
     return out
+
+
+def case_part(case: Case, part: Mapping[str, Any]) -> Case:
+    """A variant of a case (a defect's ``parts`` entry): ``drop`` removes dotted paths of
+    ``input`` / ``expected`` (list items by index, all indices meaning the original list),
+    ``setup`` replaces setup keys."""
+    doc = copy.deepcopy({"input": dict(case.input), "expected": dict(case.expected)})
+    unknown = set(part) - {"drop", "setup"}
+    if unknown:
+        raise ValueError(f"{case.test_id}: unknown keys in a defect's part: {sorted(unknown)}")
+    # list items: highest index first, so each index still names the original item
+    paths = sorted(
+        (str(p).split(".") for p in part.get("drop") or ()),
+        key=lambda steps: [int(x) if x.isdigit() else -1 for x in steps],
+        reverse=True,
+    )
+    for steps in paths:
+        node: Any = doc
+        for step in steps[:-1]:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        last = steps[-1]
+        if isinstance(node, list):
+            del node[int(last)]
+        else:
+            del node[last]
+    setup = {**case.setup, **(part.get("setup") or {})}
+    return attrs.evolve(case, input=doc["input"], expected=doc["expected"], setup=setup)
 
 
 def listed_duplicates(path: Path = DEFECTS_FILE) -> dict[str, list[str]]:
@@ -482,11 +535,12 @@ def encode(
 
 
 def messages_of(raw: Sequence[Mapping[str, Any]], checker: Checker) -> list[Message]:
+    """A case's messages; keys beyond role and content (msg-004's ``metadata``) are the
+    message's extra wire fields (``Message.extra``)."""
     out = []
     for item in raw:
-        for key in set(item) - {"role", "content"}:
-            checker.needs(f"per-message {key!r} in the unified Message")
-        out.append(Message(MessageRole(item["role"]), item.get("content")))
+        extra = {str(k): v for k, v in item.items() if k not in ("role", "content")}
+        out.append(Message(MessageRole(item["role"]), item.get("content"), extra=extra or None))
     return out
 
 
@@ -513,8 +567,7 @@ def environment(set_vars: Mapping[str, str], clear: Sequence[str]) -> Iterator[N
 
 def op_protocol_loading(case: Case, root: Path, c: Checker) -> None:
     if "contract_fragment" in case.input or case.input.get("validate_contract_schema"):
-        c.needs("ProviderContract loading and schema validation")
-        c.give_up()
+        op_contract_loading(case, root, c)
         return
     path = resolve(case, root, str(case.input["manifest_path"]))
     manifest: ProviderManifest | None = None
@@ -535,6 +588,41 @@ def op_protocol_loading(case: Case, root: Path, c: Checker) -> None:
     c.check("provider_id", manifest.id if manifest else None)
     c.check("protocol_version", manifest.protocol_version if manifest else None)
     c.check("runtime_deserialize", isinstance(manifest, ProviderManifest))
+
+
+def op_contract_loading(case: Case, root: Path, c: Checker) -> None:
+    """A ProviderContract through ``load_contract``: the shipped contract a fixture points at
+    (its path is relative to the spec root), or a content-block mapping fragment set into an
+    otherwise minimal contract."""
+    contract: ProviderContract | None = None
+    issues: list[str] = []
+    try:
+        if "contract_fragment" in case.input:
+            doc = {
+                "contract_version": "1.0",
+                "provider_id": "fragment",
+                "api_style": "anthropic_messages",
+                "request_mapping": {"content_block_mapping": case.input["contract_fragment"]},
+            }
+            contract = load_contract_text(yaml.safe_dump(doc), source=f"<{case.id}>")
+        else:
+            pointer = yaml.safe_load(
+                resolve(case, root, str(case.input["manifest_path"])).read_text()
+            )
+            path = str(case.input.get("contract_path") or pointer["contract_path"])
+            contract = load_contract(root / path)
+            # the fixture restates the contract's document mapping: the two must agree
+            for key, value in (pointer.get("document_mapping") or {}).items():
+                got = (contract.document_mapping or {}).get(key)
+                if got != value:
+                    c.fail(f"fixture document_mapping.{key} {value!r}, contract says {got!r}")
+    except ProtocolError as exc:
+        issues = exc.issues
+    c.check("valid", contract is not None)
+    if issues and not c.has("errors"):
+        c.fail("the contract does not load:\n  " + "\n  ".join(issues))
+    c.check("document_mapping", dict(contract.document_mapping or {}) if contract else None)
+    c.check("ref_resolution_allowed", list(REF_RESOLUTIONS))
 
 
 def op_error_classification(case: Case, root: Path, c: Checker) -> None:
@@ -571,15 +659,14 @@ def op_parameter_mapping(case: Case, root: Path, c: Checker) -> None:
     manifest = case_manifest(case, root)
     params = dict(case.input.get("standard_params") or {})
     request = chat_request([Message.user("compliance")], params, c)
-    body = encode(manifest.api_family, options_for(manifest), request, c)
+    # "provider defaults when not specified" (req-003): the opt-in
+    # open_client(..., parameter_defaults=True), as the client derives it
+    options = attrs.evolve(options_for(manifest), request_defaults=manifest.parameter_defaults)
+    body = encode(manifest.api_family, options, request, c)
     expected = c.take("provider_params")
     if body is None:
         return
     for name, value in expected.items():
-        spec = manifest.parameters.get(name)
-        if name not in body and name not in params and spec is not None and spec.default == value:
-            c.needs("manifest parameter defaults sent in the request")
-            continue
         c.mismatches.extend(compare(value, body.get(name, _MISSING), f"provider_params.{name}"))
 
 
@@ -769,17 +856,24 @@ def op_inline_manifest(case: Case, root: Path, c: Checker) -> ProviderManifest |
 
 
 def op_capability_guard(case: Case, root: Path, c: Checker) -> None:
-    if op_inline_manifest(case, root, c) is None:
+    """``ProviderManifest.require_capability`` for the case's method, which must refuse."""
+    manifest = op_inline_manifest(case, root, c)
+    if manifest is None:
         return
-    c.needs(f"capability guard for the {case.input['method']!r} operation")
-    c.unsupported_key("error_code", "AI-Protocol standard error codes (E1001...)")
+    try:
+        manifest.require_capability(str(case.input["method"]))
+    except CapabilityNotDeclaredError as exc:
+        c.check("error_code", exc.error_code)
+    else:
+        c.fail(f"the guard let {case.input['method']!r} through")
+        c.give_up()
 
 
 def op_advanced_endpoint_mapping(case: Case, root: Path, c: Checker) -> None:
     manifest = op_inline_manifest(case, root, c)
     if manifest is None:
         return
-    endpoint = manifest.endpoints.get(str(case.input["operation"]))
+    endpoint = manifest.endpoint_for(str(case.input["operation"]))
     c.check("path", endpoint.path if endpoint else case.input.get("fallback"))
     c.check("method", endpoint.method if endpoint else None)
 
@@ -793,9 +887,16 @@ def _credential(case: Case, root: Path) -> tuple[ProviderManifest, CredentialRes
     explicit = case.input.get("explicit_credential")
     key = None if explicit is None else str(explicit)
     provider = str(case.input.get("provider") or manifest.id)
-    report = resolve_credential(manifest, provider=provider, api_key=key, environ=env)
+    target = case.input.get("runtime_target")
+    if target not in (None, "wasm32-wasip1"):
+        raise RunnerGap(f"runtime target {target!r}")
+    # a wasm runner takes its credentials from the host: the library's host-supplied mode
+    host = target == "wasm32-wasip1"
+    report = resolve_credential(
+        manifest, provider=provider, api_key=key, environ=env, host_supplied=host
+    )
     try:
-        outcome: Any = auth_material(manifest, provider, key, environ=env)
+        outcome: Any = auth_material(manifest, provider, key, environ=env, host_supplied=host)
     except ConfigurationError as exc:
         outcome = exc
     return manifest, report, outcome
@@ -817,15 +918,9 @@ def op_credential_resolution(case: Case, root: Path, c: Checker) -> None:
     ``resolve_credential`` against the case, and ``auth_material`` (what the client
     attaches) against the report."""
     manifest, report, outcome = _credential(case, root)
-    target = case.input.get("runtime_target")
-    if target:
-        # The Python runtime has one target; what a wasm runner reports differently (its
-        # source name, no implicit environment or keyring) cannot be compared here.
-        feature = f"runtime target {target!r} (host-supplied credentials only)"
-        for key in ("source_name", "implicit_env_allowed", "implicit_keyring_allowed"):
-            c.unsupported_key(key, feature)
-    else:
-        c.check("source_name", report.source_name)
+    c.check("source_name", report.source_name)
+    c.check("implicit_env_allowed", report.implicit_env_allowed)
+    c.check("implicit_keyring_allowed", report.implicit_keyring_allowed)
     c.check("status", report.status)
     c.check("source_kind", report.source_kind)
     c.check("required", list(report.required))
@@ -1136,6 +1231,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "Case",
+    "case_part",
     "Listing",
     "Mismatch",
     "RunnerGap",

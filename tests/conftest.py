@@ -33,18 +33,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     outcomes: dict[str, str] = {}
     for reports in terminalreporter.stats.values():
         for report in reports:
-            nodeid = getattr(report, "nodeid", "")
-            if "test_ai_protocol_compliance.py::test_case[" not in nodeid:
+            # stats also hold deselected items and warnings: only test reports count
+            if not isinstance(report, pytest.TestReport):
+                continue
+            if "test_ai_protocol_compliance.py::test_case[" not in report.nodeid:
                 continue
             if getattr(report, "wasxfail", None) is not None and report.skipped:
-                outcomes[nodeid] = "defect"
+                outcomes[report.nodeid] = "defect"
             elif report.skipped:
                 text = str(report.longrepr)
-                outcomes[nodeid] = "defect" if "spec defect" in text else "missing"
+                outcomes[report.nodeid] = "defect" if "spec defect" in text else "missing"
             elif report.failed:
-                outcomes[nodeid] = "failed"
+                outcomes[report.nodeid] = "failed"
             elif report.passed and report.when == "call":
-                outcomes.setdefault(nodeid, "passed")
+                outcomes.setdefault(report.nodeid, "passed")
     if not outcomes:
         return
     counts = {k: sum(v == k for v in outcomes.values()) for k in ("passed", "defect", "missing")}

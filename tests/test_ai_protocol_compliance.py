@@ -18,9 +18,11 @@ import attrs
 import pytest
 from compliance_runner import (
     Case,
+    Listing,
     Mismatch,
     RunnerGap,
     Unsupported,
+    case_part,
     duplicate_ids,
     listed_duplicates,
     load_cases,
@@ -116,6 +118,56 @@ def test_duplicate_ids_are_listed_exactly() -> None:
     assert listed_duplicates() == duplicate_ids(CASES)
 
 
+def _defects() -> list[Any]:
+    if ROOT is None:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="../shared/ai-protocol absent"))]
+    by_key = {case.key: case for case in CASES}
+    return [
+        pytest.param(by_key[key], listing, id=by_key[key].test_id)
+        for key, listing in LISTINGS.items()
+        if listing.section == "spec_defects" and key in by_key
+    ]
+
+
+@pytest.mark.parametrize(("case", "listing"), _defects())
+def test_a_spec_defect_quotes_the_upstream_text_that_makes_it_one(
+    case: Case, listing: Listing
+) -> None:
+    assert ROOT is not None
+    assert listing.upstream, f"{case.test_id}: a spec defect needs its upstream text"
+    for path, quote in listing.upstream:
+        lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+        assert quote in lines, f"{case.test_id}: {path} has no line {quote!r}"
+    for path in listing.missing:
+        assert not (ROOT / path).exists(), f"{case.test_id}: {path} exists now: re-run the case"
+    if listing.run == "xfail":
+        assert not listing.missing
+    else:  # nothing of a skipped case runs: a missing file, or nothing to execute
+        assert not listing.parts
+
+
+@pytest.mark.parametrize(("case", "listing"), _defects())
+def test_what_a_spec_defect_case_can_check_passes(case: Case, listing: Listing) -> None:
+    """The parts of a defective case that do not depend on the defect pass: the defect
+    marking cannot hide a regression there."""
+    assert ROOT is not None
+    if listing.run == "xfail":
+        assert listing.parts, f"{case.test_id}: say which parts of the case pass (parts:)"
+    for part in listing.parts:
+        run_case(case_part(case, part), ROOT)
+
+
+@needs_spec
+def test_a_case_part_drops_list_items_by_their_original_index() -> None:
+    case = next(c for c in CASES if c.id == "gen-001")
+    part = case_part(case, {"drop": ["input.capabilities.0", "input.capabilities.3"]})
+    assert part.input["capabilities"] == ["streaming", "tools", "structured_output"]
+    assert case.input["capabilities"][0] == "text"  # the case itself is left alone
+    moved = case_part(case, {"setup": {"manifest_path": "x.yaml"}})
+    assert moved.setup["manifest_path"] == "x.yaml"
+    assert moved.setup["provider"] == case.setup["provider"]
+
+
 @needs_spec
 def test_case_names_are_unique_and_the_suite_is_the_one_reviewed() -> None:
     # ids repeat across files, id plus file does not: no two tests share a name
@@ -155,6 +207,8 @@ def test_upstream_manifest_loads(path: Path) -> None:
     with pytest.raises(ProtocolError) as info:
         load_manifest(path, strict=True)
     assert all("unknown" in issue for issue in info.value.issues), info.value.issues
+    # every upstream manifest declares its format, so non-streaming chat has rules
+    assert manifest.response is not None and manifest.response.event_map
 
 
 # ---------------------------------------------------------------- spellings the loader absorbs

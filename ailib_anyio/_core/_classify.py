@@ -5,7 +5,8 @@ statuses map onto the standard kinds; this module applies those tables in a fixe
 
 1. a context-window overflow (code ``context_length_exceeded``, or a 400/413 whose message
    says so) is ``request_too_large`` and flagged ``context_length``;
-2. the first of the error's codes found in ``by_error_code``;
+2. the first of the error's codes found in ``by_error_code``, then in the standard code
+   table (``insufficient_quota`` is ``quota_exhausted`` whatever the manifest declares);
 3. the HTTP status (for an error inside a 200 stream: the status the error body carries)
    through ``by_http_status``, then the standard table;
 4. the error ``type`` through ``by_error_type`` (errors inside a 200 stream);
@@ -47,6 +48,13 @@ STANDARD_STATUS_KINDS: Mapping[int, str] = {
     503: "overloaded",
     504: "timeout",
     529: "overloaded",
+}
+
+#: the standard code table, used for a code a manifest does not map: codes whose meaning
+#: the HTTP status does not carry (OpenAI sends an exhausted quota as a 429, which alone
+#: would read as a retryable rate limit; the spec's own openai.yaml maps it the same way).
+STANDARD_CODE_KINDS: Mapping[str, str] = {
+    "insufficient_quota": "quota_exhausted",
 }
 
 _CONTEXT_PATTERNS = (
@@ -154,6 +162,8 @@ def classify_error(
         kind, context_length = "request_too_large", True
     if kind is None:
         kind = next((rules.by_error_code[c] for c in codes if c in rules.by_error_code), None)
+    if kind is None:
+        kind = next((STANDARD_CODE_KINDS[c] for c in codes if c in STANDARD_CODE_KINDS), None)
     if kind is None and effective >= 400:
         kind = rules.by_http_status.get(effective) or STANDARD_STATUS_KINDS.get(effective)
         if kind is None:

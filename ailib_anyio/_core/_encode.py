@@ -64,6 +64,13 @@ class EncoderOptions:
     #: manifest defaults for parameters the API requires, used when the request leaves them
     #: out (Anthropic ``max_tokens``); an encoder reads only the names its API requires
     defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    #: opt-in (``open_client(..., parameter_defaults=True)``): manifest defaults sent for
+    #: the unified parameters (``DEFAULTABLE_PARAMETERS``) a request leaves out
+    request_defaults: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+#: the unified request parameters a manifest's ``parameters.<name>.default`` can fill
+DEFAULTABLE_PARAMETERS = ("temperature", "max_tokens", "top_p")
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -260,7 +267,19 @@ def _openai_message(msg: Message) -> dict[str, Any]:
             out["content"] = ""
     if msg.name and msg.role is not MessageRole.TOOL:
         out["name"] = msg.name
+    if msg.extra:
+        _merge_extra(out, msg.extra)
     return out
+
+
+def _no_message_extra(request: ChatRequest, family: str) -> None:
+    """Dialects that merge messages into turns have no one wire message to extend."""
+    for i, msg in enumerate(request.messages):
+        if msg.extra:
+            raise InvalidRequestError(
+                f"messages[{i}].extra: per-message extra fields are not supported by {family}"
+                " (it merges messages into turns); use the request's extra_body"
+            )
 
 
 def _openai_tool(tool: ToolDefinition) -> dict[str, Any]:
@@ -443,6 +462,7 @@ def encode_anthropic_messages(request: ChatRequest, options: EncoderOptions) -> 
     """Encode for the Anthropic Messages API (``POST /v1/messages``)."""
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message")
+    _no_message_extra(request, _ANTHROPIC)
     system: list[str] = []
     turns: Turns = []
     for msg in request.messages:
@@ -646,6 +666,7 @@ def encode_gemini_generate(request: ChatRequest, options: EncoderOptions) -> dic
     """Encode for Gemini ``generateContent`` (and ``streamGenerateContent``: same body)."""
     if not request.messages:
         raise InvalidRequestError("a chat request needs at least one message")
+    _no_message_extra(request, "gemini_generate")
     system: list[str] = []
     turns: Turns = []
     names: dict[str, str] = {}  # tool call id -> function name, for the results
@@ -718,4 +739,11 @@ def encode_request(family: str, request: ChatRequest, options: EncoderOptions) -
         encoder = ENCODERS[family]
     except KeyError:
         raise InvalidRequestError(f"no request encoder for API family {family!r}") from None
+    fill = {
+        name: value
+        for name, value in options.request_defaults.items()
+        if name in DEFAULTABLE_PARAMETERS and getattr(request, name) is None
+    }
+    if fill:
+        request = attrs.evolve(request, **fill)
     return encoder(request, options)

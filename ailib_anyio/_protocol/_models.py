@@ -29,6 +29,8 @@ from .._core._rules import (
     tool_calls_array_fields,
     usage_object_fields,
 )
+from .._errors import CapabilityNotDeclaredError
+from ._defaults import RESPONSE_RULES, STREAM_RULES, declared_format
 
 __all__ = [
     "AuthSpec",
@@ -71,6 +73,16 @@ EMBEDDING_FAMILIES: Mapping[str, str] = {
     "gemini": "gemini_embed",
     "gemini_embed": "gemini_embed",
     "google": "gemini_embed",
+}
+
+#: advanced operations (the spec's runtime method names) -> the capability each needs
+OPERATION_CAPABILITIES: Mapping[str, str] = {
+    "MCPListTools": "mcp_client",
+    "MCPCallTool": "mcp_client",
+    "ComputerUse": "computer_use",
+    "Reason": "reasoning",
+    "VideoGenerate": "video_generation",
+    "VideoGet": "video_generation",
 }
 
 DECODER_FORMATS = frozenset({"sse", "anthropic_sse", "gemini_sse", "ndjson", "json_lines"})
@@ -301,6 +313,28 @@ class ProviderManifest:
                 if isinstance(listed, list) and name in listed:
                     return True
         return isinstance(caps, list) and name in caps
+
+    @property
+    def parameter_defaults(self) -> Mapping[str, Any]:
+        """Every ``parameters.<name>.default`` the manifest declares."""
+        return {n: p.default for n, p in self.parameters.items() if p.default is not None}
+
+    def endpoint_for(self, operation: str) -> NamedEndpoint | None:
+        """The manifest's endpoint for a named operation (``endpoints.<operation>``)."""
+        return self.endpoints.get(operation)
+
+    def require_capability(self, operation: str) -> None:
+        """Raise ``CapabilityNotDeclaredError`` (before any I/O) unless the manifest declares
+        the capability an advanced operation needs (``OPERATION_CAPABILITIES``; any other
+        name is taken as a capability name itself)."""
+        capability = OPERATION_CAPABILITIES.get(operation, operation)
+        if not self.has_capability(capability):
+            raise CapabilityNotDeclaredError(
+                f"{operation} needs the {capability!r} capability, which manifest"
+                f" {self.id!r} does not declare",
+                capability=capability,
+                provider=self.id,
+            )
 
     def feature_flag(self, name: str) -> bool:
         caps = self.capabilities
@@ -650,7 +684,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
 
     def manifest_hook(value: Any, cls: type) -> ProviderManifest:
         if isinstance(value, Mapping):
-            data = dict(value)
+            data = hoist_sections(value)
             url = data.get("base_url")
             if "endpoint" not in data and isinstance(url, str):
                 data["endpoint"] = {"base_url": url}  # v1: a top-level base_url
@@ -660,17 +694,74 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
                 data["rate_limit_headers"] = {k: v for k, v in limits.items() if v is not None}
             value = data
         manifest: ProviderManifest = base_manifest(value, cls)
-        return manifest
+        family = declared_format(value) if isinstance(value, Mapping) else None
+        return _with_format_rules(manifest, family) if family is not None else manifest
 
     conv.register_structure_hook(ProviderManifest, manifest_hook)
 
     return conv
 
 
+_FORMAT_RULES: dict[tuple[str, str], tuple[EventRule, ...]] = {}
+
+
+def _format_rules(section: str, family: str) -> tuple[EventRule, ...]:
+    """The built-in rules of a declared format, compiled once (see ``_defaults``)."""
+    rules = _FORMAT_RULES.get((section, family))
+    if rules is None:
+        table = RESPONSE_RULES if section == "response" else STREAM_RULES
+        raw = table.get(family, ())
+        rules = _FORMAT_RULES[(section, family)] = tuple(
+            rule for item in raw for rule in _rule_list(item, False)
+        )
+    return rules
+
+
+def _with_format_rules(manifest: ProviderManifest, family: str) -> ProviderManifest:
+    """Complete a manifest that declares its response format (``_defaults`` says how):
+    response rules when it has none, and stream rules for the kinds its event map omits."""
+    changes: dict[str, Any] = {}
+    if manifest.response is None:
+        changes["response"] = ResponseSpec(event_map=_format_rules("response", family))
+    streaming = manifest.streaming
+    if streaming is not None:
+        mapped = {rule.emit for rule in streaming.event_map}
+        extra = tuple(r for r in _format_rules("stream", family) if r.emit not in mapped)
+        if extra:
+            changes["streaming"] = attrs.evolve(streaming, event_map=streaming.event_map + extra)
+    return attrs.evolve(manifest, **changes) if changes else manifest
+
+
+def hoist_sections(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest with its grouping keys flattened (a plain copy when it has none).
+
+    - ``core:`` groups top-level sections (``core: {endpoint: ...}``); a section given both
+      there and at the top level is the top level's.
+    - ``endpoint.endpoints`` names operations as the top-level ``endpoints`` map does; the
+      top level wins for an operation named in both.
+    """
+    data = dict(value)
+    core = data.get("core")
+    if isinstance(core, Mapping):
+        del data["core"]
+        for key, section in core.items():
+            data.setdefault(str(key), section)
+    endpoint = data.get("endpoint")
+    if isinstance(endpoint, Mapping) and isinstance(endpoint.get("endpoints"), Mapping):
+        endpoint = dict(endpoint)
+        named = endpoint.pop("endpoints")
+        top = data.get("endpoints")
+        data["endpoint"] = endpoint
+        data["endpoints"] = {**named, **top} if isinstance(top, Mapping) else named
+    return data
+
+
 def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | int, ...], str]]:
     """Checks on the raw document that no field type expresses (run beside structuring)."""
     if not isinstance(value, Mapping):
         return [((), f"a manifest must be a mapping, got {_describe(value)}")]
+    if isinstance(value.get("core"), Mapping):
+        value = hoist_sections(value)
     issues: list[tuple[tuple[str | int, ...], str]] = []
     if strict:
         known = {a.name for a in attrs.fields(ProviderManifest)} - {"source"} | _SPEC_TOP_LEVEL
@@ -691,6 +782,51 @@ def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | in
         issues.append((where, f"must start with http:// or https://, got {url!r}"))
     elif "endpoint" not in value and url is not None and not isinstance(url, str):
         issues.append((where, f"expected a URL string, got {_describe(url)}"))
+    if "capability_profile" in value:
+        issues.extend(_capability_profile_issues(value["capability_profile"]))
+    return issues
+
+
+#: capability_profile phases -> (the dimensions each allows, those it needs one of, and the
+#: words for a profile that has none of those). The spec's schema does not define the
+#: profile; these are the rules its compliance cases and manifests use (ios_v1: inputs,
+#: outcomes and systems only, at least one; iospc_v1 adds process and contract, and needs
+#: one of the two). The messages keep the wording the compliance cases check.
+_PROFILE_PHASES: Mapping[str, tuple[frozenset[str], tuple[str, ...], str]] = {
+    "ios_v1": (
+        frozenset({"inputs", "outcomes", "systems"}),
+        ("inputs", "outcomes", "systems"),
+        "must match at least one schema in anyOf: ios_v1 needs inputs, outcomes or systems",
+    ),
+    "iospc_v1": (
+        frozenset({"inputs", "outcomes", "systems", "process", "contract"}),
+        ("process", "contract"),
+        "iospc_v1 requires process or contract",
+    ),
+}
+
+
+def _capability_profile_issues(profile: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """The staged capability profile: its phase says which dimensions it may declare."""
+    where = ("capability_profile",)
+    if not isinstance(profile, Mapping):
+        return [(where, f"capability_profile must be object, got {_describe(profile)}")]
+    phase = profile.get("phase")
+    rules = _PROFILE_PHASES.get(phase) if isinstance(phase, str) else None
+    if rules is None:
+        return []  # a later phase than this runtime knows: tolerated, like unknown keys
+    allowed, one_of, missing = rules
+    issues: list[tuple[tuple[str | int, ...], str]] = [
+        (
+            (*where, key),
+            f"must NOT have additional properties: {phase} does not allow {key!r}"
+            f" (allowed: phase, {', '.join(sorted(allowed))})",
+        )
+        for key in profile
+        if key != "phase" and key not in allowed
+    ]
+    if not any(key in profile for key in one_of):
+        issues.append((where, missing))
     return issues
 
 
@@ -699,6 +835,7 @@ def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | in
 _SPEC_TOP_LEVEL = frozenset(
     {
         "$schema",
+        "core",
         "base_url",
         "version",
         "status",
