@@ -413,6 +413,52 @@ class _SlowCloseTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+@pytest.mark.parametrize("status", [200, 500], ids=["body", "error-body"])
+async def test_lent_client_response_is_closed_when_its_body_read_is_cancelled(
+    mock: MockProvider, status: int
+) -> None:
+    # httpcore's own streams clean up after an interrupted read, but a lent client's
+    # transport may not: the library must close the response itself, shielded (the close
+    # awaits). Catches the `finally: aclose()` of _post_json / _error_from_response dropped
+    # or unshielded.
+    body = {"id": "x", "choices": []} if status == 200 else {"error": {"message": "boom"}}
+    mock.enqueue(Reply.json(body, status=status, stall_after_bytes=5))
+    transport = _SlowCloseTransport()
+    http = httpx.AsyncClient(transport=transport)
+    async with http, client_for(mock, max_retries=0, http_client=http) as client:
+        with anyio.move_on_after(0.5) as scope:
+            await client.chat().user("hi").execute()
+        assert scope.cancelled_caught
+        assert transport.closed == [True]
+        assert client.current_inflight == 0
+        with anyio.fail_after(5):
+            await mock.requests[0].wait_disconnected()
+        await settled(mock, client)
+
+
+async def test_lent_client_response_is_closed_when_its_body_read_fails(
+    mock: MockProvider,
+) -> None:
+    mock.enqueue(
+        Reply.json({"id": "x", "choices": []}, stall_after_bytes=5),
+        Reply.json({"id": "x", "choices": []}, close_after_bytes=5),
+    )
+    transport = _SlowCloseTransport()
+    http = httpx.AsyncClient(transport=transport)
+    async with (
+        http,
+        client_for(mock, max_retries=0, http_client=http, timeout=httpx.Timeout(0.5)) as client,
+    ):
+        with pytest.raises(ReadTimeoutError):
+            await client.chat().user("hi").execute()
+        assert transport.closed == [True]
+        with pytest.raises(TransportError):
+            await client.chat().user("hi").execute()
+        assert transport.closed == [True, True]
+        assert client.current_inflight == 0
+        await settled(mock, client)
+
+
 async def test_stream_close_is_shielded_with_a_lent_client_whose_close_awaits(
     mock: MockProvider,
 ) -> None:
@@ -560,3 +606,30 @@ async def test_expired_total_deadline_is_not_a_provider_failure(
         assert (snapshot.consecutive_failures, snapshot.times_opened) == (0, 0)
         assert (await client.chat().user("hi").execute()).content == "fine"
         await settled(mock, client)
+
+
+async def test_guard_does_not_count_a_deadline_against_the_circuit() -> None:
+    # A stream attempt whose per-chunk wait hits the total deadline raises
+    # DeadlineExceededError inside the guard (when the whole-request scope has not fired
+    # yet): neutral, unlike a read timeout. Catches is_provider_failure counting it.
+    from ailib_anyio._core._breaker import CircuitBreakerConfig as Config
+    from ailib_anyio._resilience import TargetGuard, is_provider_failure
+
+    guard = TargetGuard.build("p/m", {}, None, Config(failure_threshold=1), None)
+    errors: list[AiLibError] = []
+
+    async def deadline() -> None:
+        raise DeadlineExceededError("the request's total deadline ran out")
+
+    async def read_timeout() -> None:
+        raise ReadTimeoutError("timed out waiting for data from the provider")
+
+    with pytest.raises(DeadlineExceededError):
+        await guard.call(deadline, errors)
+    assert guard.breaker is not None
+    assert guard.breaker.state(anyio.current_time()) is CircuitState.CLOSED
+    assert not is_provider_failure(DeadlineExceededError("x"))
+    with pytest.raises(ReadTimeoutError):
+        await guard.call(read_timeout, errors)
+    assert guard.breaker.state(anyio.current_time()) is CircuitState.OPEN
+    assert len(errors) == 2
