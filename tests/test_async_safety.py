@@ -466,20 +466,21 @@ async def test_stream_close_is_shielded_with_a_lent_client_whose_close_awaits(
     # its end. Catches the shield around _TargetStream.aclose being dropped.
     mock.enqueue(ScriptedReply(content="abcdefgh" * 20, chunk_size=2, delay_between_chunks=0.05))
     transport = _SlowCloseTransport()
-    http = httpx.AsyncClient(transport=transport)
-    async with http, client_for(mock, max_retries=0, http_client=http) as client:
-        with anyio.CancelScope() as scope:
-            async with client.chat().user("hi").stream() as stream:
-                async for _ in stream:
-                    scope.cancel()
-                    await anyio.lowlevel.checkpoint()
-        assert scope.cancelled_caught
-        assert transport.closed == [True]  # the close ran to its end
-        assert client.current_inflight == 0
-        with anyio.fail_after(5):
-            await mock.requests[0].wait_disconnected()
-        assert list(transport.inner._pool.connections) == []  # the lent pool: empty
-        await settled(mock, client)
+    async with httpx.AsyncClient(transport=transport) as http:
+        async with client_for(mock, max_retries=0, http_client=http) as client:
+            with anyio.CancelScope() as scope:
+                async with client.chat().user("hi").stream() as stream:
+                    async for _ in stream:
+                        scope.cancel()
+                        await anyio.lowlevel.checkpoint()
+            assert scope.cancelled_caught
+            assert transport.closed == [True]  # the close ran to its end
+            assert client.current_inflight == 0
+            with anyio.fail_after(5):
+                await mock.requests[0].wait_disconnected()
+            assert list(transport.inner._pool.connections) == []  # the lent pool: empty
+            await settled(mock, client)
+        assert not http.is_closed  # the library never closes a lent client
 
 
 # ------------------------------------------------------------------ 21. hedging, fallback
