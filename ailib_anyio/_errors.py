@@ -154,6 +154,15 @@ class AiLibError(Exception):
         """Whether trying another provider could succeed where this one failed."""
         return standard_error(self.kind)[1]
 
+    @property
+    def request_id(self) -> str | None:
+        """The provider's request id (a response header: masked like any text from it)."""
+        return self._request_id
+
+    @request_id.setter
+    def request_id(self, value: str | None) -> None:
+        self._request_id = mask_text(value) if isinstance(value, str) else value
+
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)
         parts = [self.message]

@@ -26,6 +26,7 @@ __all__ = [
     "SECRETS",
     "RedactingFilter",
     "SecretRegistry",
+    "get_logger",
     "install_log_redaction",
     "mask_json",
     "mask_text",
@@ -219,3 +220,15 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The library's logger ``name`` (``"ailib_anyio"`` or a child of it) with the
+    redacting filter attached: library code gets its loggers here, since a filter on
+    ``ailib_anyio`` does not see the records of loggers created under it later."""
+    if name != "ailib_anyio" and not name.startswith("ailib_anyio."):
+        raise ValueError(f"not a logger of the library: {name!r}")
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

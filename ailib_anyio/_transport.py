@@ -104,6 +104,11 @@ def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:
     if isinstance(exc, httpx.DecodingError):
         return MalformedResponseError(f"could not decode the response body: {exc}", **context)
     detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Our own request broke HTTP's rules: sending it again cannot help.
+        return TransportError(
+            f"the request could not be sent: {detail}", retryable=False, **context
+        )
     return TransportError(f"connection to the provider failed: {detail}", **context)
 
 
