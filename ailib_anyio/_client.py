@@ -159,7 +159,7 @@ class Client:
         self.manifest: ProviderManifest = resolved.manifest
         self.provider = resolved.provider
         self.model_id = resolved.model_id
-        check_model_id(self.model_id)
+        check_model_id(self.model_id, provider=self.provider)
         if max_inflight is not None and (not isinstance(max_inflight, int) or max_inflight < 1):
             raise ConfigurationError(
                 f"max_inflight must be a positive integer, got {max_inflight!r}"

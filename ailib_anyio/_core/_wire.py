@@ -30,11 +30,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
 
 
-def check_model_id(model_id: str) -> None:
-    """``ConfigurationError`` when ``model_id`` holds a control character."""
+def check_model_id(model_id: str, *, provider: str | None = None) -> None:
+    """``ConfigurationError`` when ``model_id`` holds a control character (the error's
+    ``model`` stays unset: its ``str`` would show the id unescaped)."""
     if _CONTROL.search(model_id):
         raise ConfigurationError(
-            f"model id {model_id!r} contains a control character; model ids never do"
+            f"model id {model_id!r} contains a control character; model ids never do",
+            provider=provider,
         )
 
 
