@@ -476,7 +476,7 @@ class Client:
         for name in _REQUEST_ID_HEADERS:
             value: str | None = headers.get(name)
             if value:
-                return value
+                return mask_text(value)  # a proxy may echo anything into it
         return None
 
     def _remote_error(
@@ -543,6 +543,8 @@ class Client:
         try:
             return response, json.loads(raw)
         except (ValueError, RecursionError) as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                exc.doc = mask_text(exc.doc)  # the whole body, kept on the chained cause
             raise MalformedResponseError(
                 f"response body is not valid JSON ({exc}):"
                 f" {mask_text(raw.decode('utf-8', 'replace'))[:200]!r}",

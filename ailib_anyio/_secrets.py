@@ -7,9 +7,9 @@ and ``str`` itself), the exception chain of a translated transport error
 (:func:`scrub_exception_chain`), and log records (:class:`RedactingFilter`, installed by
 :func:`install_log_redaction` on the ``httpx``, ``httpcore`` and ``ailib_anyio`` loggers).
 
-Each secret is masked as written, percent-encoded (a query parameter) and as Python writes
-it inside a bytes repr (httpcore's logs). Leaf module: no anyio, no httpx, nothing of the
-library's.
+Each secret (of at least ``MIN_SECRET_LENGTH`` characters) is masked as written,
+percent-encoded (a query parameter) and as Python writes it inside a bytes repr
+(httpcore's logs). Leaf module: no anyio, no httpx, nothing of the library's.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ __all__ = [
 REDACTED = "<redacted>"
 
 
+#: Shorter values are not masked in free text: they would mask ordinary words (a local
+#: server's ``api_key="x"``) and are no secret worth the name. The header value that
+#: carries one (``"Bearer x"``) is long enough and still masked.
+MIN_SECRET_LENGTH = 6
+
+
 def _variants(secret: str) -> set[str]:
     forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
     try:
@@ -61,7 +67,7 @@ class SecretRegistry:
     def add(self, secrets: Iterable[str]) -> None:
         with self._lock:
             for secret in secrets:
-                if secret:
+                if len(secret) >= MIN_SECRET_LENGTH:
                     self._counts[secret] = self._counts.get(secret, 0) + 1
             self._compile()
 

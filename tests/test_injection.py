@@ -12,6 +12,7 @@ import pytest
 from hostile import Answer, HostileServer, Seen
 
 from ailib_anyio import ConfigurationError, Message, ToolDefinition, open_client
+from ailib_anyio._core._embeddings import EmbeddingRequest, encode_embeddings
 from ailib_anyio._core._encode import EncoderOptions, encode_request
 from ailib_anyio._core._wire import expand_path
 from ailib_anyio._protocol._registry import builtin_protocol_dir
@@ -285,3 +286,25 @@ async def test_extra_body_conflict_is_raised_before_io() -> None:
     assert server.requests == []
     assert info.value.message == MANAGED + "'model'" + HINT
     assert (info.value.provider, info.value.model) == ("openai", "gpt-4o")
+
+
+@pytest.mark.parametrize(
+    ("family", "extra", "names"),
+    [
+        ("openai_embeddings", {"model": "x", "user": "u"}, "'model'"),
+        ("openai_embeddings", {"input": ["y"]}, "'input'"),
+        ("gemini_embed", {"requests": []}, "'requests'"),
+    ],
+)
+def test_embeddings_extra_body_cannot_replace_model_or_inputs(
+    family: str, extra: dict[str, Any], names: str
+) -> None:
+    request = EmbeddingRequest(model="m", inputs=("a",), extra_body=extra)
+    with pytest.raises(ConfigurationError) as info:
+        encode_embeddings(family, request)
+    assert info.value.message == (
+        f"extra_body cannot replace what the library encodes: {names}; set the model with"
+        " open_client() and the texts with the inputs"
+    )
+    allowed = EmbeddingRequest(model="m", inputs=("a",), extra_body={"user": "u"})
+    assert encode_embeddings(family, allowed)["user"] == "u"

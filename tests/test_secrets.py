@@ -195,6 +195,7 @@ async def test_a_key_read_from_a_file_works(monkeypatch: pytest.MonkeyPatch) -> 
             reply = await client.chat().user("hi").execute()
     assert reply.content == "ok"
     assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert reply.request_id == "req-<redacted>"  # the server echoed the key into it
 
 
 # ------------------------------------------------------------------ echoing servers
@@ -265,6 +266,9 @@ async def test_key_echoed_in_a_malformed_success_body() -> None:
             await client.chat().user("hi").execute()
     assert_masked(info.value)
     assert "'<<redacted>>'" in str(info.value)
+    cause = info.value.__cause__
+    assert isinstance(cause, json.JSONDecodeError)
+    assert cause.doc == "<<redacted>>"
 
 
 async def test_key_echoed_mid_stream(all_logs: pytest.LogCaptureFixture) -> None:
@@ -398,3 +402,12 @@ def test_secrets_are_counted_and_masked_in_their_encoded_forms() -> None:
     finally:
         SECRETS.discard([secret])
     assert SECRETS.mask(secret) == secret
+
+
+def test_short_values_are_not_masked_in_free_text() -> None:
+    SECRETS.add(["x", "Bearer x"])
+    try:
+        assert SECRETS.mask("max x: Bearer x") == "max x: <redacted>"
+    finally:
+        SECRETS.discard(["x", "Bearer x"])
+    assert SECRETS.pattern is None
