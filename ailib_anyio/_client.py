@@ -1181,8 +1181,10 @@ def open_client(
 
     - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
       ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
-      added to every request; ``protocol_path`` adds manifest directories searched first;
-      ``http_client`` lends a pool the caller owns.
+      added to every request (a name that is not an HTTP token or a value with a control
+      character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
+      ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
+      directories searched first; ``http_client`` lends a pool the caller owns.
     - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``).
     - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
       included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
