@@ -43,6 +43,7 @@ from ._core._mapping import (
     StreamPipeline,
 )
 from ._core._ratelimit import parse_rate_limits
+from ._core._wire import check_headers, check_model_id, expand_path
 from ._errors import (
     AiLibError,
     ConfigurationError,
@@ -57,8 +58,9 @@ from ._errors import (
 from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
 from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
+from ._secrets import SECRETS, install_log_redaction, mask_json, mask_text
 from ._taskgroups import exit_task_group
-from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
+from ._transport import Transport, map_httpx_errors, resolve_auth, translate_httpx_error
 from ._types import (
     ChatRequest,
     ChatResponse,
@@ -180,6 +182,7 @@ class Client:
         self.manifest: ProviderManifest = resolved.manifest
         self.provider = resolved.provider
         self.model_id = resolved.model_id
+        check_model_id(self.model_id, provider=self.provider)
         if max_inflight is not None and (not isinstance(max_inflight, int) or max_inflight < 1):
             raise ConfigurationError(
                 f"max_inflight must be a positive integer, got {max_inflight!r}"
@@ -212,11 +215,15 @@ class Client:
             for spec in fallbacks
         )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
-        auth_headers, auth_params = auth_material(
+        auth_headers, auth_params, secrets = resolve_auth(
             self.manifest, self.provider, api_key, host_supplied=host_supplied_key
         )
+        headers = check_headers(headers) if headers is not None else {}
+        #: masked in every error and log record while the client is open (see _secrets)
+        self._secrets = (*secrets, *_sensitive_values(headers))
+        self._registered = False
         self._transport_args: dict[str, Any] = {
-            "headers": {**auth_headers, **(headers or {})},
+            "headers": {**auth_headers, **headers},
             "params": auth_params,
             "timeout": timeout,
             "http_client": http_client,
@@ -238,10 +245,17 @@ class Client:
             request_defaults=self.manifest.parameter_defaults if parameter_defaults else {},
         )
         chat = self.manifest.chat_endpoint
-        self._chat_url = self.base_url + chat.path.replace("{model}", self.model_id)
-        self._stream_url = self.base_url + (chat.stream_path or chat.path).replace(
-            "{model}", self.model_id
-        )
+        self._chat_url = self.base_url + self._expand_path(chat.path)
+        self._stream_url = self.base_url + self._expand_path(chat.stream_path or chat.path)
+
+    def _expand_path(self, template: str) -> str:
+        """An endpoint path with the model id as one encoded path segment (refused before
+        any I/O when it cannot be one: ``/``, ``?``, ``#``, ``..``, control characters)."""
+        try:
+            return expand_path(template, {"model": self.model_id}, provider=self.provider)
+        except ConfigurationError as exc:
+            exc.model = self.model_id
+            raise
 
     def _retry_policy(
         self, retry: RetryConfig | None, max_retries: int | None
@@ -306,6 +320,8 @@ class Client:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a Client can be opened only once")
         self._limiter = anyio.CapacityLimiter(self.max_inflight)
+        install_log_redaction()
+        self._register_secrets()
         background = anyio.create_task_group()
         await background.__aenter__()
         self._background = background
@@ -314,6 +330,7 @@ class Client:
         for fallback in self._fallbacks:
             # No task group of its own (it would not nest with ours): a transport, and
             # one max_inflight for the whole chain.
+            fallback._register_secrets()
             fallback._transport = Transport(**fallback._transport_args)
             fallback._limiter = self._limiter
             fallback._state = _State.OPEN
@@ -354,6 +371,14 @@ class Client:
                     await fallback.aclose()
                 if self._transport is not None:
                     await self._transport.aclose()
+                if self._registered:
+                    self._registered = False
+                    SECRETS.discard(self._secrets)
+
+    def _register_secrets(self) -> None:
+        if not self._registered:
+            self._registered = True
+            SECRETS.add(self._secrets)
 
     def start_background(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
@@ -487,7 +512,7 @@ class Client:
         for name in _REQUEST_ID_HEADERS:
             value: str | None = headers.get(name)
             if value:
-                return value
+                return mask_text(value)  # a proxy may echo anything into it
         return None
 
     def _remote_error(
@@ -525,6 +550,7 @@ class Client:
             body: Any = json.loads(raw) if raw.strip() else None
         except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             body = raw.decode("utf-8", "replace")
+        body = mask_json(body)  # before anything cuts it: a server may echo the key
         info = classify_error(
             self.manifest.error_classification, response.status_code, response.headers, body
         )
@@ -553,8 +579,11 @@ class Client:
         try:
             return response, json.loads(raw)
         except (ValueError, RecursionError) as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                exc.doc = mask_text(exc.doc)  # the whole body, kept on the chained cause
             raise MalformedResponseError(
-                f"response body is not valid JSON ({exc}): {raw[:200]!r}",
+                f"response body is not valid JSON ({exc}):"
+                f" {mask_text(raw.decode('utf-8', 'replace'))[:200]!r}",
                 status_code=response.status_code,
                 request_id=self._request_id(response),
                 **self._context(),
@@ -632,13 +661,14 @@ class Client:
         acc = ResponseAccumulator()
         for event in [*mapper.map_object(body), *mapper.finish()]:
             if isinstance(event, StreamFailure):
+                failure_body = mask_json(event.body)
                 info = classify_error(
                     self.manifest.error_classification,
                     response.status_code,
                     response.headers,
-                    event.body,
+                    failure_body,
                 )
-                raise self._remote_error(info, request_id=request_id, body=event.body)
+                raise self._remote_error(info, request_id=request_id, body=failure_body)
             if isinstance(event, DecodeFailure):  # pragma: no cover - only streams decode bytes
                 raise event.error
             acc.add(event)
@@ -773,6 +803,16 @@ class ChatBuilder:
         return self._set("response_format", value)
 
     def extra_body(self, value: Mapping[str, Any]) -> ChatBuilder:
+        """Provider-specific fields merged into the encoded body last, objects key by key;
+        other values replace what the encoder wrote (``temperature``, ``stream_options``).
+
+        What the library manages is never overridden silently: ``model`` and ``stream``,
+        and any value already encoded under ``messages``, ``contents``, ``system``,
+        ``systemInstruction`` or ``tools``, raise ``ConfigurationError`` naming the keys
+        (before any I/O). New keys inside those objects, or ``tools`` on a request without
+        tools (a provider's built-in tools), are allowed. There is no opt-in: set the
+        model with ``open_client``, streaming with ``.stream()``, messages and tools with
+        the builder."""
         check_mapping("extra_body", value)
         return self._set("extra_body", value)
 
@@ -820,6 +860,18 @@ def _token_estimate(content: bytes, request: ChatRequest) -> int:
     """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
     per input token, plus the output it allows."""
     return len(content) // 4 + (request.max_tokens or 0)
+
+
+#: Header names whose values are credentials: masked like the API key.
+_SENSITIVE_HEADER = ("auth", "key", "token", "secret", "cookie", "session", "password")
+
+
+def _sensitive_values(headers: Mapping[str, str]) -> list[str]:
+    return [
+        value
+        for name, value in headers.items()
+        if value and any(word in name.lower() for word in _SENSITIVE_HEADER)
+    ]
 
 
 def _number(name: str, value: Any) -> float:
@@ -1050,17 +1102,18 @@ class _TargetStream(_ClosedOnExit):
 
     def _stream_error(self, failure: StreamFailure) -> RemoteError:
         client = self._client
+        body = mask_json(failure.body)
         info = classify_error(
             client.manifest.error_classification,
             self._status() or 200,
             self._response.headers if self._response is not None else {},
-            failure.body,
+            body,
             mid_stream=True,
         )
         return client._remote_error(
             info,
             request_id=self.request_id,
-            body=failure.body,
+            body=body,
             partial=self.response,
             mid_stream=True,
         )
@@ -1181,8 +1234,10 @@ def open_client(
 
     - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
       ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
-      added to every request; ``protocol_path`` adds manifest directories searched first;
-      ``http_client`` lends a pool the caller owns.
+      added to every request (a name that is not an HTTP token or a value with a control
+      character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
+      ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
+      directories searched first; ``http_client`` lends a pool the caller owns.
     - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``).
     - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
       included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).

@@ -25,6 +25,12 @@ A manifest with ``auth.type: none`` needs no credential: the resolution's status
 ``auth.required: false`` (local OpenAI-compatible servers) may resolve to ``"missing"``:
 ``optional`` is then true and requests go out without credentials.
 
+Every value found is cleaned first: surrounding whitespace is stripped (a key read from a
+file ends with a newline), so a value of only whitespace counts as unset (an empty
+``api_key=``); a control character left inside (a line break, NUL, DEL) cannot travel in
+an HTTP header and raises ``ConfigurationError`` naming where the key came from, never
+showing any of it.
+
 The result, :class:`CredentialResolution`, is a report safe to print or log: the secret
 lives in a field kept out of its repr and equality, and the diagnostics only ever name
 variables. :meth:`CredentialResolution.attachment` builds the headers and query parameters
@@ -41,7 +47,9 @@ from typing import Literal
 
 import attrs
 
+from ._errors import ConfigurationError
 from ._protocol._models import AuthSpec, ProviderManifest
+from ._secrets import REDACTED
 
 __all__ = [
     "REDACTED",
@@ -50,13 +58,31 @@ __all__ = [
     "resolve_credential",
 ]
 
-#: What stands in for the secret in :meth:`CredentialResolution.redacted`.
-REDACTED = "<redacted>"
-
 CredentialStatus = Literal["available", "missing", "not_required"]
 SourceKind = Literal["explicit", "manifest_env", "conventional_env", "none"]
 
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+#: C0 controls, DEL and C1 controls: never valid in an HTTP header value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean_credential(value: str, source: str, provider: str) -> str:
+    """``value`` without surrounding whitespace; ``ConfigurationError`` (naming ``source``,
+    showing none of the value) when a control character is left inside it."""
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"the API key from {source} must be a string, got {type(value).__name__}",
+            provider=provider,
+        )
+    stripped = value.strip()
+    if _CONTROL.search(stripped):
+        raise ConfigurationError(
+            f"the API key from {source} contains a control character (a line break, NUL or"
+            " similar) inside it, which no HTTP header can carry; surrounding whitespace is"
+            " stripped, so check how the key was copied",
+            provider=provider,
+        )
+    return stripped
 
 
 def conventional_env_var(provider_id: str) -> str:
@@ -223,6 +249,8 @@ def resolve_credential(
             secret=secret,
         )
 
+    if api_key is not None:
+        api_key = clean_credential(api_key, "api_key=", name)
     if api_key:
         source = "host_supplied" if host_supplied else "explicit"
         return report("available", "explicit", source, diagnostics, api_key)
@@ -236,11 +264,11 @@ def resolve_credential(
         return report("missing", "none", None, [missing, *diagnostics])
     if api_key is None:
         for var in declared:
-            value = env.get(var)
+            value = clean_credential(env.get(var) or "", var, name)
             if value:
                 return report("available", "manifest_env", var, diagnostics, value)
         for var in fallbacks:
-            value = env.get(var)
+            value = clean_credential(env.get(var) or "", var, name)
             if value:
                 return report("available", "conventional_env", var, diagnostics, value)
 

@@ -60,7 +60,7 @@ class EmbeddingClient:
         self._client = client
         self._family = family
         self._rules = manifest.embeddings or EmbeddingRules()
-        self._url = client.base_url + endpoint.path.replace("{model}", client.model_id)
+        self._url = client.base_url + client._expand_path(endpoint.path)
 
     async def embed(
         self,

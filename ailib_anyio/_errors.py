@@ -49,13 +49,18 @@ stream started also carry ``response``, the partial result received before the f
 An error raised after retries or fallbacks carries ``attempts``: every attempt's error, in
 the order they happened (the raised error is the last of them).
 Cancellation is never wrapped: the backend's cancellation exception propagates untouched.
-No error message or repr ever contains an API key or an Authorization header.
+No error message or repr ever contains an API key or an Authorization header: every error
+masks the secrets of the open clients (see ``_secrets``) in its message, ``args``, ``body``
+and ``str``, whatever text it was built from (a server that echoes the key, a transport
+library's message quoting a header).
 """
 
 from __future__ import annotations
 
 import builtins
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._secrets import mask_json, mask_text
 
 if TYPE_CHECKING:
     from ._types import ChatResponse, RateLimitSnapshot
@@ -143,6 +148,7 @@ class AiLibError(Exception):
         body: Any = None,
         rate_limits: RateLimitSnapshot | None = None,
     ) -> None:
+        message = mask_text(message)
         super().__init__(message)
         self.message = message
         self.provider = provider
@@ -153,7 +159,7 @@ class AiLibError(Exception):
         self.retry_after = retry_after
         self.code = code
         self.response = response
-        self.body = body
+        self.body = mask_json(body)
         self.rate_limits = rate_limits
         #: Every attempt's error when retries or fallbacks ran (this one last), else ().
         self.attempts: tuple[AiLibError, ...] = ()
@@ -168,6 +174,15 @@ class AiLibError(Exception):
         """Whether trying another provider could succeed where this one failed."""
         return standard_error(self.kind)[1]
 
+    @property
+    def request_id(self) -> str | None:
+        """The provider's request id (a response header: masked like any text from it)."""
+        return self._request_id
+
+    @request_id.setter
+    def request_id(self, value: str | None) -> None:
+        self._request_id = mask_text(value) if isinstance(value, str) else value
+
     def __str__(self) -> str:
         where = "/".join(p for p in (self.provider, self.model) if p)
         parts = [self.message]
@@ -177,7 +192,8 @@ class AiLibError(Exception):
             parts.append(where)
         if self.request_id:
             parts.append(f"request_id={self.request_id}")
-        return parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+        text = parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+        return mask_text(text)  # request_id comes from a response header
 
     def __repr__(self) -> str:
         name = type(self).__name__

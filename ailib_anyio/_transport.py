@@ -26,6 +26,7 @@ from ._errors import (
     WriteTimeoutError,
 )
 from ._protocol._models import AuthSpec, ProviderManifest
+from ._secrets import scrub_exception_chain
 from ._version import __version__
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Transport",
     "auth_material",
     "map_httpx_errors",
+    "resolve_auth",
     "translate_httpx_error",
 ]
 
@@ -55,18 +57,47 @@ def auth_material(
     is the single source of truth over a divergent top-level ``auth`` block.
 
     Raises ``ConfigurationError`` (its diagnostics, which never hold a secret) when the
-    manifest requires a credential and none is found. ``host_supplied``: ``api_key`` is
-    the only source (no environment is read)."""
+    manifest requires a credential and none is found, or the key holds a control
+    character. ``host_supplied``: ``api_key`` is the only source (no environment is
+    read)."""
+    headers, params, _ = resolve_auth(
+        auth, provider, api_key, environ=environ, host_supplied=host_supplied
+    )
+    return headers, params
+
+
+def resolve_auth(
+    auth: AuthSpec | ProviderManifest,
+    provider: str,
+    api_key: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    host_supplied: bool = False,
+) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+    """:func:`auth_material` plus the secrets to mask: the key itself and every header or
+    query value that carries it (those that differ from the redacted attachment)."""
     resolution = resolve_credential(
         auth, provider=provider, api_key=api_key, environ=environ, host_supplied=host_supplied
     )
     if resolution.status == "missing" and not resolution.optional:
         raise ConfigurationError("\n".join(resolution.diagnostics), provider=provider)
-    return resolution.attachment()
+    headers, params = resolution.attachment()
+    if resolution.secret is None:
+        return headers, params, ()
+    shown_headers, shown_params = resolution.redacted()
+    secrets = {resolution.secret}
+    secrets.update(v for k, v in headers.items() if shown_headers.get(k) != v)
+    secrets.update(v for k, v in params.items() if shown_params.get(k) != v)
+    return headers, params, tuple(sorted(secrets))
 
 
 def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:
-    """The library error for an httpx error (the caller chains it with ``from exc``)."""
+    """The library error for an httpx error (the caller chains it with ``from exc``).
+
+    The secrets of open clients are masked in ``exc`` and the exceptions it was raised
+    from, in place (h11 quotes a header it refuses, value included), and in the message
+    built from it."""
+    scrub_exception_chain(exc)
     if isinstance(exc, httpx.ConnectTimeout):
         return ConnectTimeoutError("timed out connecting to the provider", **context)
     if isinstance(exc, httpx.ReadTimeout):
@@ -80,6 +111,11 @@ def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:
     if isinstance(exc, httpx.DecodingError):
         return MalformedResponseError(f"could not decode the response body: {exc}", **context)
     detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.LocalProtocolError):
+        # Our own request broke HTTP's rules: sending it again cannot help.
+        return TransportError(
+            f"the request could not be sent: {detail}", retryable=False, **context
+        )
     return TransportError(f"connection to the provider failed: {detail}", **context)
 
 
@@ -91,6 +127,7 @@ def map_httpx_errors(**context: Any) -> Iterator[None]:
     except httpx.HTTPError as exc:
         raise translate_httpx_error(exc, **context) from exc
     except httpx.InvalidURL as exc:
+        scrub_exception_chain(exc)
         raise ConfigurationError(f"invalid URL: {exc}", **context) from exc
 
 
@@ -159,16 +196,16 @@ class Transport:
         context: Mapping[str, Any],
     ) -> httpx.Response:
         """POST ``content`` and return once the response headers arrived (body unread)."""
-        request = self.client.build_request(
-            "POST",
-            url,
-            content=content,
-            headers=self._headers,
-            params=self._params or None,
-            timeout=self.timeout if timeout is None else timeout,
-        )
-        request.stream = _Body(content)
         with map_httpx_errors(**context):
+            request = self.client.build_request(
+                "POST",
+                url,
+                content=content,
+                headers=self._headers,
+                params=self._params or None,
+                timeout=self.timeout if timeout is None else timeout,
+            )
+            request.stream = _Body(content)
             return await self.client.send(request, stream=True)
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import InvalidRequestError, MalformedResponseError
+from .._errors import ConfigurationError, InvalidRequestError, MalformedResponseError
 from .._types import Usage
 from ._jsonpath import Selector, compile_path
 from ._rules import FieldSpec
@@ -96,8 +96,19 @@ def encode_embeddings(family: str, request: EmbeddingRequest) -> dict[str, Any]:
         raise InvalidRequestError(f"no embeddings encoder for API family {family!r}") from None
     body = encoder(request)
     if request.extra_body:
+        replaced = [k for k in _MANAGED if k in request.extra_body and k in body]
+        if replaced:
+            names = ", ".join(map(repr, replaced))
+            raise ConfigurationError(
+                f"extra_body cannot replace what the library encodes: {names}; set the model"
+                " with open_client() and the texts with the inputs"
+            )
         body.update(request.extra_body)
     return body
+
+
+#: Body keys an embeddings encoder writes that ``extra_body`` may not replace.
+_MANAGED = ("model", "input", "requests")
 
 
 def _vector(value: Any, position: int) -> list[float]:

@@ -29,7 +29,11 @@ Rules shared by all families:
   dotted name is a path from the top of the body (``generationConfig.maxOutputTokens``).
 - ``extra_body`` is merged last and recursively: objects are merged key by key, anything
   else replaces what the encoder wrote. So ``{"generationConfig": {"thinkingConfig": ...}}``
-  adds to Gemini's encoded temperature instead of dropping it.
+  adds to Gemini's encoded temperature instead of dropping it. What the library manages
+  is never replaced silently: ``model`` and ``stream`` in ``extra_body`` raise
+  ``ConfigurationError``, and so does replacing any value the encoder wrote under
+  ``messages``, ``contents``, ``system``, ``systemInstruction`` or ``tools`` (adding new
+  keys to those objects, or setting ``tools`` when the request has none, is allowed).
 - What the API cannot express raises ``InvalidRequestError`` before any HTTP call, with a
   message naming the family and the problem.
 - ``extra_body`` may not ask for several choices (``n``, Gemini's ``candidateCount``): a
@@ -98,11 +102,41 @@ def _json_copy(value: Any) -> Any:
     return value
 
 
+#: Body keys the library itself manages: ``extra_body`` may never set the first two, and
+#: may add to the others (new keys in their objects) but never replace what was encoded.
+_ALWAYS_MANAGED = ("model", "stream")
+_ENCODED_MANAGED = ("messages", "contents", "system", "systemInstruction", "tools")
+
+
 def _merge_extra(body: Body, extra: Mapping[str, Any]) -> None:
+    conflicts = [key for key in _ALWAYS_MANAGED if key in extra]
+    for key in _ENCODED_MANAGED:
+        if key in extra and key in body:
+            conflicts.extend(_replaced(body[key], extra[key], key))
+    if conflicts:
+        names = ", ".join(repr(c) for c in conflicts)
+        raise ConfigurationError(
+            f"extra_body cannot replace what the library encodes: {names}; set the model"
+            " with open_client(), streaming with .stream(), messages and tools with the"
+            " builder (extra_body may add new keys, also inside these objects)"
+        )
+    _merge_into(body, extra)
+
+
+def _replaced(current: Any, value: Any, path: str) -> list[str]:
+    """The paths where merging ``value`` into ``current`` would replace a value."""
+    if not (isinstance(current, dict) and isinstance(value, Mapping)):
+        return [path]
+    return [
+        p for k, v in value.items() if k in current for p in _replaced(current[k], v, f"{path}.{k}")
+    ]
+
+
+def _merge_into(body: Body, extra: Mapping[str, Any]) -> None:
     for key, value in extra.items():
         current = body.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):
-            _merge_extra(current, value)
+            _merge_into(current, value)
         else:
             body[key] = _json_copy(value)
 

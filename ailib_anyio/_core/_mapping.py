@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .._errors import AiLibError, MalformedResponseError
+from .._secrets import mask_text
 from .._types import (
     ChatResponse,
     ContentDelta,
@@ -438,7 +439,7 @@ class EventMapper:
                 if not data.strip():
                     continue
                 raise MalformedResponseError(
-                    f"stream frame is not valid JSON ({exc.args[0]}): {data[:200]!r}"
+                    f"stream frame is not valid JSON ({exc.args[0]}): {mask_text(data)[:200]!r}"
                 ) from exc
             map_object(obj, event, out)
         return out
