@@ -105,9 +105,12 @@ async def test_gemini_ids_are_unique_per_call() -> None:
                 ]
             )
         )
-        async with open_client(
-            "gemini/gemini-2.5-flash", api_key="k", base_url=mock.gemini_base_url
-        ) as client, client.chat().user("Paris and Oslo?").stream() as stream:
+        async with (
+            open_client(
+                "gemini/gemini-2.5-flash", api_key="k", base_url=mock.gemini_base_url
+            ) as client,
+            client.chat().user("Paris and Oslo?").stream() as stream,
+        ):
             async for _ in stream:
                 pass
     ids = [c.id for c in stream.response.tool_calls]
