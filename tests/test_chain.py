@@ -5,13 +5,18 @@ with their own settings and credentials resolved per fallback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ailib_anyio import (
+    ConfigurationError,
+    ProtocolError,
     TransportError,
     open_client,
 )
 from ailib_anyio._core._retry import RetryConfig, RetryPolicy
+from ailib_anyio._protocol._registry import ProtocolRegistry
 from ailib_anyio.testing import MockProvider, ScriptedReply
 
 pytestmark = pytest.mark.anyio
@@ -69,3 +74,79 @@ async def test_a_cut_200_is_still_reported_when_retries_run_out() -> None:
                 await c.chat().user("hi").execute()
     assert info.value.retryable is True
     assert info.value.status_code == 200
+
+
+# ------------------------------------------------------------------ item 12: manifests
+
+ACME = (
+    'id: acme\nprotocol_version: "2.0"\nname: Acme\nendpoint:\n  base_url: http://127.0.0.1:9/v1\n'
+)
+
+
+@pytest.fixture
+def no_env_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AI_PROTOCOL_PATH", raising=False)
+
+
+@pytest.mark.usefixtures("no_env_path")
+def test_a_broken_manifest_not_named_for_its_id_reports_its_problems(tmp_path: Path) -> None:
+    path = tmp_path / "my-acme.yaml"
+    path.write_text('id: acme\nprotocol_version: "2.0"\nname: Acme\n', encoding="utf-8")
+    with pytest.raises(ProtocolError) as info:
+        ProtocolRegistry([tmp_path]).get("acme")
+    assert str(info.value) == (
+        f"1 problem(s) in manifest {path}:\n{path}:1:1: $.endpoint: required key is missing"
+    )
+    with pytest.raises(ProtocolError):
+        open_client("acme/model-1", api_key="k", protocol_path=tmp_path)
+
+
+@pytest.mark.usefixtures("no_env_path")
+def test_a_broken_override_is_not_replaced_by_the_builtin_silently(tmp_path: Path) -> None:
+    path = tmp_path / "company-openai.yaml"
+    path.write_text("id: openai\naliases: [oai]\nprotocol_version: [\n", encoding="utf-8")
+    registry = ProtocolRegistry([tmp_path])
+    # the YAML does not parse: its id cannot be read, so it is reported with the others
+    with pytest.raises(ProtocolError) as info:
+        registry.get("nope")
+    shipped = ", ".join(ProtocolRegistry().providers())
+    assert str(info.value).startswith(
+        f"unknown provider 'nope' (available: {shipped}); 1 manifest file(s) could not be"
+        f" loaded (one of them may be it):\n{path}:"
+    )
+    assert len(info.value.issues) == 1
+    path.write_text("id: openai\naliases: [oai]\nprotocol_version: 2\n", encoding="utf-8")
+    for name in ("openai", "oai"):
+        with pytest.raises(ProtocolError) as info:
+            registry.get(name)
+        assert info.value.source == str(path)
+
+
+@pytest.mark.usefixtures("no_env_path")
+def test_available_providers_are_ids_not_file_names(tmp_path: Path) -> None:
+    (tmp_path / "vendor-file.yaml").write_text(ACME, encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text("id: broken\n", encoding="utf-8")
+    registry = ProtocolRegistry([tmp_path])
+    available = registry.providers()
+    assert "acme" in available
+    assert "vendor-file" not in available
+    assert "broken" not in available
+    assert registry.get("acme").source == str(tmp_path / "vendor-file.yaml")
+    with pytest.raises(ProtocolError) as info:  # asked for by its id: its problems
+        registry.get("broken")
+    assert info.value.source == str(tmp_path / "broken.yaml")
+
+
+@pytest.mark.usefixtures("no_env_path")
+def test_directories_are_searched_in_order_by_id_too(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(ACME.replace("acme", "openai"), encoding="utf-8")
+    manifest = ProtocolRegistry([tmp_path]).get("openai")
+    assert manifest.source == str(tmp_path / "mine.yaml")
+    assert manifest.name == "Acme"
+
+
+@pytest.mark.usefixtures("no_env_path")
+def test_an_unknown_provider_without_broken_files_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ProtocolRegistry().get("nope")
+    assert str(info.value).startswith("unknown provider 'nope' (available: anthropic, ")
