@@ -60,7 +60,14 @@ from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
 from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
 from ._taskgroups import exit_task_group
-from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
+from ._transport import (
+    Transport,
+    auth_material,
+    base_url_from_env,
+    http_timeout,
+    map_httpx_errors,
+    translate_httpx_error,
+)
 from ._types import (
     ChatRequest,
     ChatResponse,
@@ -168,11 +175,14 @@ class Client:
             raise ConfigurationError(
                 f"base_url must start with http:// or https://, got {base_url!r}"
             )
+        if base_url is None:
+            base_url = base_url_from_env((self.provider, self.manifest.id))
         self.base_url = (base_url or self.manifest.endpoint.base_url).rstrip("/")
         if timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
             raise ConfigurationError(
                 f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
             )
+        http_timeout(timeout, http_client)  # a bad AI_HTTP_TIMEOUT_SECS fails here, not later
         check_type("hedge", hedge, HedgeConfig)
         check_type("deadlines", deadlines, Deadlines)
         self._hedge = hedge
@@ -1130,7 +1140,13 @@ def open_client(
       ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
       added to every request; ``protocol_path`` adds manifest directories searched first;
       ``http_client`` lends a pool the caller owns.
-    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``).
+    - ``base_url`` comes from, first to last: ``base_url=``, the environment variable
+      ``<PROVIDER>_BASE_URL`` (the provider as written, then the manifest's id, upper-cased
+      with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
+      ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
+    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
+      ``http_client`` keeps its own timeout; otherwise ``AI_HTTP_TIMEOUT_SECS`` (seconds)
+      is the default, else 600 s to read (10 s to connect).
     - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
       included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
     - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the

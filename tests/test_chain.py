@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ailib_anyio import (
     ConfigurationError,
     ProtocolError,
+    ReadTimeoutError,
     TransportError,
     open_client,
 )
@@ -150,3 +152,93 @@ def test_an_unknown_provider_without_broken_files_is_a_configuration_error() -> 
     with pytest.raises(ConfigurationError) as info:
         ProtocolRegistry().get("nope")
     assert str(info.value).startswith("unknown provider 'nope' (available: anthropic, ")
+
+
+# ------------------------------------------------------------------ item 13: settings
+
+
+async def test_a_lent_clients_timeout_is_honoured() -> None:
+    async with MockProvider() as mock:
+        mock.enqueue(ScriptedReply(content="late", delay_before_headers=30))
+        async with (
+            httpx.AsyncClient(timeout=0.2) as http,
+            open_client(
+                "openai/gpt-4o",
+                api_key="k",
+                base_url=mock.openai_base_url,
+                http_client=http,
+                max_retries=0,
+            ) as client,
+        ):
+            with pytest.raises(ReadTimeoutError):
+                await client.chat().user("hi").execute()
+
+
+async def test_timeout_overrides_a_lent_clients_timeout() -> None:
+    async with MockProvider() as mock:
+        mock.enqueue(ScriptedReply(content="in time", delay_before_headers=0.5))
+        async with (
+            httpx.AsyncClient(timeout=0.05) as http,
+            open_client(
+                "openai/gpt-4o",
+                api_key="k",
+                base_url=mock.openai_base_url,
+                http_client=http,
+                timeout=30,
+                max_retries=0,
+            ) as client,
+        ):
+            assert (await client.chat().user("hi").execute()).content == "in time"
+
+
+async def test_ai_http_timeout_secs_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AI_HTTP_TIMEOUT_SECS", "0.2")
+    async with MockProvider() as mock:
+        mock.enqueue(ScriptedReply(content="late", delay_before_headers=30))
+        async with open_client(
+            "openai/gpt-4o", api_key="k", base_url=mock.openai_base_url, max_retries=0
+        ) as client:
+            with pytest.raises(ReadTimeoutError):
+                await client.chat().user("hi").execute()
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "-3", "nan", "inf"])
+def test_a_bad_ai_http_timeout_secs_is_named(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("AI_HTTP_TIMEOUT_SECS", raw)
+    with pytest.raises(ConfigurationError) as info:
+        open_client("openai/gpt-4o", api_key="k")
+    assert str(info.value) == (
+        f"AI_HTTP_TIMEOUT_SECS must be a positive number of seconds, got {raw!r}"
+    )
+    # an explicit timeout does not need the variable
+    open_client("openai/gpt-4o", api_key="k", timeout=5)
+
+
+async def test_provider_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with MockProvider() as mock:
+        monkeypatch.setenv("OPENAI_BASE_URL", mock.openai_base_url)
+        async with open_client("openai/gpt-4o", api_key="k") as client:
+            assert (await client.chat().user("hi").execute()).content
+        assert len(mock.requests) == 1
+        # an explicit base_url wins over the variable
+        monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        async with open_client("openai/gpt-4o", api_key="k", base_url=mock.openai_base_url) as c:
+            assert (await c.chat().user("hi").execute()).content
+        assert len(mock.requests) == 2
+
+
+def test_base_url_variables_by_alias_then_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OLLAMA_BASE_URL", "OPENAI_COMPATIBLE_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert open_client("ollama/qwen3:8b").base_url == "http://127.0.0.1:8000/v1"
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:1234/v1/")
+    assert open_client("ollama/qwen3:8b").base_url == "http://127.0.0.1:1234/v1"
+    monkeypatch.setenv("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1")
+    assert open_client("ollama/qwen3:8b").base_url == "http://127.0.0.1:11434/v1"
+    assert open_client("ollama/m", base_url="http://h:1/v1").base_url == "http://h:1/v1"
+    monkeypatch.setenv("OLLAMA_BASE_URL", "localhost:11434")
+    with pytest.raises(ConfigurationError) as info:
+        open_client("ollama/qwen3:8b")
+    assert str(info.value) == (
+        "OLLAMA_BASE_URL must start with http:// or https://, got 'localhost:11434'"
+    )
