@@ -153,6 +153,7 @@ class Client:
         rate_limit: RateLimiterConfig | None = None,
         circuit_breaker: CircuitBreakerConfig | None = None,
         deadlines: Deadlines | None = None,
+        _defer_credentials: bool = False,
     ) -> None:
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
@@ -200,14 +201,19 @@ class Client:
             self._fallback(spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker)
             for spec in fallbacks
         )
-        # Resolve the key now, so a missing key fails at open_client, not mid-request.
-        auth_headers, auth_params = auth_material(self.manifest, self.provider, api_key)
         self._transport_args: dict[str, Any] = {
-            "headers": {**auth_headers, **(headers or {})},
-            "params": auth_params,
+            "headers": dict(headers or {}),
+            "params": {},
             "timeout": timeout,
             "http_client": http_client,
         }
+        # A closure, not a partial: its repr must not show the key.
+        self._pending_credentials: Callable[[], tuple[dict[str, str], dict[str, str]]] | None
+        self._pending_credentials = lambda: auth_material(self.manifest, self.provider, api_key)
+        if not _defer_credentials:
+            # Resolve the key now, so a missing key fails at open_client, not mid-request
+            # (a "provider/model" fallback's when the client opens: _resolve_credentials).
+            self._resolve_credentials()
         self._transport: Transport | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
@@ -262,7 +268,8 @@ class Client:
         circuit_breaker: CircuitBreakerConfig | None,
     ) -> Client:
         """A fallback target: a ``"provider/model"`` (its key from its own credential chain,
-        the client's retry and circuit-breaker settings) or an unopened ``Client``."""
+        resolved when the client opens; the client's retry and circuit-breaker settings) or
+        an unopened ``Client`` (its own settings)."""
         if isinstance(spec, str):
             return Client(
                 spec,
@@ -272,6 +279,7 @@ class Client:
                 retry=retry,
                 max_retries=max_retries,
                 circuit_breaker=circuit_breaker,
+                _defer_credentials=True,  # resolved when the client opens
             )
         if not isinstance(spec, Client):
             raise ConfigurationError(
@@ -283,6 +291,27 @@ class Client:
             raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
         return spec
 
+    def _resolve_credentials(self, *, fallback: bool = False) -> None:
+        """Add the credential chain's headers and query parameters to the transport's, once.
+        A fallback's missing key is a ``ConfigurationError`` that names the fallback."""
+        resolve, self._pending_credentials = self._pending_credentials, None
+        if resolve is None:
+            return
+        try:
+            auth_headers, auth_params = resolve()
+        except ConfigurationError as exc:
+            if not fallback:
+                raise
+            name = f"{self.provider}/{self.model_id}"
+            raise ConfigurationError(
+                f"fallback {name!r}: {exc.message} (to give a fallback its own key or"
+                f" base_url: fallbacks=[open_client({name!r}, api_key=...)])",
+                **self._context(),
+            ) from None
+        args = self._transport_args
+        args["headers"] = {**auth_headers, **args["headers"]}
+        args["params"] = auth_params
+
     def __repr__(self) -> str:
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
 
@@ -291,6 +320,8 @@ class Client:
     async def __aenter__(self) -> Client:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a Client can be opened only once")
+        for fallback in self._fallbacks:  # before anything starts: nothing to undo
+            fallback._resolve_credentials(fallback=True)
         self._limiter = anyio.CapacityLimiter(self.max_inflight)
         background = anyio.create_task_group()
         await background.__aenter__()
@@ -1152,8 +1183,11 @@ def open_client(
     - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the
       default; ``max_retries`` overrides just the count (0: never retry).
     - ``fallbacks``: targets tried in order on a retryable or fallbackable error, as
-      ``"provider/model"`` (own credentials, this client's retry and breaker settings) or
-      unopened ``Client`` objects; this client opens and closes them.
+      ``"provider/model"`` (the key from that provider's credential chain, e.g.
+      ``ANTHROPIC_API_KEY``, looked up when this client opens; this client's timeout,
+      retry and breaker settings) or, with settings of their own, unopened clients:
+      ``fallbacks=[open_client("anthropic/...", api_key=..., base_url=...)]``. This client
+      opens and closes them.
     - ``hedge``: a ``HedgeConfig`` racing the next fallback when the current target is slow.
     - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
       headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.

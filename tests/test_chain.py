@@ -19,7 +19,7 @@ from ailib_anyio import (
 )
 from ailib_anyio._core._retry import RetryConfig, RetryPolicy
 from ailib_anyio._protocol._registry import ProtocolRegistry
-from ailib_anyio.testing import MockProvider, ScriptedReply
+from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +242,68 @@ def test_base_url_variables_by_alias_then_id(monkeypatch: pytest.MonkeyPatch) ->
     assert str(info.value) == (
         "OLLAMA_BASE_URL must start with http:// or https://, got 'localhost:11434'"
     )
+
+
+# ------------------------------------------------------------------ item 14: fallbacks
+
+CLAUDE = "anthropic/claude-sonnet-4-5"
+
+
+@pytest.fixture
+def no_anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+
+@pytest.mark.usefixtures("no_anthropic_key")
+async def test_a_fallback_client_brings_its_own_key_and_base_url() -> None:
+    async with MockProvider() as primary, MockProvider() as backup:
+        primary.enqueue(Reply.error(503, "overloaded"))
+        backup.enqueue(ScriptedReply(content="from the fallback"))
+        fallback = open_client(CLAUDE, api_key="fallback-key", base_url=backup.anthropic_base_url)
+        async with open_client(
+            "openai/gpt-4o",
+            api_key="primary-key",
+            base_url=primary.openai_base_url,
+            max_retries=0,
+            fallbacks=[fallback],
+        ) as client:
+            reply = await client.chat().user("hi").execute()
+        assert reply.content == "from the fallback"
+        assert primary.requests[0].headers["authorization"] == "Bearer primary-key"
+        assert backup.requests[0].headers["x-api-key"] == "fallback-key"
+        assert backup.requests[0].path == "/v1/messages"
+
+
+@pytest.mark.usefixtures("no_anthropic_key")
+async def test_a_string_fallback_needs_no_key_to_construct_and_names_itself_at_open() -> None:
+    client = open_client("openai/gpt-4o", api_key="k", fallbacks=[CLAUDE])  # no error here
+    with pytest.raises(ConfigurationError) as info:
+        async with client:
+            pass  # pragma: no cover - the block is never entered
+    assert str(info.value) == (
+        f"fallback {CLAUDE!r}: no API key for provider 'anthropic': pass api_key= or set"
+        " ANTHROPIC_API_KEY (to give a fallback its own key or base_url:"
+        f" fallbacks=[open_client({CLAUDE!r}, api_key=...)]) ({CLAUDE})"
+    )
+    assert info.value.provider == "anthropic"
+
+
+async def test_a_string_fallback_reads_its_key_when_the_client_opens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    async with MockProvider() as mock:
+        mock.enqueue(Reply.error(503, "overloaded"), ScriptedReply(content="fallback"))
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", mock.anthropic_base_url)
+        client = open_client(
+            "openai/gpt-4o",
+            api_key="k",
+            base_url=mock.openai_base_url,
+            max_retries=0,
+            fallbacks=[CLAUDE],
+        )
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key")  # set after construction
+        async with client:
+            assert (await client.chat().user("hi").execute()).content == "fallback"
+        assert mock.requests[1].headers["x-api-key"] == "env-key"
+    assert "env-key" not in repr(client._fallbacks[0])
