@@ -5,6 +5,7 @@ with their own settings and credentials resolved per fallback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -307,3 +308,23 @@ async def test_a_string_fallback_reads_its_key_when_the_client_opens(
             assert (await client.chat().user("hi").execute()).content == "fallback"
         assert mock.requests[1].headers["x-api-key"] == "env-key"
     assert "env-key" not in repr(client._fallbacks[0])
+
+
+@pytest.mark.usefixtures("no_anthropic_key")
+async def test_an_error_event_before_the_first_event_of_a_200_stream_is_retried_by_kind() -> None:
+    """Anthropic's overloaded error arriving as the first event of a 200 stream: its kind is
+    retryable, and the manifest's status filter (no 200 in it) does not veto it."""
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    async with MockProvider() as mock:
+        mock.enqueue(
+            Reply.sse([f"event: error\ndata: {json.dumps(overloaded)}\n\n"]),
+            ScriptedReply(content="recovered"),
+        )
+        async with (
+            open_client(CLAUDE, api_key="k", base_url=mock.anthropic_base_url) as client,
+            client.chat().user("hi").stream() as stream,
+        ):
+            async for _ in stream:
+                pass
+        assert stream.response.content == "recovered"
+        assert client.get_resilience_stats().retries == 1
