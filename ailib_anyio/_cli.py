@@ -83,8 +83,11 @@ async def run_demo(model: str = "openai/gpt-4o", backend: str = "asyncio") -> No
                         print(f"  (streamed)    : {event.text!r}")
             print(f"  tool result   : {result}")
             print(f"  final answer  : {stream.response.content}")
-            sent = mock.requests[-1].json["messages"]
-            print(f"  second turn sent {len(sent)} messages: " + ", ".join(m["role"] for m in sent))
+            body = mock.requests[-1].json
+            # the turns are "messages" (OpenAI, Anthropic) or "contents" (Gemini)
+            sent = body.get("messages") or body.get("contents") or []
+            roles = ", ".join(str(m.get("role")) for m in sent)
+            print(f"  second turn sent {len(sent)} messages: {roles}")
         print("\ndemo finished: every request went to the loopback mock provider.")
 
 

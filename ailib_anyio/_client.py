@@ -60,7 +60,14 @@ from ._protocol._registry import ProtocolRegistry
 from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
 from ._secrets import SECRETS, install_log_redaction, mask_json, mask_text
 from ._taskgroups import exit_task_group
-from ._transport import Transport, map_httpx_errors, resolve_auth, translate_httpx_error
+from ._transport import (
+    Transport,
+    base_url_from_env,
+    http_timeout,
+    map_httpx_errors,
+    resolve_auth,
+    translate_httpx_error,
+)
 from ._types import (
     ChatRequest,
     ChatResponse,
@@ -157,6 +164,7 @@ class Client:
         deadlines: Deadlines | None = None,
         parameter_defaults: bool = False,
         host_supplied_key: bool = False,
+        _defer_credentials: bool = False,
     ) -> None:
         for flag, value in (
             ("parameter_defaults", parameter_defaults),
@@ -192,11 +200,14 @@ class Client:
         )
         if base_url is not None:
             check_base_url(base_url)
+        else:
+            base_url = base_url_from_env((self.provider, self.manifest.id))
         self.base_url = (base_url or self.manifest.endpoint.base_url).rstrip("/")
         if timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
             raise ConfigurationError(
                 f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
             )
+        http_timeout(timeout, http_client)  # a bad AI_HTTP_TIMEOUT_SECS fails here, not later
         check_type("hedge", hedge, HedgeConfig)
         check_type("deadlines", deadlines, Deadlines)
         self._hedge = hedge
@@ -214,20 +225,27 @@ class Client:
             self._fallback(spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker)
             for spec in fallbacks
         )
-        # Resolve the key now, so a missing key fails at open_client, not mid-request.
-        auth_headers, auth_params, secrets = resolve_auth(
-            self.manifest, self.provider, api_key, host_supplied=host_supplied_key
-        )
         headers = check_headers(headers) if headers is not None else {}
         #: masked in every error and log record while the client is open (see _secrets)
-        self._secrets = (*secrets, *_sensitive_values(headers))
+        self._secrets: tuple[str, ...] = tuple(_sensitive_values(headers))
         self._registered = False
         self._transport_args: dict[str, Any] = {
-            "headers": {**auth_headers, **headers},
-            "params": auth_params,
+            "headers": headers,
+            "params": {},
             "timeout": timeout,
             "http_client": http_client,
         }
+        # A closure, not a partial: its repr must not show the key.
+        self._pending_credentials: (
+            Callable[[], tuple[dict[str, str], dict[str, str], tuple[str, ...]]] | None
+        )
+        self._pending_credentials = lambda: resolve_auth(
+            self.manifest, self.provider, api_key, host_supplied=host_supplied_key
+        )
+        if not _defer_credentials:
+            # Resolve the key now, so a missing key fails at open_client, not mid-request
+            # (a "provider/model" fallback's when the client opens: _resolve_credentials).
+            self._resolve_credentials()
         self._transport: Transport | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
@@ -290,7 +308,8 @@ class Client:
         circuit_breaker: CircuitBreakerConfig | None,
     ) -> Client:
         """A fallback target: a ``"provider/model"`` (its key from its own credential chain,
-        the client's retry and circuit-breaker settings) or an unopened ``Client``."""
+        resolved when the client opens; the client's retry and circuit-breaker settings) or
+        an unopened ``Client`` (its own settings)."""
         if isinstance(spec, str):
             return Client(
                 spec,
@@ -300,6 +319,7 @@ class Client:
                 retry=retry,
                 max_retries=max_retries,
                 circuit_breaker=circuit_breaker,
+                _defer_credentials=True,  # resolved when the client opens
             )
         if not isinstance(spec, Client):
             raise ConfigurationError(
@@ -311,6 +331,28 @@ class Client:
             raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
         return spec
 
+    def _resolve_credentials(self, *, fallback: bool = False) -> None:
+        """Add the credential chain's headers and query parameters to the transport's, once.
+        A fallback's missing key is a ``ConfigurationError`` that names the fallback."""
+        resolve, self._pending_credentials = self._pending_credentials, None
+        if resolve is None:
+            return
+        try:
+            auth_headers, auth_params, secrets = resolve()
+        except ConfigurationError as exc:
+            if not fallback:
+                raise
+            name = f"{self.provider}/{self.model_id}"
+            raise ConfigurationError(
+                f"fallback {name!r}: {exc.message} (to give a fallback its own key or"
+                f" base_url: fallbacks=[open_client({name!r}, api_key=...)])",
+                **self._context(),
+            ) from None
+        self._secrets = (*secrets, *self._secrets)
+        args = self._transport_args
+        args["headers"] = {**auth_headers, **args["headers"]}
+        args["params"] = auth_params
+
     def __repr__(self) -> str:
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
 
@@ -319,6 +361,8 @@ class Client:
     async def __aenter__(self) -> Client:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a Client can be opened only once")
+        for fallback in self._fallbacks:  # before anything starts: nothing to undo
+            fallback._resolve_credentials(fallback=True)
         self._limiter = anyio.CapacityLimiter(self.max_inflight)
         install_log_redaction()
         self._register_secrets()
@@ -1238,14 +1282,23 @@ def open_client(
       character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
       ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
       directories searched first; ``http_client`` lends a pool the caller owns.
-    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``).
+    - ``base_url`` comes from, first to last: ``base_url=``, the environment variable
+      ``<PROVIDER>_BASE_URL`` (the provider as written, then the manifest's id, upper-cased
+      with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
+      ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
+    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
+      ``http_client`` keeps its own timeout; otherwise ``AI_HTTP_TIMEOUT_SECS`` (seconds)
+      is the default, else 600 s to read (10 s to connect).
     - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
       included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
     - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the
       default; ``max_retries`` overrides just the count (0: never retry).
     - ``fallbacks``: targets tried in order on a retryable or fallbackable error, as
-      ``"provider/model"`` (own credentials, this client's retry and breaker settings) or
-      unopened ``Client`` objects; this client opens and closes them.
+      ``"provider/model"`` (the key from that provider's credential chain, e.g.
+      ``ANTHROPIC_API_KEY``, looked up when this client opens; this client's timeout,
+      retry and breaker settings) or, with settings of their own, unopened clients:
+      ``fallbacks=[open_client("anthropic/...", api_key=..., base_url=...)]``. This client
+      opens and closes them.
     - ``hedge``: a ``HedgeConfig`` racing the next fallback when the current target is slow.
     - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
       headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.

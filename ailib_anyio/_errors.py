@@ -205,12 +205,17 @@ class ProtocolError(AiLibError):
 
     kind = "protocol"
 
-    def __init__(self, issues: list[str], *, source: str | None = None) -> None:
+    def __init__(
+        self, issues: list[str], *, source: str | None = None, head: str | None = None
+    ) -> None:
         self.issues = list(issues)
         self.source = source
-        head = (
-            f"{len(self.issues)} problem(s) in manifest {source}" if source else "invalid manifest"
-        )
+        if head is None:
+            head = (
+                f"{len(self.issues)} problem(s) in manifest {source}"
+                if source
+                else "invalid manifest"
+            )
         super().__init__(head + ":\n" + "\n".join(self.issues))
 
     def __str__(self) -> str:

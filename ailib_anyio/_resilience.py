@@ -33,6 +33,7 @@ from ._errors import (
     DeadlineExceededError,
     MalformedResponseError,
     RateLimitedError,
+    RemoteError,
     TimeoutError,
     TransportError,
 )
@@ -245,7 +246,9 @@ class TargetGuard:
         decision = self.retry.decide(
             kind=error.kind,
             retryable=error.retryable,
-            status=error.status_code,
+            # a transport failure (cut connection, timeout) has no HTTP error status of its
+            # own, even when it happened after a 200: the status filter does not judge it
+            status=error.status_code if isinstance(error, RemoteError) else None,
             attempt=number,
             retry_after=error.retry_after,
             random=self.random,

@@ -8,6 +8,9 @@ only httpx exceptions are translated.
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -27,12 +30,15 @@ from ._errors import (
 )
 from ._protocol._models import AuthSpec, ProviderManifest
 from ._secrets import scrub_exception_chain
+from ._validate import check_base_url
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Transport",
     "auth_material",
+    "base_url_from_env",
+    "http_timeout",
     "map_httpx_errors",
     "resolve_auth",
     "translate_httpx_error",
@@ -41,6 +47,53 @@ __all__ = [
 #: Generous read timeout: reasoning models can think for minutes before the first byte.
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0, write=60.0, pool=60.0)
 USER_AGENT = f"ailib-anyio/{__version__}"
+
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+
+
+def http_timeout(
+    timeout: float | httpx.Timeout | None,
+    http_client: httpx.AsyncClient | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> httpx.Timeout:
+    """The HTTP timeout a client uses: ``timeout=`` (seconds or an ``httpx.Timeout``),
+    else a lent ``http_client``'s own, else ``AI_HTTP_TIMEOUT_SECS`` (seconds, for every
+    phase), else :data:`DEFAULT_TIMEOUT`. A bad variable raises ``ConfigurationError``."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is not None:
+        return httpx.Timeout(float(timeout))
+    if http_client is not None:
+        return http_client.timeout
+    raw = (os.environ if environ is None else environ).get("AI_HTTP_TIMEOUT_SECS", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigurationError(
+            f"AI_HTTP_TIMEOUT_SECS must be a positive number of seconds, got {raw!r}"
+        )
+    return httpx.Timeout(seconds)
+
+
+def base_url_from_env(
+    names: tuple[str, ...], *, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The base URL set in ``<PROVIDER>_BASE_URL`` for the first of ``names`` (provider
+    ids, upper-cased, every character but A-Z and 0-9 turned into ``_``: ``OPENAI_BASE_URL``,
+    ``OPENAI_COMPATIBLE_BASE_URL``) whose variable is set, else None. A value that is not
+    a valid http(s) URL raises ``ConfigurationError`` naming the variable."""
+    env = os.environ if environ is None else environ
+    for name in dict.fromkeys(names):
+        var = f"{_NOT_ALNUM.sub('_', name.upper())}_BASE_URL"
+        value = env.get(var, "").strip()
+        if value:
+            return check_base_url(value, var)
+    return None
 
 
 def auth_material(
@@ -174,9 +227,7 @@ class Transport:
     ) -> None:
         self._headers = {"user-agent": USER_AGENT, "content-type": "application/json", **headers}
         self._params = dict(params)
-        if isinstance(timeout, (int, float)):
-            timeout = httpx.Timeout(float(timeout))
-        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.timeout = http_timeout(timeout, http_client)
         self._owns_client = http_client is None
         self.client = http_client or httpx.AsyncClient(
             timeout=self.timeout,

@@ -166,6 +166,10 @@ class ToolCall:
     #: an opaque signature the provider attached to the call (Gemini ``thoughtSignature``),
     #: to be sent back with it in the next turn
     signature: str | None = None
+    #: the provider sent no id, so the library made ``id`` up (``call_<hex>``, as the
+    #: manifest's ``tooling.generate_missing_ids`` asks): it pairs the call with its result
+    #: in the next turn, and dialects that pair them by name do not send it back
+    id_generated: bool = False
 
     @property
     def function_name(self) -> str:

@@ -94,27 +94,28 @@ def check_number(name: str, value: Any) -> float:
     return float(value)
 
 
-def check_base_url(url: Any) -> str:
-    """``url`` if it is an absolute http(s) URL with a host and a valid port."""
+def check_base_url(url: Any, name: str = "base_url") -> str:
+    """``url`` if it is an absolute http(s) URL with a host and a valid port; ``name`` is
+    what the error calls it (the argument, or the variable it came from)."""
     if not isinstance(url, str):
-        raise ConfigurationError(f"base_url must be a string, got {type(url).__name__}")
+        raise ConfigurationError(f"{name} must be a string, got {type(url).__name__}")
     if _CONTROL_OR_SPACE.search(url):
         raise ConfigurationError(
-            f"base_url must not contain whitespace or control characters, got {url!r}"
+            f"{name} must not contain whitespace or control characters, got {url!r}"
         )
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigurationError(f"base_url is not a valid URL ({exc}), got {url!r}") from None
+        raise ConfigurationError(f"{name} is not a valid URL ({exc}), got {url!r}") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ConfigurationError(f"base_url must start with http:// or https://, got {url!r}")
+        raise ConfigurationError(f"{name} must start with http:// or https://, got {url!r}")
     if not parts.hostname:
-        raise ConfigurationError(f"base_url has no host, got {url!r}")
+        raise ConfigurationError(f"{name} has no host, got {url!r}")
     if port == 0:
-        raise ConfigurationError(f"base_url port must be 1-65535, got {url!r}")
+        raise ConfigurationError(f"{name} port must be 1-65535, got {url!r}")
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"base_url must not have a query or fragment, got {url!r}")
+        raise ConfigurationError(f"{name} must not have a query or fragment, got {url!r}")
     return url
 
 

@@ -210,10 +210,19 @@ def check(case: dict[str, Any], response: ChatResponse | None, error: AiLibError
     assert response.content == expect.get("content", "")
     assert response.reasoning == expect.get("reasoning", "")
     assert response.refusal == expect.get("refusal")
+    # A call the provider sent without an id (expected ``id: null``) gets a generated one
+    # when the manifest asks for it (``tooling.generate_missing_ids``), marked as such.
     calls = [
-        {"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in response.tool_calls
+        {
+            "id": None if c.id_generated else c.id,
+            "name": c.name,
+            "arguments": dict(c.arguments),
+        }
+        for c in response.tool_calls
     ]
     assert calls == expect.get("tool_calls", [])
+    for c in response.tool_calls:
+        assert c.id is not None or not c.id_generated
     if not mid_stream or "finish_reason" in expect:
         want = expect.get("finish_reason")
         got = response.finish_reason

@@ -94,7 +94,7 @@ def test_text_signature_goes_back_on_the_last_text_part() -> None:
         "parts": [{"text": "a"}, {"text": "b", "thoughtSignature": "sig"}],
     }
     # no text to carry it (a call keeps its own signature): it is not sent
-    calls = [ToolCall("c1", "f", {}, signature="call-sig")]
+    calls = [ToolCall("c1", "f", {}, signature="call-sig", id_generated=True)]
     msg = Message.assistant(None, calls, reasoning_signature="sig")
     assert contents_of(Message.user("?"), msg)[1] == {
         "role": "model",
@@ -248,17 +248,39 @@ def test_two_turn_tool_conversation() -> None:
                 "parts": [
                     {"text": "Let me look."},
                     {
-                        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                        "functionCall": {
+                            "id": "call_a",
+                            "name": "get_weather",
+                            "args": {"city": "Paris"},
+                        },
                         "thoughtSignature": "sig-a",
                     },
-                    {"functionCall": {"name": "get_time", "args": {"zone": {"name": "CET"}}}},
+                    {
+                        "functionCall": {
+                            "id": "call_b",
+                            "name": "get_time",
+                            "args": {"zone": {"name": "CET"}},
+                        }
+                    },
                 ],
             },
             {
                 "role": "user",
                 "parts": [
-                    {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}},
-                    {"functionResponse": {"name": "get_time", "response": {"result": "12:00"}}},
+                    {
+                        "functionResponse": {
+                            "id": "call_a",
+                            "name": "get_weather",
+                            "response": {"temp": 21},
+                        }
+                    },
+                    {
+                        "functionResponse": {
+                            "id": "call_b",
+                            "name": "get_time",
+                            "response": {"result": "12:00"},
+                        }
+                    },
                 ],
             },
         ],
@@ -322,8 +344,9 @@ def test_function_response_name_comes_from_the_matching_call() -> None:
 
 def test_function_response_without_a_name() -> None:
     assert error_of(req(Message.user("?"), Message.tool("c9", "1"))) == (
-        "gemini_generate needs the function name of tool result 'c9': "
-        "set the tool message's name, or keep the assistant tool call it answers"
+        "gemini_generate cannot match tool result 'c9' to a function: no earlier assistant"
+        " turn has a tool call with that id; send the assistant turn with its tool_calls"
+        " before the result, or set the tool message's name"
     )
 
 
@@ -696,3 +719,54 @@ def test_encoder_returns_json_or_invalid_request(request: ChatRequest) -> None:
         for part in content["parts"]:
             if "functionResponse" in part:
                 assert isinstance(part["functionResponse"]["response"], dict)
+
+
+def test_a_generated_id_pairs_the_result_but_is_not_sent() -> None:
+    """Gemini before 3 sends calls without ids; the generated one (``id_generated``) pairs
+    the result with its call, and neither part carries it."""
+    call = ToolCall("call_made_up", "get_weather", {"city": "Paris"}, id_generated=True)
+    contents = contents_of(
+        Message.user("?"), Message.assistant(None, [call]), Message.tool("call_made_up", "18")
+    )
+    assert contents[1:] == [
+        {
+            "role": "model",
+            "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
+        },
+        {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "18"}}}],
+        },
+    ]
+
+
+def test_the_id_wins_over_the_tool_message_name() -> None:
+    contents = contents_of(
+        Message.user("?"),
+        Message.assistant(None, [ToolCall("g1", "f", {}), ToolCall("g2", "f", {})]),
+        Message.tool("g2", "two", name="wrong"),
+        Message.tool("g1", "one"),
+    )
+    assert contents[2]["parts"] == [
+        {"functionResponse": {"id": "g2", "name": "f", "response": {"result": "two"}}},
+        {"functionResponse": {"id": "g1", "name": "f", "response": {"result": "one"}}},
+    ]
+
+
+def test_an_unknown_id_falls_back_to_the_name() -> None:
+    contents = contents_of(
+        Message.user("?"),
+        Message.assistant(None, [ToolCall("g1", "f", {})]),
+        Message.tool("elsewhere", "x", name="h"),
+    )
+    assert contents[2]["parts"] == [
+        {"functionResponse": {"name": "h", "response": {"result": "x"}}}
+    ]
+
+
+def test_a_tool_result_without_id_or_name() -> None:
+    msg = Message(MessageRole.TOOL, "1")
+    assert error_of(req(Message.user("?"), msg)) == (
+        "gemini_generate needs the function name of a tool result without tool_call_id:"
+        " set the tool message's name"
+    )

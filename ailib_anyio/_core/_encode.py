@@ -15,7 +15,8 @@ provider's name. The families:
     Gemini ``generateContent``. The model and streaming are part of the URL, so the body has
     neither; system messages become ``systemInstruction``; sampling parameters and JSON
     output (``responseJsonSchema``) live in ``generationConfig``; tool results are
-    ``functionResponse`` parts matched to their call by function name; thought signatures
+    ``functionResponse`` parts matched to their call by id, else by the tool message's
+    name (an id Gemini sent goes back on both parts; a generated one does not); thought signatures
     go back on their parts, the reasoning text does not.
 
 In both, empty text is left out (the APIs reject it), an assistant turn left with nothing
@@ -627,19 +628,31 @@ def _gemini_parts(content: str | Sequence[ContentBlock] | None) -> list[dict[str
 
 
 def _gemini_function_call(call: ToolCall) -> dict[str, Any]:
-    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": _json_copy(call.arguments)}}
+    function: dict[str, Any] = {"name": call.name, "args": _json_copy(call.arguments)}
+    if call.id and not call.id_generated:
+        function = {"id": call.id, **function}  # Gemini's own id goes back with the call
+    part: dict[str, Any] = {"functionCall": function}
     if call.signature:
         part["thoughtSignature"] = call.signature
     return part
 
 
-def _gemini_function_response(msg: Message, names: Mapping[str, str]) -> dict[str, Any]:
-    # Gemini pairs a result with its call by function name, not by id.
-    name = msg.name or names.get(msg.tool_call_id or "")
+def _gemini_function_response(msg: Message, calls: Mapping[str, ToolCall]) -> dict[str, Any]:
+    # A result is matched to its call by id (the call keeps the function name, and Gemini's
+    # own id goes back with the result), falling back to the tool message's name.
+    call = calls.get(msg.tool_call_id) if msg.tool_call_id else None
+    name = call.name if call is not None else msg.name
     if not name:
+        if msg.tool_call_id:
+            raise InvalidRequestError(
+                f"{_GEMINI} cannot match tool result {msg.tool_call_id!r} to a function:"
+                " no earlier assistant turn has a tool call with that id; send the"
+                " assistant turn with its tool_calls before the result, or set the tool"
+                " message's name"
+            )
         raise InvalidRequestError(
-            f"{_GEMINI} needs the function name of tool result {msg.tool_call_id!r}: "
-            "set the tool message's name, or keep the assistant tool call it answers"
+            f"{_GEMINI} needs the function name of a tool result without tool_call_id:"
+            " set the tool message's name"
         )
     text = _text_of(msg.content, _GEMINI, "tool results")
     response: Any = None
@@ -649,7 +662,10 @@ def _gemini_function_response(msg: Message, names: Mapping[str, str]) -> dict[st
         pass
     if not isinstance(response, dict):
         response = {"result": text}
-    return {"functionResponse": {"name": name, "response": response}}
+    function: dict[str, Any] = {"name": name, "response": response}
+    if call is not None and call.id and not call.id_generated:
+        function = {"id": call.id, **function}
+    return {"functionResponse": function}
 
 
 def _gemini_tool(tool: ToolDefinition) -> dict[str, Any]:
@@ -703,7 +719,7 @@ def encode_gemini_generate(request: ChatRequest, options: EncoderOptions) -> dic
     _no_message_extra(request, "gemini_generate")
     system: list[str] = []
     turns: Turns = []
-    names: dict[str, str] = {}  # tool call id -> function name, for the results
+    calls: dict[str, ToolCall] = {}  # tool call id -> the call, for the results
     for msg in request.messages:
         role = _role(msg)
         if role is MessageRole.SYSTEM:
@@ -713,7 +729,7 @@ def encode_gemini_generate(request: ChatRequest, options: EncoderOptions) -> dic
         elif role is MessageRole.USER:
             _add_turn(turns, "user", _gemini_parts(msg.content))
         elif role is MessageRole.TOOL:
-            _add_turn(turns, "user", [_gemini_function_response(msg, names)])
+            _add_turn(turns, "user", [_gemini_function_response(msg, calls)])
         else:
             # Reasoning text is not sent back: Gemini keeps its context in the signatures,
             # which go back on the part they came with (the text's is on its last part).
@@ -722,7 +738,7 @@ def encode_gemini_generate(request: ChatRequest, options: EncoderOptions) -> dic
                 parts[-1]["thoughtSignature"] = msg.reasoning_signature
             for call in msg.tool_calls:
                 if call.id:
-                    names[call.id] = call.name
+                    calls[call.id] = call
                 parts.append(_gemini_function_call(call))
             _add_assistant_turn(turns, "model", parts)
     _check_turns(turns, _GEMINI)

@@ -139,10 +139,11 @@ def _guarded(predicate: Predicate, handler: _Handler) -> _Handler:
 
 
 class _ToolState:
-    __slots__ = ("args", "complete", "id", "name", "signature", "started")
+    __slots__ = ("args", "complete", "generated", "id", "name", "signature", "started")
 
     def __init__(self) -> None:
         self.id: str | None = None
+        self.generated = False
         self.name: str | None = None
         self.signature: str | None = None
         self.args: list[str] = []
@@ -524,6 +525,7 @@ class EventMapper:
                 state.started = True
                 if state.id is None and self._generate_ids:
                     state.id = f"call_{uuid.uuid4().hex[:24]}"
+                    state.generated = True
                 out.append(ToolCallStarted(index, state.id, state.name))
                 if state.args:
                     out.append(ToolCallDelta(index, "".join(state.args)))
@@ -556,7 +558,15 @@ class EventMapper:
         state.complete = True
         raw = "".join(state.args)
         arguments, error = _parse_arguments(raw)
-        call = ToolCall(state.id, state.name or "", arguments, raw, error, state.signature)
+        call = ToolCall(
+            state.id,
+            state.name or "",
+            arguments,
+            raw,
+            error,
+            state.signature,
+            id_generated=state.generated,
+        )
         out.append(ToolCallCompleted(index, call))
 
     def usage(self) -> Usage:
@@ -584,7 +594,17 @@ class EventMapper:
                 continue
             raw = "".join(state.args)
             arguments, error = _parse_arguments(raw)
-            calls.append(ToolCall(state.id, state.name, arguments, raw, error, state.signature))
+            calls.append(
+                ToolCall(
+                    state.id,
+                    state.name,
+                    arguments,
+                    raw,
+                    error,
+                    state.signature,
+                    id_generated=state.generated,
+                )
+            )
         return calls
 
 

@@ -10,7 +10,9 @@ The rules of :meth:`RetryPolicy.decide`, in order (the first that applies decide
 1. an error that is not retryable is not retried (``retryable`` is the classifier's verdict:
    the kind's, or the provider's ``x-should-retry`` header, which wins);
 2. the config's ``retry_on_kinds`` / ``retry_on_status`` only narrow that: an error outside
-   them is not retried (a status filter ignores errors without a status);
+   them is not retried. A status filter judges only errors the provider answered with an
+   HTTP error status (>= 400): a connection cut, a timeout or a body cut after a 200 has
+   no error status, and is retried by its kind;
 3. no retry past ``max_retries`` (``attempt`` counts retries: 1 for the first);
 4. a provider asking to wait longer than ``max_retry_after`` fails fast, instead of sleeping
    that long (or sleeping less and hitting the same wall);
@@ -104,7 +106,8 @@ class RetryConfig:
     ``max_retry_after`` caps how long a provider's ``retry-after`` may make us wait: a
     longer request fails at once with the error. ``retry_on_status`` and
     ``retry_on_kinds``, when given, restrict retries to those HTTP statuses / error kinds
-    (they never make a non-retryable error retryable). A provider manifest's
+    (they never make a non-retryable error retryable); the status filter leaves transport
+    failures (no HTTP error status) to their kind. A provider manifest's
     ``retry_policy`` is the default (:meth:`from_manifest`); a config given to the client
     replaces it.
     """
@@ -216,7 +219,9 @@ class RetryPolicy:
         """Whether to make retry number ``attempt`` (1 for the first) after this error.
 
         ``kind``, ``retryable``, ``status`` and ``retry_after`` (seconds) describe the
-        error, as the classifier reported them; ``random`` returns floats in ``[0, 1)``.
+        error, as the classifier reported them; ``status`` is the HTTP error status the
+        provider answered with, None for a transport failure (a 2xx status counts as none);
+        ``random`` returns floats in ``[0, 1)``.
         """
         if attempt < 1:
             raise ValueError(f"attempt counts retries from 1, got {attempt!r}")
@@ -226,7 +231,7 @@ class RetryPolicy:
         if cfg.retry_on_kinds is not None and kind not in cfg.retry_on_kinds:
             return RetryDecision(False, 0.0, f"{kind} is not in retry_on_kinds")
         statuses = cfg.retry_on_status
-        if statuses is not None and status is not None and status not in statuses:
+        if statuses is not None and status is not None and status >= 400 and status not in statuses:
             return RetryDecision(False, 0.0, f"HTTP {status} is not in retry_on_status")
         if attempt > cfg.max_retries:
             return RetryDecision(
