@@ -305,11 +305,16 @@ def never_accepted() -> Iterator[int]:
 
 async def test_write_timeout_maps_to_write_timeout_error(never_accepted: int) -> None:
     # 16 MB of body against a few KB of receive buffer (plus the sender's own, at most
-    # 4 MB by default on Linux): the write stalls until the write timeout.
+    # 4 MB by default on Linux): the write stalls until the write timeout. A model whose
+    # context window no manifest gives, so the prompt is not refused before it is sent.
     base_url = f"http://127.0.0.1:{never_accepted}/v1"
     timeout = httpx.Timeout(30, write=0.5)
     async with open_client(
-        "openai/gpt-4o", api_key=KEY, base_url=base_url, max_retries=0, timeout=timeout
+        "openai-compatible/unlisted-model",
+        api_key=KEY,
+        base_url=base_url,
+        max_retries=0,
+        timeout=timeout,
     ) as client:
         start = anyio.current_time()
         with pytest.raises(WriteTimeoutError) as info:

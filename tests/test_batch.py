@@ -253,7 +253,14 @@ async def test_done_when_1000_requests_with_max_concurrent_50(mock: MockProvider
 
 
 async def test_client_batch_reaches_but_never_passes_max_concurrent(mock: MockProvider) -> None:
-    mock.enqueue(*[ScriptedReply(content=f"r{k}", delay_before_headers=0.3) for k in range(100)])
+    # The first 50 replies wait long enough for all 50 to be in flight even on a loaded
+    # machine; the rest answer at once.
+    mock.enqueue(
+        *[
+            ScriptedReply(content=f"r{k}", delay_before_headers=1.5 if k < 50 else 0)
+            for k in range(100)
+        ]
+    )
     async with client_for(mock) as client:
         result = await client.batch(
             [client.chat().user(f"item {i}") for i in range(100)], max_concurrent=50

@@ -62,7 +62,8 @@ def served() -> Iterator[Served]:
         portal.wrap_async_context_manager(MockProvider()) as mock,
     ):
         yield Served(portal, mock)
-    assert set(threading.enumerate()) == before
+    # No thread left behind (an idle worker thread of an earlier test may end meanwhile).
+    assert set(threading.enumerate()) <= before
 
 
 @pytest.fixture(params=BACKENDS)
