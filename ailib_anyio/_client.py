@@ -71,6 +71,7 @@ from ._types import (
     StreamingEvent,
     ToolChoice,
     ToolDefinition,
+    Usage,
 )
 
 if TYPE_CHECKING:
@@ -594,7 +595,10 @@ class Client:
             generate_ids=self.manifest.generate_tool_call_ids,
         )
         acc = ResponseAccumulator()
-        for event in [*mapper.map_object(body), *mapper.finish()]:
+        events = [*mapper.map_object(body), *mapper.finish()]
+        if not any(type(event) is not Usage for event in events):
+            raise _empty_response(self, response, body)
+        for event in events:
             if isinstance(event, StreamFailure):
                 info = classify_error(
                     self.manifest.error_classification,
@@ -749,6 +753,18 @@ class ChatBuilder:
     def stream(self) -> ChatStream:
         """An async context manager streaming the response: ``async with ... as stream``."""
         return ChatStream(self._client, self.build(stream=True), self._timeout)
+
+
+def _empty_response(client: Client, response: httpx.Response, body: Any) -> AiLibError:
+    """A 2xx body in which the manifest finds no choice, candidate or content."""
+    text = json.dumps(body, ensure_ascii=False)
+    snippet = text if len(text) <= 200 else text[:200] + "..."
+    return MalformedResponseError(
+        f"the response has no choice, candidate or content the manifest can find: {snippet}",
+        status_code=response.status_code,
+        request_id=client._request_id(response),
+        **client._context(),
+    )
 
 
 def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:

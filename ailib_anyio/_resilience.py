@@ -127,7 +127,11 @@ def is_provider_failure(error: AiLibError) -> bool:
 @attrs.define(eq=False)
 class TargetGuard:
     """The resilience state of one target (a provider endpoint and model): its retry
-    policy, circuit breaker and rate limiter, and counters for the signals."""
+    policy, circuit breaker and rate limiter, and counters for the signals.
+
+    ``max_retry_after`` (the retry policy's, else the default) caps every delay a server
+    gives: a longer ``retry-after`` or rate-limit reset is refused everywhere — the request
+    fails at once and the limiter is never parked by it."""
 
     name: str
     context: Mapping[str, Any] = attrs.field(factory=dict)  # provider, model: for errors
@@ -137,6 +141,7 @@ class TargetGuard:
     random: Callable[[], float] = random.random
     last_rate_limits: RateLimitSnapshot | None = None
     retries: int = 0
+    max_retry_after: float = 30.0  # DEFAULT_MAX_RETRY_AFTER (the core stays unimported)
 
     @classmethod
     def build(
@@ -148,6 +153,8 @@ class TargetGuard:
         rate_limit: RateLimiterConfig | None,
     ) -> TargetGuard:
         guard = cls(name, context=context, retry=retry)
+        if retry is not None:
+            guard.max_retry_after = retry.config.max_retry_after
         # Loaded only when configured: importing the package stays fast.
         if circuit_breaker is not None:
             from ._core._breaker import CircuitBreaker, CircuitBreakerConfig
@@ -168,7 +175,7 @@ class TargetGuard:
             return
         self.last_rate_limits = rate_limits
         if self.limiter is not None:
-            self.limiter.observe(rate_limits)
+            self.limiter.observe(rate_limits, max_delay=self.max_retry_after)
 
     async def call(
         self,
@@ -215,7 +222,7 @@ class TargetGuard:
                 errors.append(exc)
                 self.observe(exc.rate_limits)
                 if isinstance(exc, RateLimitedError) and self.limiter is not None:
-                    self.limiter.penalize(exc.retry_after)
+                    self.limiter.penalize(exc.retry_after, max_delay=self.max_retry_after)
                 if breaker is not None and admission is not None:
                     now = anyio.current_time()
                     if is_provider_failure(exc):
