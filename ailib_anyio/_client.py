@@ -60,7 +60,15 @@ from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
 from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
 from ._taskgroups import exit_task_group
-from ._transport import Transport, auth_material, map_httpx_errors, translate_httpx_error
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Transport,
+    auth_material,
+    body_chunks,
+    forget_if_unclean,
+    map_httpx_errors,
+    translate_httpx_error,
+)
 from ._types import (
     ChatRequest,
     ChatResponse,
@@ -147,6 +155,7 @@ class Client:
         rate_limit: RateLimiterConfig | None = None,
         circuit_breaker: CircuitBreakerConfig | None = None,
         deadlines: Deadlines | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if protocol_path is None:
             dirs: Sequence[str | os.PathLike[str]] = ()
@@ -176,6 +185,14 @@ class Client:
             )
         check_type("hedge", hedge, HedgeConfig)
         check_type("deadlines", deadlines, Deadlines)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
+            )
         self._hedge = hedge
         self._deadlines = deadlines or Deadlines()
         self._guard = TargetGuard.build(
@@ -188,7 +205,9 @@ class Client:
         if isinstance(fallbacks, (str, Client)):
             fallbacks = (fallbacks,)
         self._fallbacks = tuple(
-            self._fallback(spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker)
+            self._fallback(
+                spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker
+            )._limit_body(max_response_bytes)
             for spec in fallbacks
         )
         # Resolve the key now, so a missing key fails at open_client, not mid-request.
@@ -198,6 +217,7 @@ class Client:
             "params": auth_params,
             "timeout": timeout,
             "http_client": http_client,
+            "max_response_bytes": max_response_bytes,
         }
         self._transport: Transport | None = None
         self._limiter: anyio.CapacityLimiter | None = None
@@ -273,6 +293,12 @@ class Client:
         if spec._fallbacks:
             raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
         return spec
+
+    def _limit_body(self, max_response_bytes: int) -> Client:
+        """A fallback made from a string takes the chain's body limit."""
+        if self._transport_args["max_response_bytes"] == DEFAULT_MAX_RESPONSE_BYTES:
+            self._transport_args["max_response_bytes"] = max_response_bytes
+        return self
 
     def __repr__(self) -> str:
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
@@ -480,9 +506,11 @@ class Client:
 
     async def _error_from_response(self, response: httpx.Response) -> RemoteError:
         """Read an error response's body (shielded close) and classify it."""
+        transport, _ = self._open_transport()
         try:
-            with map_httpx_errors(**self._context(status_code=response.status_code)):
-                raw = await response.aread()
+            raw = await transport.read_body(
+                response, context=self._context(status_code=response.status_code)
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
@@ -510,8 +538,9 @@ class Client:
             if response.status_code >= 400:
                 raise await self._error_from_response(response)
             try:
-                with map_httpx_errors(**self._context(status_code=response.status_code)):
-                    raw = await response.aread()
+                raw = await transport.read_body(
+                    response, context=self._context(status_code=response.status_code)
+                )
             finally:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
@@ -631,7 +660,7 @@ class Client:
         errors: list[AiLibError] = []
         limits = self._deadlines
         deadline = None if limits.total is None else anyio.current_time() + limits.total
-        first_token = limits.first_token
+        first_token, idle = limits.first_token, limits.idle
 
         def run(target: Client) -> Awaitable[_TargetStream]:
             req = request if target is self else attrs.evolve(request, model=target.model_id)
@@ -641,15 +670,23 @@ class Client:
                 live = _TargetStream(
                     target, content, http_timeout, idle=limits.idle, deadline=deadline
                 )
-                if first_token is None:
-                    return live.open()
-                return within(
-                    first_token,
-                    live.open,
-                    lambda: FirstTokenTimeoutError(
-                        f"no first event within {first_token:g}s", **target._context()
-                    ),
-                )
+                if first_token is not None:
+                    return within(
+                        first_token,
+                        live.open,
+                        lambda: FirstTokenTimeoutError(
+                            f"no first event within {first_token:g}s", **target._context()
+                        ),
+                    )
+                if idle is not None:  # without first_token, idle bounds the first wait too
+                    return within(
+                        idle,
+                        live.open,
+                        lambda: IdleTimeoutError(
+                            f"no event from the provider for {idle:g}s", **target._context()
+                        ),
+                    )
+                return live.open()
 
             return target._guard.call(
                 attempt,
@@ -824,6 +861,8 @@ class _TargetStream(_ClosedOnExit):
         self._eof = False
         manifest = client.manifest
         streaming = _stream_rules(client)
+        self._format = streaming.decoder.format
+        self._idle_at = math.inf  # when the idle limit runs out (inf: not waiting)
         self._pipeline = StreamPipeline(
             streaming.event_map,
             decoder_format=streaming.decoder.format,
@@ -846,7 +885,7 @@ class _TargetStream(_ClosedOnExit):
         await limiter.acquire_on_behalf_of(self)
         self._holds_slot = True
         self._state = _State.OPEN
-        error: RemoteError | None = None
+        error: AiLibError | None = None
         try:
             response = await transport.send(
                 client._stream_url, content, timeout=self._timeout, context=client._context()
@@ -857,7 +896,10 @@ class _TargetStream(_ClosedOnExit):
             if response.status_code >= 400:
                 error = await client._error_from_response(response)
             else:
-                self._chunks = response.aiter_bytes()
+                error = self._not_a_stream(response)
+                if error is None:
+                    with map_httpx_errors(**client._context(status_code=response.status_code)):
+                        self._chunks = body_chunks(response)
         except BaseException:
             await self.aclose()
             raise
@@ -870,6 +912,22 @@ class _TargetStream(_ClosedOnExit):
             await self.aclose()
             raise
         return self
+
+    def _not_a_stream(self, response: httpx.Response) -> MalformedResponseError | None:
+        """A 2xx answer that is a web page, or a plain JSON document where SSE was asked
+        for, is a malformed response (not a transport cut): no stream will come from it.
+
+        Not retryable: the same endpoint will answer the same way (a proxy's page, a wrong
+        base_url); it still counts against the circuit and may fall back elsewhere."""
+        media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media == "text/html" or (media == "application/json" and self._format == "sse"):
+            return MalformedResponseError(
+                f"the provider answered a stream request with {media!r}, not a stream",
+                status_code=response.status_code,
+                request_id=self.request_id,
+                **self._client._context(),
+            )
+        return None
 
     async def _first_event(self) -> None:
         """Read until an event is decoded; a failure that comes first is raised here."""
@@ -890,16 +948,25 @@ class _TargetStream(_ClosedOnExit):
         except httpx.HTTPError as exc:
             context = self._client._context(status_code=self._status())
             raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-        self._pipeline.feed(chunk, self._pending)
+        pending = self._pending
+        self._pipeline.feed(chunk, pending)
+        if pending:
+            self._idle_at = math.inf  # an event: the next wait for one starts afresh
 
     async def _timed_chunk(self) -> bytes:
-        """The next chunk, within the idle limit and the total deadline."""
+        """The next chunk, within the idle limit and the total deadline.
+
+        The idle limit runs from the start of a wait for an event (the consumer asked and
+        nothing was pending) until a chunk completes one: chunks that complete none (a
+        trickle) do not reset it."""
         assert self._chunks is not None
         limit = math.inf
         error: AiLibError | None = None
         if self._idle is not None:
-            limit = anyio.current_time() + self._idle
-            error = IdleTimeoutError(f"no data from the provider for {self._idle:g}s")
+            if self._idle_at == math.inf:
+                self._idle_at = anyio.current_time() + self._idle
+            limit = self._idle_at
+            error = IdleTimeoutError(f"no event from the provider for {self._idle:g}s")
         if self._deadline is not None and self._deadline <= limit:
             limit = self._deadline
             error = DeadlineExceededError("the request's total deadline ran out")
@@ -917,6 +984,8 @@ class _TargetStream(_ClosedOnExit):
         with anyio.CancelScope(shield=True):
             try:
                 if self._response is not None:
+                    if self._eof:
+                        forget_if_unclean(self._response)
                     # Closing a response whose body is unread closes its connection.
                     await self._response.aclose()
                 if self._chunks is not None and not self._eof:
@@ -971,10 +1040,13 @@ class _TargetStream(_ClosedOnExit):
                         "iterate a stream inside its block: 'async with builder.stream() as stream'"
                     )
                 raise StopAsyncIteration
+            if self._timed:  # the idle clock is kept per event there
+                await self._read_chunk()
+                continue
             # _read_chunk() inlined: one coroutine frame less per chunk on the hot path.
             assert self._chunks is not None
             try:
-                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
+                chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
                 self._end_of_body()
                 continue
@@ -1139,6 +1211,7 @@ def open_client(
     rate_limit: RateLimiterConfig | None = None,
     circuit_breaker: CircuitBreakerConfig | None = None,
     deadlines: Deadlines | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
@@ -1158,6 +1231,8 @@ def open_client(
     - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
       headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
     - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
+    - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
+      32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
 
     Example::
 
@@ -1180,4 +1255,5 @@ def open_client(
         rate_limit=rate_limit,
         circuit_breaker=circuit_breaker,
         deadlines=deadlines,
+        max_response_bytes=max_response_bytes,
     )

@@ -82,7 +82,9 @@ class Deadlines:
       ``DeadlineExceededError``, never retried;
     - ``first_token``: a stream attempt's wait for its first event (connect, headers, first
       chunks): ``FirstTokenTimeoutError``; retryable, so a retry or fallback can follow;
-    - ``idle``: a stream's wait for any chunk once it is open: ``IdleTimeoutError``.
+    - ``idle``: a stream's wait for its next event (chunks that complete no event, such
+      as a trickle, do not count), and without ``first_token`` also the wait from the
+      request to the first event: ``IdleTimeoutError`` (retryable before the first event).
     """
 
     total: float | None = None
