@@ -207,11 +207,18 @@ def _h11_state(response: httpx.Response) -> h11.Connection | None:
 
     httpx and httpcore expose no public way to it; the walk is defensive and answers None
     for any other transport or layout."""
-    stream = getattr(response.stream, "_httpcore_stream", None)  # httpx AsyncResponseStream
-    stream = getattr(stream, "_stream", None)  # httpcore PoolByteStream
-    connection = getattr(stream, "_connection", None)  # httpcore HTTP11ConnectionByteStream
-    state = getattr(connection, "_h11_state", None)  # httpcore AsyncHTTP11Connection
-    return state if isinstance(state, h11.Connection) else None
+    # httpx's BoundAsyncStream -> AsyncResponseStream -> httpcore's PoolByteStream ->
+    # HTTP11ConnectionByteStream, whose connection (AsyncHTTP11Connection) holds h11's.
+    stream: object = response.stream
+    for _ in range(8):
+        connection = getattr(stream, "_connection", None)
+        if connection is not None:
+            state = getattr(connection, "_h11_state", None)
+            return state if isinstance(state, h11.Connection) else None
+        stream = getattr(stream, "_stream", None) or getattr(stream, "_httpcore_stream", None)
+        if stream is None:
+            return None
+    return None
 
 
 def forget_if_unclean(response: httpx.Response) -> None:
