@@ -341,7 +341,7 @@ BOMB_SCRIPT = textwrap.dedent(
     import anyio
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     from ailib_anyio import MalformedResponseError
-    from test_hostile import client, gzip_bomb, head, raw_server, replying
+    from test_hostile import gzip_bomb, head, replying, serving
 
     def rss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB
