@@ -61,8 +61,11 @@ from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, 
 from ._secrets import SECRETS, install_log_redaction, mask_json, mask_text
 from ._taskgroups import exit_task_group
 from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     Transport,
     base_url_from_env,
+    body_chunks,
+    forget_if_unclean,
     http_timeout,
     map_httpx_errors,
     resolve_auth,
@@ -78,6 +81,7 @@ from ._types import (
     StreamingEvent,
     ToolChoice,
     ToolDefinition,
+    Usage,
 )
 from ._validate import (
     check_base_url,
@@ -165,6 +169,7 @@ class Client:
         parameter_defaults: bool = False,
         host_supplied_key: bool = False,
         _defer_credentials: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         for flag, value in (
             ("parameter_defaults", parameter_defaults),
@@ -210,6 +215,14 @@ class Client:
         http_timeout(timeout, http_client)  # a bad AI_HTTP_TIMEOUT_SECS fails here, not later
         check_type("hedge", hedge, HedgeConfig)
         check_type("deadlines", deadlines, Deadlines)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
+            )
         self._hedge = hedge
         self._deadlines = deadlines or Deadlines()
         self._guard = TargetGuard.build(
@@ -222,7 +235,9 @@ class Client:
         if isinstance(fallbacks, (str, Client)):
             fallbacks = (fallbacks,)
         self._fallbacks = tuple(
-            self._fallback(spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker)
+            self._fallback(
+                spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker
+            )._limit_body(max_response_bytes)
             for spec in fallbacks
         )
         headers = check_headers(headers) if headers is not None else {}
@@ -234,6 +249,7 @@ class Client:
             "params": {},
             "timeout": timeout,
             "http_client": http_client,
+            "max_response_bytes": max_response_bytes,
         }
         # A closure, not a partial: its repr must not show the key.
         self._pending_credentials: (
@@ -352,6 +368,12 @@ class Client:
         args = self._transport_args
         args["headers"] = {**auth_headers, **args["headers"]}
         args["params"] = auth_params
+
+    def _limit_body(self, max_response_bytes: int) -> Client:
+        """A fallback made from a string takes the chain's body limit."""
+        if self._transport_args["max_response_bytes"] == DEFAULT_MAX_RESPONSE_BYTES:
+            self._transport_args["max_response_bytes"] = max_response_bytes
+        return self
 
     def __repr__(self) -> str:
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
@@ -584,9 +606,11 @@ class Client:
 
     async def _error_from_response(self, response: httpx.Response) -> RemoteError:
         """Read an error response's body (shielded close) and classify it."""
+        transport, _ = self._open_transport()
         try:
-            with map_httpx_errors(**self._context(status_code=response.status_code)):
-                raw = await response.aread()
+            raw = await transport.read_body(
+                response, context=self._context(status_code=response.status_code)
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
@@ -615,8 +639,9 @@ class Client:
             if response.status_code >= 400:
                 raise await self._error_from_response(response)
             try:
-                with map_httpx_errors(**self._context(status_code=response.status_code)):
-                    raw = await response.aread()
+                raw = await transport.read_body(
+                    response, context=self._context(status_code=response.status_code)
+                )
             finally:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
@@ -703,7 +728,10 @@ class Client:
             generate_ids=self.manifest.generate_tool_call_ids,
         )
         acc = ResponseAccumulator()
-        for event in [*mapper.map_object(body), *mapper.finish()]:
+        events = [*mapper.map_object(body), *mapper.finish()]
+        if not any(type(event) is not Usage for event in events):
+            raise _empty_response(self, response, body)
+        for event in events:
             if isinstance(event, StreamFailure):
                 failure_body = mask_json(event.body)
                 info = classify_error(
@@ -737,7 +765,7 @@ class Client:
         errors: list[AiLibError] = []
         limits = self._deadlines
         deadline = None if limits.total is None else anyio.current_time() + limits.total
-        first_token = limits.first_token
+        first_token, idle = limits.first_token, limits.idle
 
         def run(target: Client) -> Awaitable[_TargetStream]:
             req = request if target is self else attrs.evolve(request, model=target.model_id)
@@ -747,15 +775,23 @@ class Client:
                 live = _TargetStream(
                     target, content, http_timeout, idle=limits.idle, deadline=deadline
                 )
-                if first_token is None:
-                    return live.open()
-                return within(
-                    first_token,
-                    live.open,
-                    lambda: FirstTokenTimeoutError(
-                        f"no first event within {first_token:g}s", **target._context()
-                    ),
-                )
+                if first_token is not None:
+                    return within(
+                        first_token,
+                        live.open,
+                        lambda: FirstTokenTimeoutError(
+                            f"no first event within {first_token:g}s", **target._context()
+                        ),
+                    )
+                if idle is not None:  # without first_token, idle bounds the first wait too
+                    return within(
+                        idle,
+                        live.open,
+                        lambda: IdleTimeoutError(
+                            f"no event from the provider for {idle:g}s", **target._context()
+                        ),
+                    )
+                return live.open()
 
             return target._guard.call(
                 attempt,
@@ -888,6 +924,18 @@ class ChatBuilder:
         return ChatStream(self._client, self.build(stream=True), self._timeout)
 
 
+def _empty_response(client: Client, response: httpx.Response, body: Any) -> AiLibError:
+    """A 2xx body in which the manifest finds no choice, candidate or content."""
+    text = json.dumps(body, ensure_ascii=False)
+    snippet = text if len(text) <= 200 else text[:200] + "..."
+    return MalformedResponseError(
+        f"the response has no choice, candidate or content the manifest can find: {snippet}",
+        status_code=response.status_code,
+        request_id=client._request_id(response),
+        **client._context(),
+    )
+
+
 def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:
     return response.rate_limits
 
@@ -955,6 +1003,8 @@ class _TargetStream(_ClosedOnExit):
         self._eof = False
         manifest = client.manifest
         streaming = _stream_rules(client)
+        self._format = streaming.decoder.format
+        self._idle_at = math.inf  # when the idle limit runs out (inf: not waiting)
         self._pipeline = StreamPipeline(
             streaming.event_map,
             decoder_format=streaming.decoder.format,
@@ -977,7 +1027,7 @@ class _TargetStream(_ClosedOnExit):
         await limiter.acquire_on_behalf_of(self)
         self._holds_slot = True
         self._state = _State.OPEN
-        error: RemoteError | None = None
+        error: AiLibError | None = None
         try:
             response = await transport.send(
                 client._stream_url, content, timeout=self._timeout, context=client._context()
@@ -988,7 +1038,10 @@ class _TargetStream(_ClosedOnExit):
             if response.status_code >= 400:
                 error = await client._error_from_response(response)
             else:
-                self._chunks = response.aiter_bytes()
+                error = self._not_a_stream(response)
+                if error is None:
+                    with map_httpx_errors(**client._context(status_code=response.status_code)):
+                        self._chunks = body_chunks(response)
         except BaseException:
             await self.aclose()
             raise
@@ -1001,6 +1054,22 @@ class _TargetStream(_ClosedOnExit):
             await self.aclose()
             raise
         return self
+
+    def _not_a_stream(self, response: httpx.Response) -> MalformedResponseError | None:
+        """A 2xx answer that is a web page, or a plain JSON document where SSE was asked
+        for, is a malformed response (not a transport cut): no stream will come from it.
+
+        Not retryable: the same endpoint will answer the same way (a proxy's page, a wrong
+        base_url); it still counts against the circuit and may fall back elsewhere."""
+        media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media == "text/html" or (media == "application/json" and self._format == "sse"):
+            return MalformedResponseError(
+                f"the provider answered a stream request with {media!r}, not a stream",
+                status_code=response.status_code,
+                request_id=self.request_id,
+                **self._client._context(),
+            )
+        return None
 
     async def _first_event(self) -> None:
         """Read until an event is decoded; a failure that comes first is raised here."""
@@ -1021,16 +1090,25 @@ class _TargetStream(_ClosedOnExit):
         except httpx.HTTPError as exc:
             context = self._client._context(status_code=self._status())
             raise self._with_partial(translate_httpx_error(exc, **context)) from exc
-        self._pipeline.feed(chunk, self._pending)
+        pending = self._pending
+        self._pipeline.feed(chunk, pending)
+        if pending:
+            self._idle_at = math.inf  # an event: the next wait for one starts afresh
 
     async def _timed_chunk(self) -> bytes:
-        """The next chunk, within the idle limit and the total deadline."""
+        """The next chunk, within the idle limit and the total deadline.
+
+        The idle limit runs from the start of a wait for an event (the consumer asked and
+        nothing was pending) until a chunk completes one: chunks that complete none (a
+        trickle) do not reset it."""
         assert self._chunks is not None
         limit = math.inf
         error: AiLibError | None = None
         if self._idle is not None:
-            limit = anyio.current_time() + self._idle
-            error = IdleTimeoutError(f"no data from the provider for {self._idle:g}s")
+            if self._idle_at == math.inf:
+                self._idle_at = anyio.current_time() + self._idle
+            limit = self._idle_at
+            error = IdleTimeoutError(f"no event from the provider for {self._idle:g}s")
         if self._deadline is not None and self._deadline <= limit:
             limit = self._deadline
             error = DeadlineExceededError("the request's total deadline ran out")
@@ -1048,6 +1126,8 @@ class _TargetStream(_ClosedOnExit):
         with anyio.CancelScope(shield=True):
             try:
                 if self._response is not None:
+                    if self._eof:
+                        forget_if_unclean(self._response)
                     # Closing a response whose body is unread closes its connection.
                     await self._response.aclose()
                 if self._chunks is not None and not self._eof:
@@ -1102,10 +1182,13 @@ class _TargetStream(_ClosedOnExit):
                         "iterate a stream inside its block: 'async with builder.stream() as stream'"
                     )
                 raise StopAsyncIteration
+            if self._timed:  # the idle clock is kept per event there
+                await self._read_chunk()
+                continue
             # _read_chunk() inlined: one coroutine frame less per chunk on the hot path.
             assert self._chunks is not None
             try:
-                chunk = await (self._timed_chunk() if self._timed else self._chunks.__anext__())
+                chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
                 self._end_of_body()
                 continue
@@ -1273,6 +1356,7 @@ def open_client(
     deadlines: Deadlines | None = None,
     parameter_defaults: bool = False,
     host_supplied_key: bool = False,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
@@ -1308,6 +1392,8 @@ def open_client(
       defaults apply, and a model that rejects a parameter is not sent it).
     - ``host_supplied_key``: ``api_key`` is the only credential source, no environment
       variable is read (a host or sandbox that hands credentials over).
+    - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
+      32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
 
     Example::
 
@@ -1332,4 +1418,5 @@ def open_client(
         deadlines=deadlines,
         parameter_defaults=parameter_defaults,
         host_supplied_key=host_supplied_key,
+        max_response_bytes=max_response_bytes,
     )

@@ -12,6 +12,7 @@ import anyio
 import attrs
 
 from ._core._bucket import RateLimiterConfig, TokenBucket
+from ._core._retry import DEFAULT_MAX_RETRY_AFTER
 from ._errors import RateLimitedError
 from ._types import RateLimitSnapshot
 
@@ -98,14 +99,20 @@ class RateLimiter:
         """Give back what :meth:`acquire` took, for a request that never went out."""
         self._get_bucket().refund(anyio.current_time(), tokens)
 
-    def observe(self, snapshot: RateLimitSnapshot) -> None:
-        """Adapt to the rate-limit headers of a response (see ``TokenBucket.observe``)."""
-        self._get_bucket().observe(snapshot, anyio.current_time())
+    def observe(
+        self, snapshot: RateLimitSnapshot, *, max_delay: float = DEFAULT_MAX_RETRY_AFTER
+    ) -> None:
+        """Adapt to the rate-limit headers of a response (see ``TokenBucket.observe``); a
+        reset more than ``max_delay`` seconds away is ignored."""
+        self._get_bucket().observe(snapshot, anyio.current_time(), max_delay=max_delay)
 
-    def penalize(self, seconds: float | None = None) -> None:
+    def penalize(
+        self, seconds: float | None = None, *, max_delay: float = DEFAULT_MAX_RETRY_AFTER
+    ) -> None:
         """The provider answered 429: empty the request bucket and, with ``seconds`` (its
-        ``retry-after``), block every request until then."""
-        self._get_bucket().penalize(anyio.current_time(), seconds)
+        ``retry-after``) of at most ``max_delay``, block every request until then. A longer
+        delay never parks the limiter (the retry policy refuses it: the request fails)."""
+        self._get_bucket().penalize(anyio.current_time(), seconds, max_delay=max_delay)
 
     def stats(self) -> RateLimiterStats:
         """The limiter's state now. Before first use it needs no running loop."""

@@ -83,7 +83,9 @@ class Deadlines:
       ``DeadlineExceededError``, never retried;
     - ``first_token``: a stream attempt's wait for its first event (connect, headers, first
       chunks): ``FirstTokenTimeoutError``; retryable, so a retry or fallback can follow;
-    - ``idle``: a stream's wait for any chunk once it is open: ``IdleTimeoutError``.
+    - ``idle``: a stream's wait for its next event (chunks that complete no event, such
+      as a trickle, do not count), and without ``first_token`` also the wait from the
+      request to the first event: ``IdleTimeoutError`` (retryable before the first event).
     """
 
     total: float | None = None
@@ -128,7 +130,11 @@ def is_provider_failure(error: AiLibError) -> bool:
 @attrs.define(eq=False)
 class TargetGuard:
     """The resilience state of one target (a provider endpoint and model): its retry
-    policy, circuit breaker and rate limiter, and counters for the signals."""
+    policy, circuit breaker and rate limiter, and counters for the signals.
+
+    ``max_retry_after`` (the retry policy's, else the default) caps every delay a server
+    gives: a longer ``retry-after`` or rate-limit reset is refused everywhere — the request
+    fails at once and the limiter is never parked by it."""
 
     name: str
     context: Mapping[str, Any] = attrs.field(factory=dict)  # provider, model: for errors
@@ -138,6 +144,7 @@ class TargetGuard:
     random: Callable[[], float] = random.random
     last_rate_limits: RateLimitSnapshot | None = None
     retries: int = 0
+    max_retry_after: float = 30.0  # DEFAULT_MAX_RETRY_AFTER (the core stays unimported)
 
     @classmethod
     def build(
@@ -149,6 +156,8 @@ class TargetGuard:
         rate_limit: RateLimiterConfig | None,
     ) -> TargetGuard:
         guard = cls(name, context=context, retry=retry)
+        if retry is not None:
+            guard.max_retry_after = retry.config.max_retry_after
         # Loaded only when configured: importing the package stays fast.
         if circuit_breaker is not None:
             from ._core._breaker import CircuitBreaker, CircuitBreakerConfig
@@ -169,7 +178,7 @@ class TargetGuard:
             return
         self.last_rate_limits = rate_limits
         if self.limiter is not None:
-            self.limiter.observe(rate_limits)
+            self.limiter.observe(rate_limits, max_delay=self.max_retry_after)
 
     async def call(
         self,
@@ -216,7 +225,7 @@ class TargetGuard:
                 errors.append(exc)
                 self.observe(exc.rate_limits)
                 if isinstance(exc, RateLimitedError) and self.limiter is not None:
-                    self.limiter.penalize(exc.retry_after)
+                    self.limiter.penalize(exc.retry_after, max_delay=self.max_retry_after)
                 if breaker is not None and admission is not None:
                     now = anyio.current_time()
                     if is_provider_failure(exc):

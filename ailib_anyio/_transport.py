@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+import h11
 import httpx
 
 from ._credentials import resolve_credential
@@ -34,6 +37,7 @@ from ._validate import check_base_url
 from ._version import __version__
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "Transport",
     "auth_material",
@@ -47,6 +51,13 @@ __all__ = [
 #: Generous read timeout: reasoning models can think for minutes before the first byte.
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0, write=60.0, pool=60.0)
 USER_AGENT = f"ailib-anyio/{__version__}"
+#: The largest decoded (decompressed) body ``execute()`` accepts by default.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Decompression works in steps of at most this many output bytes, whatever one network
+#: read holds: a gzip bomb never inflates a whole read at once.
+INFLATE_STEP = 64 * 1024
+#: The only encodings asked for (and decoded in bounded steps).
+ACCEPT_ENCODING = "gzip, deflate"
 
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
@@ -214,6 +225,124 @@ class _Once:
         return data
 
 
+class _Inflater:
+    """A gzip or deflate decoder that yields its output in pieces of at most
+    ``INFLATE_STEP`` bytes (zlib's ``max_length``), so memory never follows the ratio."""
+
+    __slots__ = ("_guess", "_z")
+
+    def __init__(self, encoding: str) -> None:
+        gzip = encoding in ("gzip", "x-gzip")
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+        # "deflate" is zlib-wrapped by the RFC, raw in practice: the first bytes decide.
+        self._guess = not gzip
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        z = self._z
+        try:
+            out = z.decompress(data, INFLATE_STEP)
+        except zlib.error:
+            if not self._guess:
+                raise
+            self._z = z = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = z.decompress(data, INFLATE_STEP)
+        self._guess = False
+        while True:
+            if out:
+                yield out
+            if not z.unconsumed_tail and len(out) < INFLATE_STEP:
+                return  # all input consumed and no output held back
+            out = z.decompress(z.unconsumed_tail, INFLATE_STEP)
+
+    def flush(self) -> Iterator[bytes]:
+        yield from self.pieces(b"")
+        rest = self._z.flush()
+        if rest:
+            yield rest
+
+
+def _inflater(response: httpx.Response) -> _Inflater | None:
+    """The bounded decoder for the response's ``content-encoding`` (None: identity).
+
+    Raises ``httpx.DecodingError`` for an encoding that was not asked for (brotli, zstd,
+    stacked encodings): those would be inflated without a bound."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _Inflater(encoding)
+    raise httpx.DecodingError(f"unsupported content-encoding {encoding!r}")
+
+
+async def _inflated(raw: AsyncIterable[bytes], inflater: _Inflater) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in raw:
+            for piece in inflater.pieces(chunk):
+                yield piece
+        for piece in inflater.flush():
+            yield piece
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"invalid compressed data: {exc}") from exc
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The decoded body of a streamed response, in pieces of bounded size.
+
+    Reads the response's byte stream directly (not ``aiter_raw``, which closes the
+    response, and so releases its connection, before :func:`forget_if_unclean` can look
+    at it). Errors are httpx's (``httpx.DecodingError`` for a bad or unknown encoding)."""
+    inflater = _inflater(response)
+    raw = response.stream.__aiter__()  # type: ignore[union-attr]
+    return raw if inflater is None else _inflated(raw, inflater)
+
+
+def _h11_state(response: httpx.Response) -> h11.Connection | None:
+    """The h11 connection under an httpx response from httpx's default transport.
+
+    httpx and httpcore expose no public way to it; the walk is defensive and answers None
+    for any other transport or layout."""
+    # httpx's BoundAsyncStream -> AsyncResponseStream -> httpcore's PoolByteStream ->
+    # HTTP11ConnectionByteStream, whose connection (AsyncHTTP11Connection) holds h11's.
+    stream: object = response.stream
+    for _ in range(8):
+        connection = getattr(stream, "_connection", None)
+        if connection is not None:
+            state = getattr(connection, "_h11_state", None)
+            return state if isinstance(state, h11.Connection) else None
+        stream = getattr(stream, "_stream", None) or getattr(stream, "_httpcore_stream", None)
+        if stream is None:
+            return None
+    return None
+
+
+def forget_if_unclean(response: httpx.Response) -> None:
+    """Make sure the connection of a complete response is not reused when the server sent
+    bytes past the response's end (they would be read as the next request's response).
+
+    Call it after the body was read and before the response is closed. httpcore puts a
+    connection back in the pool after a complete response without looking at what h11
+    still buffers; marking our side failed (h11's public ``send_failed``) makes it close
+    the connection instead."""
+    state = _h11_state(response)
+    if state is not None and state.their_state is h11.DONE and state.trailing_data[0]:
+        state.send_failed()
+
+
+async def _abandon(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
+    """Close a response whose body is left unread, and run its chain of body generators
+    to their end on the closed connection (else they stay suspended until garbage
+    collection, which trio reports as a ResourceWarning)."""
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+        for _ in range(100_000):  # bounded: only bytes already received can still come
+            try:
+                await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception:  # noqa: BLE001 - the connection is closed: any error ends it
+                return
+
+
 class Transport:
     """A pooled HTTP client plus the provider's authentication."""
 
@@ -224,8 +353,15 @@ class Transport:
         params: Mapping[str, str],
         timeout: float | httpx.Timeout | None,
         http_client: httpx.AsyncClient | None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._headers = {"user-agent": USER_AGENT, "content-type": "application/json", **headers}
+        self._headers = {
+            "user-agent": USER_AGENT,
+            "content-type": "application/json",
+            "accept-encoding": ACCEPT_ENCODING,
+            **headers,
+        }
+        self.max_response_bytes = max_response_bytes
         self._params = dict(params)
         self.timeout = http_timeout(timeout, http_client)
         self._owns_client = http_client is None
@@ -243,7 +379,7 @@ class Transport:
         url: str,
         content: bytes,
         *,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109 - httpx's
         context: Mapping[str, Any],
     ) -> httpx.Response:
         """POST ``content`` and return once the response headers arrived (body unread)."""
@@ -258,6 +394,37 @@ class Transport:
             )
             request.stream = _Body(content)
             return await self.client.send(request, stream=True)
+
+    async def read_body(self, response: httpx.Response, *, context: Mapping[str, Any]) -> bytes:
+        """The whole decoded body of a streamed response (the caller closes it).
+
+        At most ``max_response_bytes`` decoded bytes are held: a larger body (declared or
+        inflated) raises ``MalformedResponseError`` as soon as it is known, and
+        decompression runs in bounded steps."""
+        limit = self.max_response_bytes
+        parts: list[bytes] = []
+        size = 0
+        with map_httpx_errors(**context):
+            chunks = body_chunks(response)
+            declared = response.headers.get("content-length", "")
+            if "content-encoding" not in response.headers and declared.isdigit():
+                size = int(declared)  # a declared size over the limit fails before reading
+            if size <= limit:
+                size = 0
+                async for piece in chunks:
+                    size += len(piece)
+                    if size > limit:
+                        break
+                    parts.append(piece)
+            if size > limit:
+                parts.clear()
+                await _abandon(response, chunks)
+                raise MalformedResponseError(
+                    f"the response body is larger than max_response_bytes ({limit} bytes)",
+                    **context,
+                )
+        forget_if_unclean(response)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         if self._owns_client:

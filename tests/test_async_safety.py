@@ -188,7 +188,7 @@ async def test_stream_stalled_with_idle_shorter_than_the_deadline_raises_idle(
     deadlines = Deadlines(total=20.0, idle=0.5)
     async with client_for(mock, max_retries=0, deadlines=deadlines) as client:
         start = anyio.current_time()
-        with pytest.raises(IdleTimeoutError, match=r"^no data from the provider for 0\.5s"):
+        with pytest.raises(IdleTimeoutError, match=r"^no event from the provider for 0\.5s"):
             async with client.chat().user("hi").stream() as stream:
                 async for _ in stream:
                     pass

@@ -235,39 +235,51 @@ class TokenBucket:
         if self._tokens is not None:
             self._tokens.set(now, self._tokens.current(now) + self._cost(tokens))
 
-    def observe(self, snapshot: RateLimitSnapshot, now: float) -> None:
+    def observe(
+        self, snapshot: RateLimitSnapshot, now: float, *, max_delay: float = math.inf
+    ) -> None:
         """Adapt to the provider's rate-limit headers.
 
         A ``requests_remaining`` (``tokens_remaining``) of 0 with a known
         ``requests_reset`` (``tokens_reset``) blocks everything until that reset, whether
         or not that bucket is configured here. A remaining count below the local level
-        lowers the level to it (it never raises it). Missing or unusable fields are ignored.
+        lowers the level to it (it never raises it). Missing or unusable fields are ignored,
+        and so is a reset more than ``max_delay`` seconds away: a server-given delay the
+        retry policy would refuse never parks the limiter.
         """
         now = self._clock(now)
-        self._adapt(self._requests, snapshot.requests_remaining, snapshot.requests_reset, now)
-        self._adapt(self._tokens, snapshot.tokens_remaining, snapshot.tokens_reset, now)
+        r, t = snapshot, self._tokens
+        self._adapt(self._requests, r.requests_remaining, r.requests_reset, now, max_delay)
+        self._adapt(t, r.tokens_remaining, r.tokens_reset, now, max_delay)
 
     def _adapt(
-        self, bucket: _Level | None, remaining: float | None, reset: float | None, now: float
+        self,
+        bucket: _Level | None,
+        remaining: float | None,
+        reset: float | None,
+        now: float,
+        max_delay: float,
     ) -> None:
         if remaining is None:
             return
         if remaining <= 0:
-            self._block(now, _duration(reset))
+            self._block(now, _duration(reset), max_delay)
         if bucket is not None and remaining < bucket.current(now):  # NaN fails here too
             bucket.set(now, float(remaining) if remaining > 0 else 0.0)
 
-    def penalize(self, now: float, seconds: float | None) -> None:
+    def penalize(self, now: float, seconds: float | None, *, max_delay: float = math.inf) -> None:
         """The provider answered 429: empty the request bucket and, when it said how long
-        to wait (``seconds``), block until then (an existing later block stays). Without
-        ``seconds`` the empty bucket alone makes the next request wait for one refill."""
+        to wait (``seconds``, at most ``max_delay``), block until then (an existing later
+        block stays). Without ``seconds``, or with one over ``max_delay`` (which the retry
+        policy refuses: the request fails at once), the empty bucket alone makes the next
+        request wait for one refill."""
         now = self._clock(now)
         if self._requests is not None:
             self._requests.set(now, 0.0)
-        self._block(now, _duration(seconds))
+        self._block(now, _duration(seconds), max_delay)
 
-    def _block(self, now: float, seconds: float | None) -> None:
-        if seconds is None:
+    def _block(self, now: float, seconds: float | None, max_delay: float) -> None:
+        if seconds is None or not seconds <= max_delay:
             return
         until = now + seconds
         if math.isfinite(until):

@@ -42,6 +42,7 @@ import attrs
 from .._errors import STANDARD_ERRORS, ConfigurationError
 
 __all__ = [
+    "DEFAULT_MAX_RETRY_AFTER",
     "RetryConfig",
     "RetryDecision",
     "RetryPolicy",
@@ -51,6 +52,9 @@ __all__ = [
 
 Jitter = Literal["full", "equal", "none"]
 Strategy = Literal["exponential_backoff", "linear_backoff", "fixed_delay"]
+
+#: The longest server-given delay (``retry-after``, a rate-limit reset) honoured by default.
+DEFAULT_MAX_RETRY_AFTER = 30.0
 
 _JITTERS: tuple[str, ...] = ("full", "equal", "none")
 _STRATEGIES: tuple[str, ...] = ("exponential_backoff", "linear_backoff", "fixed_delay")
@@ -116,7 +120,7 @@ class RetryConfig:
     min_delay: float = 1.0
     max_delay: float = 60.0
     jitter: Jitter = "full"
-    max_retry_after: float = 30.0
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     retry_on_status: frozenset[int] | None = attrs.field(default=None, converter=_frozen_ints)
     retry_on_kinds: frozenset[str] | None = attrs.field(default=None, converter=_frozen_strs)
     strategy: Strategy = "exponential_backoff"
@@ -150,7 +154,7 @@ class RetryConfig:
 
     @classmethod
     def from_manifest(
-        cls, spec: RetryPolicySpecLike, *, max_retry_after: float = 30.0
+        cls, spec: RetryPolicySpecLike, *, max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     ) -> RetryConfig:
         """The config a manifest's ``retry_policy`` (a ``RetryPolicySpec``) describes.
 
