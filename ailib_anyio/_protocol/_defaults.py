@@ -61,6 +61,68 @@ def declared_format(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+_OPENAI_USAGE = {
+    "input_tokens": "$.usage.prompt_tokens",
+    "output_tokens": "$.usage.completion_tokens",
+    "cached_input_tokens": "$.usage.prompt_tokens_details.cached_tokens",
+    "reasoning_tokens": "$.usage.completion_tokens_details.reasoning_tokens",
+}
+_ANTHROPIC_USAGE = {
+    "input_tokens": [
+        "$.usage.input_tokens",
+        "$.usage.cache_read_input_tokens",
+        "$.usage.cache_creation_input_tokens",
+    ],
+    "output_tokens": "$.usage.output_tokens",
+    "cached_input_tokens": "$.usage.cache_read_input_tokens",
+    "reasoning_tokens": "$.usage.output_tokens_details.thinking_tokens",
+}
+#: Gemini streams whole response objects: one rule set serves both tables.
+_GEMINI_RULES: list[dict[str, Any]] = [
+    {"emit": "StreamError", "match": "exists($.error)"},
+    {"emit": "ResponseMetadata", "extract": {"model": "$.modelVersion", "id": "$.responseId"}},
+    {
+        "emit": "ContentDelta",
+        "extract": {"text": "$.candidates[0].content.parts[?(@.thought != true)].text"},
+    },
+    {
+        "emit": "ReasoningDelta",
+        "extract": {
+            "text": "$.candidates[0].content.parts[?(@.thought == true)].text",
+            "signature": "$.candidates[0].content.parts[?(!@.functionCall)].thoughtSignature",
+        },
+    },
+    {
+        "emit": "ToolCall",
+        "each": "$.candidates[0].content.parts[?(@.functionCall)]",
+        "extract": {
+            "id": "$.functionCall.id",
+            "name": "$.functionCall.name",
+            "arguments": "$.functionCall.args",
+            "signature": "$.thoughtSignature",
+        },
+    },
+    {
+        "emit": "Finished",
+        "extract": {
+            "finish_reason": ["$.candidates[0].finishReason", "$.promptFeedback.blockReason"]
+        },
+    },
+    {
+        "emit": "Usage",
+        "match": "exists($.usageMetadata.promptTokenCount)",
+        "extract": {
+            "input_tokens": "$.usageMetadata.promptTokenCount",
+            "output_tokens": [
+                "$.usageMetadata.candidatesTokenCount",
+                "$.usageMetadata.thoughtsTokenCount",
+            ],
+            "reasoning_tokens": "$.usageMetadata.thoughtsTokenCount",
+            "cached_input_tokens": "$.usageMetadata.cachedContentTokenCount",
+        },
+    },
+]
+
 STREAM_RULES: Mapping[str, list[dict[str, Any]]] = {
     "openai_chat": [
         {"emit": "StreamError", "match": "exists($.error)"},
@@ -87,12 +149,7 @@ STREAM_RULES: Mapping[str, list[dict[str, Any]]] = {
         {
             "emit": "Usage",
             "match": "$.usage",
-            "extract": {
-                "input_tokens": "$.usage.prompt_tokens",
-                "output_tokens": "$.usage.completion_tokens",
-                "cached_input_tokens": "$.usage.prompt_tokens_details.cached_tokens",
-                "reasoning_tokens": "$.usage.completion_tokens_details.reasoning_tokens",
-            },
+            "extract": _OPENAI_USAGE,
         },
     ],
     "anthropic_messages": [
@@ -158,62 +215,10 @@ STREAM_RULES: Mapping[str, list[dict[str, Any]]] = {
         {
             "emit": "Usage",
             "match": "$.type == 'message_delta'",
-            "extract": {
-                "input_tokens": [
-                    "$.usage.input_tokens",
-                    "$.usage.cache_read_input_tokens",
-                    "$.usage.cache_creation_input_tokens",
-                ],
-                "output_tokens": "$.usage.output_tokens",
-                "cached_input_tokens": "$.usage.cache_read_input_tokens",
-                "reasoning_tokens": "$.usage.output_tokens_details.thinking_tokens",
-            },
+            "extract": _ANTHROPIC_USAGE,
         },
     ],
-    "gemini_generate": [
-        {"emit": "StreamError", "match": "exists($.error)"},
-        {"emit": "ResponseMetadata", "extract": {"model": "$.modelVersion", "id": "$.responseId"}},
-        {
-            "emit": "ContentDelta",
-            "extract": {"text": "$.candidates[0].content.parts[?(@.thought != true)].text"},
-        },
-        {
-            "emit": "ReasoningDelta",
-            "extract": {
-                "text": "$.candidates[0].content.parts[?(@.thought == true)].text",
-                "signature": "$.candidates[0].content.parts[?(!@.functionCall)].thoughtSignature",
-            },
-        },
-        {
-            "emit": "ToolCall",
-            "each": "$.candidates[0].content.parts[?(@.functionCall)]",
-            "extract": {
-                "id": "$.functionCall.id",
-                "name": "$.functionCall.name",
-                "arguments": "$.functionCall.args",
-                "signature": "$.thoughtSignature",
-            },
-        },
-        {
-            "emit": "Finished",
-            "extract": {
-                "finish_reason": ["$.candidates[0].finishReason", "$.promptFeedback.blockReason"]
-            },
-        },
-        {
-            "emit": "Usage",
-            "match": "exists($.usageMetadata.promptTokenCount)",
-            "extract": {
-                "input_tokens": "$.usageMetadata.promptTokenCount",
-                "output_tokens": [
-                    "$.usageMetadata.candidatesTokenCount",
-                    "$.usageMetadata.thoughtsTokenCount",
-                ],
-                "reasoning_tokens": "$.usageMetadata.thoughtsTokenCount",
-                "cached_input_tokens": "$.usageMetadata.cachedContentTokenCount",
-            },
-        },
-    ],
+    "gemini_generate": _GEMINI_RULES,
 }
 RESPONSE_RULES: Mapping[str, list[dict[str, Any]]] = {
     "openai_chat": [
@@ -239,12 +244,7 @@ RESPONSE_RULES: Mapping[str, list[dict[str, Any]]] = {
         {
             "emit": "Usage",
             "match": "$.usage",
-            "extract": {
-                "input_tokens": "$.usage.prompt_tokens",
-                "output_tokens": "$.usage.completion_tokens",
-                "cached_input_tokens": "$.usage.prompt_tokens_details.cached_tokens",
-                "reasoning_tokens": "$.usage.completion_tokens_details.reasoning_tokens",
-            },
+            "extract": _OPENAI_USAGE,
         },
     ],
     "anthropic_messages": [
@@ -267,60 +267,8 @@ RESPONSE_RULES: Mapping[str, list[dict[str, Any]]] = {
         {
             "emit": "Usage",
             "match": "$.usage",
-            "extract": {
-                "input_tokens": [
-                    "$.usage.input_tokens",
-                    "$.usage.cache_read_input_tokens",
-                    "$.usage.cache_creation_input_tokens",
-                ],
-                "output_tokens": "$.usage.output_tokens",
-                "cached_input_tokens": "$.usage.cache_read_input_tokens",
-                "reasoning_tokens": "$.usage.output_tokens_details.thinking_tokens",
-            },
+            "extract": _ANTHROPIC_USAGE,
         },
     ],
-    "gemini_generate": [
-        {"emit": "StreamError", "match": "exists($.error)"},
-        {"emit": "ResponseMetadata", "extract": {"model": "$.modelVersion", "id": "$.responseId"}},
-        {
-            "emit": "ContentDelta",
-            "extract": {"text": "$.candidates[0].content.parts[?(@.thought != true)].text"},
-        },
-        {
-            "emit": "ReasoningDelta",
-            "extract": {
-                "text": "$.candidates[0].content.parts[?(@.thought == true)].text",
-                "signature": "$.candidates[0].content.parts[?(!@.functionCall)].thoughtSignature",
-            },
-        },
-        {
-            "emit": "ToolCall",
-            "each": "$.candidates[0].content.parts[?(@.functionCall)]",
-            "extract": {
-                "id": "$.functionCall.id",
-                "name": "$.functionCall.name",
-                "arguments": "$.functionCall.args",
-                "signature": "$.thoughtSignature",
-            },
-        },
-        {
-            "emit": "Finished",
-            "extract": {
-                "finish_reason": ["$.candidates[0].finishReason", "$.promptFeedback.blockReason"]
-            },
-        },
-        {
-            "emit": "Usage",
-            "match": "exists($.usageMetadata.promptTokenCount)",
-            "extract": {
-                "input_tokens": "$.usageMetadata.promptTokenCount",
-                "output_tokens": [
-                    "$.usageMetadata.candidatesTokenCount",
-                    "$.usageMetadata.thoughtsTokenCount",
-                ],
-                "reasoning_tokens": "$.usageMetadata.thoughtsTokenCount",
-                "cached_input_tokens": "$.usageMetadata.cachedContentTokenCount",
-            },
-        },
-    ],
+    "gemini_generate": _GEMINI_RULES,
 }
