@@ -17,6 +17,7 @@ from ._client import ChatBuilder as ChatBuilder
 from ._client import ChatStream as ChatStream
 from ._client import Client as Client
 from ._client import open_client as open_client
+from ._config import ClientConfig as ClientConfig
 from ._credentials import CredentialResolution as CredentialResolution
 from ._credentials import resolve_credential as resolve_credential
 from ._errors import AiLibError as AiLibError
@@ -151,6 +152,7 @@ __all__ = [
     "CircuitState",
     "Client",
     "ClientBuilder",
+    "ClientConfig",
     "ConfigurationError",
     "ConnectTimeoutError",
     "ContentBlock",

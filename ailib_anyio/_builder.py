@@ -1,4 +1,4 @@
-"""``ClientBuilder``: the fluent spelling of ``open_client``'s keyword arguments.
+"""``ClientBuilder``: the fluent spelling of ``open_client``'s settings.
 
 ::
 
@@ -12,9 +12,10 @@
     ) as client:
         ...
 
-Each method sets one argument and returns the builder; ``open()`` (or ``build()``) ends in
-the same async context manager ``open_client`` returns. Setting an argument twice keeps
-the last value; ``production_ready()`` only fills what was not set.
+Each method sets one setting of a ``ClientConfig`` (``attrs.evolve``: a bad value is
+refused at once, by the config's validator) and returns the builder; ``open()`` (or
+``build()``) ends in the same async context manager ``open_client`` returns. Setting a
+value twice keeps the last one; ``production_ready()`` only fills what was not set.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import httpx
 
+from ._config import ClientConfig
 from ._core._breaker import CircuitBreakerConfig
 from ._core._bucket import RateLimiterConfig
 from ._errors import ConfigurationError
@@ -50,17 +53,30 @@ PRODUCTION_DEFAULTS: Mapping[str, Any] = {
 
 
 class ClientBuilder:
-    """Collects ``open_client``'s arguments; see the module docstring."""
+    """Builds a ``ClientConfig`` (and a model) step by step; see the module docstring.
+    ``ClientBuilder(config)`` starts from an existing config."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        if config is not None and not isinstance(config, ClientConfig):
+            raise ConfigurationError(f"config must be a ClientConfig, got {config!r}")
         self._model: str | None = None
-        self._kwargs: dict[str, Any] = {}
+        self._config = config if config is not None else ClientConfig()
+
+    @property
+    def config(self) -> ClientConfig:
+        """The settings so far."""
+        return self._config
 
     def __repr__(self) -> str:
-        return f"<ClientBuilder {self._model!r} {sorted(self._kwargs)}>"
+        changed = [
+            field.name
+            for field in attrs.fields(ClientConfig)
+            if getattr(self._config, field.name) != field.default
+        ]
+        return f"<ClientBuilder {self._model!r} {changed}>"
 
     def _set(self, name: str, value: Any) -> ClientBuilder:
-        self._kwargs[name] = value
+        self._config = attrs.evolve(self._config, **{name: value})
         return self
 
     def model(self, model: str) -> ClientBuilder:
@@ -97,11 +113,20 @@ class ClientBuilder:
     def max_retries(self, count: int) -> ClientBuilder:
         return self._set("max_retries", count)
 
+    def max_response_bytes(self, limit: int) -> ClientBuilder:
+        return self._set("max_response_bytes", limit)
+
+    def parameter_defaults(self, enabled: bool = True) -> ClientBuilder:
+        return self._set("parameter_defaults", enabled)
+
+    def host_supplied_key(self, enabled: bool = True) -> ClientBuilder:
+        return self._set("host_supplied_key", enabled)
+
     def with_retry(self, config: RetryConfig) -> ClientBuilder:
         return self._set("retry", config)
 
     def with_fallbacks(self, targets: Sequence[str | Client]) -> ClientBuilder:
-        return self._set("fallbacks", tuple(targets))
+        return self._set("fallbacks", targets)
 
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""
@@ -128,18 +153,21 @@ class ClientBuilder:
         """Fill every resilience setting not given yet with ``PRODUCTION_DEFAULTS``: a
         circuit breaker, a header-driven rate limiter, ``max_inflight=64`` (unless
         ``AI_LIB_MAX_INFLIGHT`` is set) and deadlines; retries follow the manifest."""
-        for name, value in PRODUCTION_DEFAULTS.items():
-            if name == "max_inflight" and os.environ.get("AI_LIB_MAX_INFLIGHT"):
-                continue
-            self._kwargs.setdefault(name, value)
+        missing = {
+            name: value
+            for name, value in PRODUCTION_DEFAULTS.items()
+            if getattr(self._config, name) is None
+            and not (name == "max_inflight" and os.environ.get("AI_LIB_MAX_INFLIGHT"))
+        }
+        self._config = attrs.evolve(self._config, **missing)
         return self
 
     def build(self) -> Client:
         """The client, unopened: use it as ``async with builder.build() as client``."""
-        from ._client import open_client
+        from ._client import Client
 
         if self._model is None:
             raise ConfigurationError("ClientBuilder needs .model('provider/model') first")
-        return open_client(self._model, **self._kwargs)
+        return Client(self._model, self._config)
 
     open = build

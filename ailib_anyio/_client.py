@@ -33,6 +33,7 @@ import anyio.lowlevel
 import attrs
 import httpx
 
+from ._config import ClientConfig, config_from, takes_settings
 from ._core._classify import ErrorInfo, classify_error
 from ._core._encode import EncoderOptions, encode_request
 from ._core._mapping import (
@@ -43,7 +44,7 @@ from ._core._mapping import (
     StreamPipeline,
 )
 from ._core._ratelimit import parse_rate_limits
-from ._core._wire import check_headers, check_model_id, expand_path
+from ._core._wire import check_model_id, expand_path
 from ._errors import (
     AiLibError,
     ConfigurationError,
@@ -57,7 +58,7 @@ from ._errors import (
 )
 from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
-from ._resilience import Deadlines, HedgeConfig, TargetGuard, check_type, race, within
+from ._resilience import Deadlines, TargetGuard, race, within
 from ._secrets import SECRETS, install_log_redaction, mask_json, mask_text
 from ._taskgroups import exit_task_group
 from ._transport import (
@@ -84,7 +85,6 @@ from ._types import (
     Usage,
 )
 from ._validate import (
-    check_base_url,
     check_mapping,
     check_number,
     check_request,
@@ -95,12 +95,10 @@ from ._validate import (
 
 if TYPE_CHECKING:
     from ._batch import BatchExecutor, BatchResult
-    from ._core._breaker import CircuitBreakerConfig, CircuitState
-    from ._core._bucket import RateLimiterConfig
+    from ._core._breaker import CircuitState
     from ._core._retry import RetryConfig, RetryPolicy
     from ._signals import SignalsSnapshot
 
-    _ProtocolPath = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
 __all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
 
@@ -151,96 +149,42 @@ class Client:
     def __init__(
         self,
         model: str,
+        config: ClientConfig | None = None,
         *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        max_inflight: int | None = None,
-        protocol_path: _ProtocolPath = None,
-        http_client: httpx.AsyncClient | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_retries: int | None = None,
-        retry: RetryConfig | None = None,
-        fallbacks: Sequence[str | Client] = (),
-        hedge: HedgeConfig | None = None,
-        rate_limit: RateLimiterConfig | None = None,
-        circuit_breaker: CircuitBreakerConfig | None = None,
-        deadlines: Deadlines | None = None,
-        parameter_defaults: bool = False,
-        host_supplied_key: bool = False,
         _defer_credentials: bool = False,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        **settings: Any,
     ) -> None:
-        for flag, value in (
-            ("parameter_defaults", parameter_defaults),
-            ("host_supplied_key", host_supplied_key),
-        ):
-            if not isinstance(value, bool):
-                raise ConfigurationError(f"{flag} must be True or False, got {value!r}")
-        if host_supplied_key and any(
-            isinstance(spec, str)
-            for spec in ((fallbacks,) if isinstance(fallbacks, str) else fallbacks)
-        ):
-            raise ConfigurationError(
-                "host_supplied_key=True: a 'provider/model' fallback would take its key from"
-                " the environment; pass a Client(..., api_key=..., host_supplied_key=True)"
-            )
-        if protocol_path is None:
-            dirs: Sequence[str | os.PathLike[str]] = ()
-        elif isinstance(protocol_path, (str, os.PathLike)):
-            dirs = (protocol_path,)
-        else:
-            dirs = tuple(protocol_path)
-        resolved = ProtocolRegistry(dirs).resolve(model)
+        """``Client(model, config)``, or ``Client(model, **settings)`` as ``open_client``."""
+        config = config_from(config, settings)  # every setting checked here, once
+        #: the settings this client was made from
+        self.config = config
+        resolved = ProtocolRegistry(config.protocol_path).resolve(model)
         self.manifest: ProviderManifest = resolved.manifest
         self.provider = resolved.provider
         self.model_id = resolved.model_id
         check_model_id(self.model_id, provider=self.provider)
-        if max_inflight is not None and (not isinstance(max_inflight, int) or max_inflight < 1):
-            raise ConfigurationError(
-                f"max_inflight must be a positive integer, got {max_inflight!r}"
-            )
         self.max_inflight: float = (
-            max_inflight if max_inflight is not None else _default_max_inflight()
+            config.max_inflight if config.max_inflight is not None else _default_max_inflight()
         )
-        if base_url is not None:
-            check_base_url(base_url)
-        else:
+        base_url = config.base_url
+        if base_url is None:
             base_url = base_url_from_env((self.provider, self.manifest.id))
         self.base_url = (base_url or self.manifest.endpoint.base_url).rstrip("/")
-        if timeout is not None and not isinstance(timeout, (int, float, httpx.Timeout)):
-            raise ConfigurationError(
-                f"timeout must be seconds or an httpx.Timeout, got {timeout!r}"
-            )
+        timeout, http_client = config.timeout, config.http_client
         http_timeout(timeout, http_client)  # a bad AI_HTTP_TIMEOUT_SECS fails here, not later
-        check_type("hedge", hedge, HedgeConfig)
-        check_type("deadlines", deadlines, Deadlines)
-        if (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise ConfigurationError(
-                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
-            )
-        self._hedge = hedge
-        self._deadlines = deadlines or Deadlines()
+        max_response_bytes = config.max_response_bytes
+        api_key, host_supplied_key = config.api_key, config.host_supplied_key
+        self._hedge = config.hedge
+        self._deadlines = config.deadlines or Deadlines()
         self._guard = TargetGuard.build(
             f"{self.provider}/{self.model_id}",
             self._context(),
-            self._retry_policy(retry, max_retries),
-            circuit_breaker,
-            rate_limit,
+            self._retry_policy(config.retry, config.max_retries),
+            config.circuit_breaker,
+            config.rate_limit,
         )
-        if isinstance(fallbacks, (str, Client)):
-            fallbacks = (fallbacks,)
-        self._fallbacks = tuple(
-            self._fallback(
-                spec, dirs, timeout, http_client, retry, max_retries, circuit_breaker
-            )._limit_body(max_response_bytes)
-            for spec in fallbacks
-        )
-        headers = check_headers(headers) if headers is not None else {}
+        self._fallbacks = tuple(self._fallback(spec, config) for spec in config.fallbacks)
+        headers = dict(config.headers)
         #: masked in every error and log record while the client is open (see _secrets)
         self._secrets: tuple[str, ...] = tuple(_sensitive_values(headers))
         self._registered = False
@@ -276,7 +220,7 @@ class Client:
                 for name, spec in self.manifest.parameters.items()
                 if spec.required and spec.default is not None
             },
-            request_defaults=self.manifest.parameter_defaults if parameter_defaults else {},
+            request_defaults=self.manifest.parameter_defaults if config.parameter_defaults else {},
         )
         chat = self.manifest.chat_endpoint
         self._chat_url = self.base_url + self._expand_path(chat.path)
@@ -298,11 +242,6 @@ class Client:
         overrides the count. None when no retry is allowed."""
         from ._core._retry import RetryConfig, RetryPolicy
 
-        check_type("retry", retry, RetryConfig)
-        if max_retries is not None and (
-            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
-        ):
-            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         if retry is not None:
             config = retry
         elif self.manifest.retry_policy is not None:
@@ -314,38 +253,19 @@ class Client:
         return RetryPolicy(config) if config.max_retries > 0 else None
 
     @staticmethod
-    def _fallback(
-        spec: str | Client,
-        dirs: Sequence[str | os.PathLike[str]],
-        timeout: float | httpx.Timeout | None,
-        http_client: httpx.AsyncClient | None,
-        retry: RetryConfig | None,
-        max_retries: int | None,
-        circuit_breaker: CircuitBreakerConfig | None,
-    ) -> Client:
+    def _fallback(spec: str | Client, config: ClientConfig) -> Client:
         """A fallback target: a ``"provider/model"`` (its key from its own credential chain,
-        resolved when the client opens; the client's retry and circuit-breaker settings) or
-        an unopened ``Client`` (its own settings)."""
+        resolved when the client opens; the settings ``ClientConfig.for_fallback`` keeps)
+        or an unopened ``Client`` (its own settings; the chain's body limit if it left
+        its own at the default)."""
         if isinstance(spec, str):
-            return Client(
-                spec,
-                protocol_path=dirs,
-                timeout=timeout,
-                http_client=http_client,
-                retry=retry,
-                max_retries=max_retries,
-                circuit_breaker=circuit_breaker,
-                _defer_credentials=True,  # resolved when the client opens
-            )
-        if not isinstance(spec, Client):
-            raise ConfigurationError(
-                f"fallbacks must be 'provider/model' strings or Client objects, got {spec!r}"
-            )
+            # the key is resolved when the client opens
+            return Client(spec, config.for_fallback(), _defer_credentials=True)
         if spec._state is not _State.UNOPENED:
             raise ConfigurationError(f"fallback {spec!r} is already open; pass it unopened")
         if spec._fallbacks:
             raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
-        return spec
+        return spec._limit_body(config.max_response_bytes)
 
     def _resolve_credentials(self, *, fallback: bool = False) -> None:
         """Add the credential chain's headers and query parameters to the transport's, once.
@@ -373,6 +293,7 @@ class Client:
         """A fallback made from a string takes the chain's body limit."""
         if self._transport_args["max_response_bytes"] == DEFAULT_MAX_RESPONSE_BYTES:
             self._transport_args["max_response_bytes"] = max_response_bytes
+            self.config = attrs.evolve(self.config, max_response_bytes=max_response_bytes)
         return self
 
     def __repr__(self) -> str:
@@ -1337,27 +1258,8 @@ class _EmptyStream:
         raise StopAsyncIteration
 
 
-def open_client(
-    model: str,
-    *,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    timeout: float | httpx.Timeout | None = None,
-    max_inflight: int | None = None,
-    protocol_path: _ProtocolPath = None,
-    http_client: httpx.AsyncClient | None = None,
-    headers: Mapping[str, str] | None = None,
-    max_retries: int | None = None,
-    retry: RetryConfig | None = None,
-    fallbacks: Sequence[str | Client] = (),
-    hedge: HedgeConfig | None = None,
-    rate_limit: RateLimiterConfig | None = None,
-    circuit_breaker: CircuitBreakerConfig | None = None,
-    deadlines: Deadlines | None = None,
-    parameter_defaults: bool = False,
-    host_supplied_key: bool = False,
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-) -> Client:
+@takes_settings(ClientConfig)
+def open_client(model: str, **settings: Any) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
 
     - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
@@ -1400,23 +1302,4 @@ def open_client(
         async with open_client("openai/gpt-4o", fallbacks=["anthropic/claude-sonnet-5-5"]) as c:
             reply = await c.chat().user("2+2?").execute()
     """
-    return Client(
-        model,
-        api_key=api_key,
-        base_url=base_url,
-        timeout=timeout,
-        max_inflight=max_inflight,
-        protocol_path=protocol_path,
-        http_client=http_client,
-        headers=headers,
-        max_retries=max_retries,
-        retry=retry,
-        fallbacks=fallbacks,
-        hedge=hedge,
-        rate_limit=rate_limit,
-        circuit_breaker=circuit_breaker,
-        deadlines=deadlines,
-        parameter_defaults=parameter_defaults,
-        host_supplied_key=host_supplied_key,
-        max_response_bytes=max_response_bytes,
-    )
+    return Client(model, config_from(None, settings))

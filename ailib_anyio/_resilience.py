@@ -49,7 +49,6 @@ __all__ = [
     "Deadlines",
     "HedgeConfig",
     "TargetGuard",
-    "check_type",
     "is_provider_failure",
     "race",
     "within",
@@ -110,11 +109,6 @@ class HedgeConfig:
         _seconds("HedgeConfig", "delay", self.delay, zero_ok=True)
 
 
-def check_type(name: str, value: object, cls: type) -> None:
-    if value is not None and not isinstance(value, cls):
-        raise ConfigurationError(f"{name} must be a {cls.__name__}, got {value!r}")
-
-
 def is_provider_failure(error: AiLibError) -> bool:
     """Whether ``error`` counts against the provider's circuit: 5xx, overload, timeouts
     (the provider's or ours, but not the caller's whole-request deadline), broken
@@ -160,15 +154,12 @@ class TargetGuard:
             guard.max_retry_after = retry.config.max_retry_after
         # Loaded only when configured: importing the package stays fast.
         if circuit_breaker is not None:
-            from ._core._breaker import CircuitBreaker, CircuitBreakerConfig
+            from ._core._breaker import CircuitBreaker
 
-            check_type("circuit_breaker", circuit_breaker, CircuitBreakerConfig)
             guard.breaker = CircuitBreaker(circuit_breaker)
         if rate_limit is not None:
-            from ._core._bucket import RateLimiterConfig
             from ._ratelimiter import RateLimiter
 
-            check_type("rate_limit", rate_limit, RateLimiterConfig)
             guard.limiter = RateLimiter(rate_limit)
         return guard
 

@@ -46,6 +46,7 @@ from typing import Any, Literal, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import ChatBuilder, ChatStream, Client
+from ._config import ClientConfig, config_from
 from ._embeddings import EmbeddingClient, EmbeddingResponse
 from ._types import (
     ChatRequest,
@@ -422,22 +423,28 @@ class SyncChatStream:
 
 def open_client(
     model: str,
+    config: ClientConfig | None = None,
     *,
     backend: Literal["asyncio", "trio"] = "asyncio",
     backend_options: Mapping[str, Any] | None = None,
-    **options: Any,
+    **settings: Any,
 ) -> SyncClient:
     """Open a blocking client for ``"provider/model-id"``; use it as ``with open_client(...)``.
 
     ``backend`` (``"asyncio"`` or ``"trio"``) and ``backend_options`` choose the event
     loop the portal runs (as for ``anyio.run``); the other keyword arguments are the async
-    ``open_client``'s (``api_key``, ``base_url``, ``timeout``, ``max_retries``,
-    ``fallbacks``, ``deadlines``...), and configuration errors are raised here, before any
-    thread starts. Entering the block inside a running event loop raises ``RuntimeError``.
+    ``open_client``'s settings (``api_key``, ``base_url``, ``timeout``, ``max_retries``,
+    ``fallbacks``, ``deadlines``...: the fields of ``ClientConfig``), applied over
+    ``config`` when one is given. Configuration errors are raised here, before any thread
+    starts. Entering the block inside a running event loop raises ``RuntimeError``.
 
     Example::
 
         with open_client("openai/gpt-4o") as client:
             print(client.chat().user("2+2?").execute().content)
     """
-    return SyncClient(Client(model, **options), backend=backend, backend_options=backend_options)
+    return SyncClient(
+        Client(model, config_from(config, settings)),
+        backend=backend,
+        backend_options=backend_options,
+    )
