@@ -68,10 +68,11 @@ class ClientBuilder:
         return self._config
 
     def __repr__(self) -> str:
+        default = ClientConfig()
         changed = [
             field.name
             for field in attrs.fields(ClientConfig)
-            if getattr(self._config, field.name) != field.default
+            if getattr(self._config, field.name) != getattr(default, field.name)
         ]
         return f"<ClientBuilder {self._model!r} {changed}>"
 
