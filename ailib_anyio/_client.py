@@ -144,7 +144,9 @@ class _ClosedOnExit:
 
 
 class Client:
-    """A client for one provider and model. Create it with ``open_client``."""
+    """A client for one provider and model. Create it with ``open_client``, or from a
+    ``ClientConfig``: ``Client(model, config)`` (keyword settings given too replace the
+    config's)."""
 
     def __init__(
         self,
@@ -1261,6 +1263,10 @@ class _EmptyStream:
 @takes_settings(ClientConfig)
 def open_client(model: str, **settings: Any) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
+
+    The settings are the fields of ``ClientConfig``, each checked when given (a bad value
+    or an unknown name is a ``ConfigurationError`` naming it): ``open_client(model,
+    **settings)`` is ``Client(model, ClientConfig(**settings))``.
 
     - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
       ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
