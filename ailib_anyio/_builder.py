@@ -58,7 +58,8 @@ class ClientBuilder:
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         if config is not None and not isinstance(config, ClientConfig):
-            raise ConfigurationError(f"config must be a ClientConfig, got {config!r}")
+            # only the type: a key passed here by mistake must not be shown
+            raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
         self._model: str | None = None
         self._config = config if config is not None else ClientConfig()
 

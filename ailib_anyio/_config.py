@@ -268,7 +268,8 @@ def config_from(config: ClientConfig | None, settings: Mapping[str, Any]) -> Cli
     if config is None:
         return ClientConfig(**settings)
     if not isinstance(config, ClientConfig):
-        raise ConfigurationError(f"config must be a ClientConfig, got {config!r}")
+        # only the type: a key passed here by mistake must not be shown
+        raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
     return attrs.evolve(config, **settings) if settings else config
 
 

@@ -311,3 +311,15 @@ async def test_a_client_made_from_a_config_runs_a_request(mock: MockProvider) ->
         assert client.current_inflight == 0
     assert reply.content == "four"
     assert mock.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_a_key_passed_where_the_config_goes_is_not_shown() -> None:
+    makers: list[Callable[[], object]] = [
+        lambda: Client(MODEL, KEY),  # type: ignore[arg-type]
+        lambda: ailib_anyio.sync.open_client(MODEL, KEY),  # type: ignore[arg-type]
+        lambda: ClientBuilder(KEY),  # type: ignore[arg-type]
+    ]
+    for make in makers:
+        with pytest.raises(ConfigurationError) as info:
+            make()
+        assert str(info.value) == "config must be a ClientConfig, got str"
