@@ -5,6 +5,7 @@ located load error (not silently SSE)."""
 
 from __future__ import annotations
 
+import doctest
 import json
 from typing import Any
 
@@ -285,3 +286,11 @@ def test_error_from_info_mid_stream_and_context_length() -> None:
     error = error_from_info(info, mid_stream=True)
     assert type(error) is RemoteContextLengthExceededError
     assert error.message == "request_too_large (in the stream): too long"
+
+
+def test_doctests() -> None:
+    from ailib_anyio._core import _classify
+
+    result = doctest.testmod(_classify, raise_on_error=False)
+    assert result.attempted > 0
+    assert result.failed == 0
