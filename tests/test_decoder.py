@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import doctest
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from ailib_anyio import (
     ServerError,
     TransportError,
     Usage,
+    open_client,
 )
 from ailib_anyio._core._classify import ErrorInfo, error_from_info
 from ailib_anyio._core._mapping import (
@@ -36,9 +39,9 @@ from ailib_anyio._core._ndjson import NDJSONDecoder
 from ailib_anyio._core._sse import SSEDecoder
 from ailib_anyio._protocol._decoding import response_decoder, stream_pipeline
 from ailib_anyio._protocol._loader import load_manifest_text
-from ailib_anyio._protocol._registry import ProtocolRegistry
+from ailib_anyio._protocol._registry import ProtocolRegistry, builtin_protocol_dir
 from ailib_anyio._types import RateLimitSnapshot
-from ailib_anyio.testing import decode_response, decode_stream
+from ailib_anyio.testing import MockProvider, Reply, decode_response, decode_stream
 
 HEAD = 'id: demo\nprotocol_version: "2.0"\nendpoint:\n  base_url: https://api.example.com/v1\n'
 RULES = "  event_map:\n    - emit: ContentDelta\n      extract:\n        text: $.t\n"
@@ -294,3 +297,60 @@ def test_doctests() -> None:
     result = doctest.testmod(_classify, raise_on_error=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# -- the client decodes with the same pipeline -------------------------------------------------
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockProvider]:
+    async with MockProvider() as server:
+        yield server
+
+
+def _acme(tmp_path: Path, fmt: str) -> None:
+    source = builtin_protocol_dir() / "openai-compatible.yaml"
+    text = (
+        source.read_text()
+        .replace("id: openai-compatible", "id: acme")
+        .replace("aliases: [vllm, ollama, llamacpp, lmstudio]", "aliases: []")
+        .replace("format: sse", f"format: {fmt}")
+    )
+    assert f"format: {fmt}" in text
+    (tmp_path / "acme.yaml").write_text(text)
+
+
+@pytest.mark.anyio
+async def test_client_raises_the_truncation_the_core_decides(
+    mock: MockProvider, tmp_path: Path
+) -> None:
+    _acme(tmp_path, "sse")
+    mock.enqueue(Reply(headers={"content-type": "text/event-stream"}, body=sse(chunk("par"))))
+    async with open_client(
+        "acme/m1", api_key="k", base_url=mock.openai_base_url, protocol_path=tmp_path
+    ) as client:
+        with pytest.raises(TransportError) as info:
+            async with client.chat().user("hi").stream() as stream:
+                async for _ in stream:
+                    pass
+    assert info.value.message == "the stream ended before the provider finished the response"
+    assert info.value.response is not None
+    assert info.value.response.content == "par"
+    assert (info.value.provider, info.value.model) == ("acme", "m1")
+
+
+@pytest.mark.anyio
+async def test_an_sse_alias_format_is_read_as_sse_by_the_client(
+    mock: MockProvider, tmp_path: Path
+) -> None:
+    _acme(tmp_path, "gemini_sse")  # any SSE spelling: a JSON answer is not a stream
+    mock.enqueue(Reply(headers={"content-type": "application/json"}, body=b"{}"))
+    async with open_client(
+        "acme/m1", api_key="k", base_url=mock.openai_base_url, protocol_path=tmp_path
+    ) as client:
+        with pytest.raises(MalformedResponseError) as info:
+            async with client.chat().user("hi").stream():
+                pass
+    assert info.value.message == (
+        "the provider answered a stream request with 'application/json', not a stream"
+    )
