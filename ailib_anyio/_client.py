@@ -34,15 +34,9 @@ import attrs
 import httpx
 
 from ._config import ClientConfig, config_from, takes_settings
-from ._core._classify import ErrorInfo, classify_error
+from ._core._classify import ErrorInfo, classify_error, error_from_info
 from ._core._encode import EncoderOptions, encode_request
-from ._core._mapping import (
-    DecodeFailure,
-    EventMapper,
-    ResponseAccumulator,
-    StreamFailure,
-    StreamPipeline,
-)
+from ._core._mapping import DecodeFailure, ResponseAccumulator, StreamFailure
 from ._core._ratelimit import parse_rate_limits
 from ._core._wire import check_model_id, expand_path
 from ._errors import (
@@ -53,9 +47,8 @@ from ._errors import (
     IdleTimeoutError,
     MalformedResponseError,
     RemoteError,
-    TransportError,
-    error_class_for_kind,
 )
+from ._protocol._decoding import response_decoder, stream_pipeline
 from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
 from ._resilience import Deadlines, TargetGuard, race, within
@@ -82,7 +75,6 @@ from ._types import (
     StreamingEvent,
     ToolChoice,
     ToolDefinition,
-    Usage,
 )
 from ._validate import (
     check_mapping,
@@ -513,18 +505,14 @@ class Client:
         partial: ChatResponse | None = None,
         mid_stream: bool = False,
     ) -> RemoteError:
-        cls = error_class_for_kind(info.kind, context_length=info.context_length)
-        where = " (in the stream)" if mid_stream else ""
-        return cls(
-            f"{info.kind}{where}: {info.message}",
-            status_code=info.status,
+        return error_from_info(
+            info,
             request_id=request_id,
-            retryable=info.retryable,
-            retry_after=info.retry_after,
-            code=info.code,
-            response=partial,
             body=body,
-            **self._context(),
+            partial=partial,
+            mid_stream=mid_stream,
+            provider=self.provider,
+            model=self.model_id,
         )
 
     async def _error_from_response(self, response: httpx.Response) -> RemoteError:
@@ -637,42 +625,16 @@ class Client:
 
     async def _execute_once(self, content: bytes, http_timeout: float | None) -> ChatResponse:
         """One attempt of a non-streaming request."""
-        rules = self.manifest.response.event_map if self.manifest.response is not None else ()
-        if not rules:
-            raise ConfigurationError(
-                f"manifest {self.manifest.id!r} has no 'response' rules for non-streaming chat",
-                **self._context(),
-            )
+        decoder = response_decoder(self.manifest, provider=self.provider, model=self.model_id)
         response, body = await self._post_json(self._chat_url, content, http_timeout)
-        request_id = self._request_id(response)
-        mapper = EventMapper(
-            rules,
-            termination=self.manifest.termination_mapping,
-            generate_ids=self.manifest.generate_tool_call_ids,
-        )
-        acc = ResponseAccumulator()
-        events = [*mapper.map_object(body), *mapper.finish()]
-        if not any(type(event) is not Usage for event in events):
-            raise _empty_response(self, response, body)
-        for event in events:
-            if isinstance(event, StreamFailure):
-                failure_body = mask_json(event.body)
-                info = classify_error(
-                    self.manifest.error_classification,
-                    response.status_code,
-                    response.headers,
-                    failure_body,
-                )
-                raise self._remote_error(info, request_id=request_id, body=failure_body)
-            if isinstance(event, DecodeFailure):  # pragma: no cover - only streams decode bytes
-                raise event.error
-            acc.add(event)
-        return acc.build(
-            mapper=mapper,
-            request_id=request_id,
-            raw=body,
-            model=self.model_id,
+        return decoder.decode(
+            body,
+            status=response.status_code,
+            headers=response.headers,
+            request_id=self._request_id(response),
             rate_limits=self._rate_limits(response),
+            provider=self.provider,
+            model=self.model_id,
         )
 
     def _open_stream(
@@ -847,18 +809,6 @@ class ChatBuilder:
         return ChatStream(self._client, self.build(stream=True), self._timeout)
 
 
-def _empty_response(client: Client, response: httpx.Response, body: Any) -> AiLibError:
-    """A 2xx body in which the manifest finds no choice, candidate or content."""
-    text = json.dumps(body, ensure_ascii=False)
-    snippet = text if len(text) <= 200 else text[:200] + "..."
-    return MalformedResponseError(
-        f"the response has no choice, candidate or content the manifest can find: {snippet}",
-        status_code=response.status_code,
-        request_id=client._request_id(response),
-        **client._context(),
-    )
-
-
 def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:
     return response.rate_limits
 
@@ -924,17 +874,11 @@ class _TargetStream(_ClosedOnExit):
         self._holds_slot = False
         self._pending: deque[StreamingEvent | StreamFailure | DecodeFailure] = deque()
         self._eof = False
-        manifest = client.manifest
-        streaming = _stream_rules(client)
-        self._format = streaming.decoder.format
         self._idle_at = math.inf  # when the idle limit runs out (inf: not waiting)
-        self._pipeline = StreamPipeline(
-            streaming.event_map,
-            decoder_format=streaming.decoder.format,
-            done_signal=streaming.decoder.done_signal,
-            termination=manifest.termination_mapping,
-            generate_ids=manifest.generate_tool_call_ids,
+        self._pipeline = stream_pipeline(
+            client.manifest, provider=client.provider, model=client.model_id
         )
+        self._format = self._pipeline.framing
         self._acc = ResponseAccumulator()
         self.request_id: str | None = None
         self.rate_limits: RateLimitSnapshot | None = None
@@ -1133,10 +1077,7 @@ class _TargetStream(_ClosedOnExit):
 
     def _end_of_body(self) -> None:
         self._eof = True
-        self._pending.extend(self._pipeline.close())
-        if self._pipeline.truncated:
-            error = TransportError("the stream ended before the provider finished the response")
-            self._pending.append(DecodeFailure(error))
+        self._pending.extend(self._pipeline.close())  # a cut-off body ends in a failure
 
     def _status(self) -> int | None:
         return self._response.status_code if self._response is not None else None
@@ -1152,20 +1093,15 @@ class _TargetStream(_ClosedOnExit):
 
     def _stream_error(self, failure: StreamFailure) -> RemoteError:
         client = self._client
-        body = mask_json(failure.body)
-        info = classify_error(
-            client.manifest.error_classification,
-            self._status() or 200,
-            self._response.headers if self._response is not None else {},
-            body,
-            mid_stream=True,
-        )
-        return client._remote_error(
-            info,
-            request_id=self.request_id,
-            body=body,
+        return self._pipeline.error(
+            failure,
+            status=self._status() or 200,
+            headers=self._response.headers if self._response is not None else None,
             partial=self.response,
-            mid_stream=True,
+            request_id=self.request_id,
+            rate_limits=self.rate_limits,
+            provider=client.provider,
+            model=client.model_id,
         )
 
 

@@ -2,8 +2,9 @@
 the library's real code.
 
 Each case names an operation (``input.type``); the runner feeds the case's input to the
-library function that performs it (the loader, ``classify_error``, the SSE decoder, the
-event mapper and stream pipeline, the request encoders, ``resolve_credential`` and
+library function that performs it (the loader, ``classify_error``, the client's own
+stream pipeline and response decoder built from the manifest (``stream_pipeline``,
+``response_decoder``), the event mapper, the request encoders, ``resolve_credential`` and
 ``auth_material``, ``RetryPolicy.decide`` and ``should_fallback``) and compares what
 comes out with the case's ``expected`` block. The runner only translates: case YAML into
 library arguments, and library results into the spec's vocabulary (a ``ContentDelta`` is
@@ -35,16 +36,15 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from ailib_anyio._core._classify import classify_error
 from ailib_anyio._core._encode import ENCODERS, EncoderOptions, encode_request
 from ailib_anyio._core._mapping import (
+    DECODER_FORMATS,
     DecodeFailure,
     EventMapper,
     ResponseAccumulator,
     StreamFailure,
     StreamPipeline,
 )
-from ailib_anyio._core._ndjson import NDJSONDecoder
 from ailib_anyio._core._retry import RetryConfig, RetryPolicy, should_fallback
 from ailib_anyio._core._rules import EventRule
-from ailib_anyio._core._sse import SSEDecoder
 from ailib_anyio._core._texttools import parse_text_tool_calls, text_tool_prompt
 from ailib_anyio._credentials import CredentialResolution, resolve_credential
 from ailib_anyio._errors import (
@@ -60,8 +60,15 @@ from ailib_anyio._protocol._contract import (
     load_contract,
     load_contract_text,
 )
+from ailib_anyio._protocol._decoding import response_decoder, stream_pipeline
 from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
-from ailib_anyio._protocol._models import API_FAMILIES, ProviderManifest, make_converter
+from ailib_anyio._protocol._models import (
+    API_FAMILIES,
+    DecoderSpec,
+    ProviderManifest,
+    StreamingSpec,
+    make_converter,
+)
 from ailib_anyio._transport import auth_material
 from ailib_anyio._types import (
     ChatRequest,
@@ -477,29 +484,26 @@ def tool_call_view(response: ChatResponse) -> list[dict[str, Any]]:
 
 
 def accumulate(outputs: Sequence[Any], checker: Checker) -> ChatResponse:
+    """The response a stream's outputs add up to; an error event or undecodable bytes
+    fail the case (a cut-off body does not: the cases check ``completed`` themselves)."""
     acc = ResponseAccumulator()
     for item in outputs:
         if isinstance(item, StreamFailure):
             checker.fail(f"the stream carried an error event: {item.body!r}")
         elif isinstance(item, DecodeFailure):
-            checker.fail(f"the stream did not decode: {item.error}")
+            if not item.truncated:
+                checker.fail(f"the stream did not decode: {item.error}")
         else:
             acc.add(item)
     return acc.build()
 
 
 def pipeline_for(manifest: ProviderManifest) -> StreamPipeline:
-    """A stream pipeline built from the manifest the way the client builds one."""
-    streaming = manifest.streaming
-    if streaming is None:
-        raise Mismatch(f"manifest {manifest.id!r} has no streaming section")
-    return StreamPipeline(
-        streaming.event_map,
-        decoder_format=streaming.decoder.format,
-        done_signal=streaming.decoder.done_signal,
-        termination=manifest.termination_mapping,
-        generate_ids=manifest.generate_tool_call_ids,
-    )
+    """The client's own stream pipeline for the manifest (``stream_pipeline``)."""
+    try:
+        return stream_pipeline(manifest)
+    except ConfigurationError as exc:
+        raise Mismatch(str(exc)) from None
 
 
 _PARAMETERS = ("temperature", "max_tokens", "top_p", "stop", "response_format", "tool_choice")
@@ -679,30 +683,24 @@ def op_stream_decode(case: Case, root: Path, c: Checker) -> None:
 
 def _decode_raw_chunks(case: Case, root: Path, c: Checker) -> None:
     config = case.input.get("decoder_config") or {}
-    fmt = config.get("format", "sse")
-    if fmt in ("sse", "anthropic_sse", "gemini_sse"):
-        if config.get("prefix", "data: ") != "data: ":
-            c.needs(f"SSE data prefix {config['prefix']!r}")
-        decoder: SSEDecoder | NDJSONDecoder = SSEDecoder()
-    elif fmt in ("ndjson", "json_lines"):
-        decoder = NDJSONDecoder()
-    else:
+    # the case's decoder_config overrides the manifest's decoder, key by key
+    manifest = case_manifest(case, root)
+    streaming = manifest.streaming or StreamingSpec()
+    decoder_spec = streaming.decoder
+    fmt = str(config.get("format", decoder_spec.format))
+    if fmt not in DECODER_FORMATS:
         raise RunnerGap(f"decoder format {fmt!r}")
+    if DECODER_FORMATS[fmt] == "sse" and config.get("prefix", "data: ") != "data: ":
+        c.needs(f"SSE data prefix {config['prefix']!r}")
+    decoder_spec = DecoderSpec(fmt, config.get("done_signal", decoder_spec.done_signal))
+    pipeline = pipeline_for(
+        attrs.evolve(manifest, streaming=attrs.evolve(streaming, decoder=decoder_spec))
+    )
     chunks = [str(chunk).encode("utf-8") for chunk in case.input["raw_chunks"]]
+    decoder = type(pipeline.decoder)()  # the frames, as the pipeline's decoder cuts them
     frames = [frame for chunk in chunks for frame in decoder.feed(chunk)]
     frames.extend(decoder.flush())
 
-    # the case's decoder_config overrides the manifest's decoder, key by key
-    manifest = case_manifest(case, root)
-    streaming = manifest.streaming
-    pipeline = StreamPipeline(
-        streaming.event_map if streaming is not None else (),
-        decoder_format=fmt,
-        done_signal=config.get(
-            "done_signal", streaming.decoder.done_signal if streaming is not None else None
-        ),
-        termination=manifest.termination_mapping,
-    )
     outputs = [item for chunk in chunks for item in pipeline.feed(chunk)]
     outputs.extend(pipeline.close())
     accumulate(outputs, c)
@@ -812,9 +810,13 @@ def op_response_parsing(case: Case, root: Path, c: Checker) -> None:
         c.fail(f"manifest {manifest.id!r} defines no mapping for non-streaming responses")
         c.give_up()
         return
-    mapper = EventMapper(rules, termination=manifest.termination_mapping)
     body = case.input["response_body"]
-    response = accumulate([*mapper.map_object(body), *mapper.finish()], c)
+    try:
+        response = response_decoder(manifest).decode(body)
+    except AiLibError as exc:
+        c.fail(f"the response does not decode: {exc}")
+        c.give_up()
+        return
     c.check("valid", True)
     c.check("usage", usage_view(response.usage))
 

@@ -1,6 +1,7 @@
 """Shared helpers for the conformance corpus (../shared/conformance): loading cases, choosing
-the manifest a case is driven with, running a case through the sans-IO core exactly as the
-client does (``core_result``), and comparing the result with the case's ``expect`` block."""
+the manifest a case is driven with, running a case through the sans-IO core with the
+client's own decoders (``core_result``), and comparing the result with the case's
+``expect`` block."""
 
 from __future__ import annotations
 
@@ -15,14 +16,9 @@ import pytest
 import yaml
 
 from ailib_anyio import AiLibError, ChatResponse
-from ailib_anyio._core._classify import classify_error
-from ailib_anyio._core._mapping import (
-    EventMapper,
-    ResponseAccumulator,
-    StreamFailure,
-    StreamPipeline,
-)
-from ailib_anyio._errors import error_class_for_kind
+from ailib_anyio._core._classify import classify_error, error_from_info
+from ailib_anyio._core._mapping import DecodeFailure, ResponseAccumulator, StreamFailure
+from ailib_anyio._protocol._decoding import response_decoder, stream_pipeline
 from ailib_anyio._protocol._models import ProviderManifest
 from ailib_anyio._protocol._registry import ProtocolRegistry, split_model
 
@@ -129,62 +125,44 @@ def core_result(
     model: str | None = None,
     stop_after: int | None = None,
 ) -> tuple[ChatResponse | None, AiLibError | None]:
-    """Run a case through the sans-IO core only (no sockets), as the client would: the
-    manifest of ``model`` (default: ``model_for(case)``) decodes, maps and classifies.
-    ``stop_after``: only that many bytes of a stream arrive, and the body never ends (what
-    was received so far is returned)."""
+    """Run a case through the sans-IO core only (no sockets), with the client's own
+    decoders (``stream_pipeline``/``response_decoder`` of the manifest of ``model``,
+    default ``model_for(case)``; ``error_from_info`` for an error status). ``stop_after``:
+    only that many bytes of a stream arrive, and the body never ends (what was received so
+    far is returned)."""
     manifest: ProviderManifest = ProtocolRegistry().get(split_model(model or model_for(case))[0])
     status = case["response"]["status"]
     data = body_bytes(case)
     headers = response_headers(case)
-
-    def failure(
-        body: Any, acc: ResponseAccumulator | None, mapper: EventMapper | None
-    ) -> AiLibError:
-        info = classify_error(
-            manifest.error_classification, status, headers, body, mid_stream=status < 400
-        )
-        cls = error_class_for_kind(info.kind, context_length=info.context_length)
-        partial = acc.build(mapper=mapper) if acc is not None else None
-        return cls(
-            info.message,
-            status_code=status,
-            retryable=info.retryable,
-            retry_after=info.retry_after,
-            response=partial,
-        )
-
     if status >= 400:
-        return None, failure(json.loads(data), None, None)
+        body = json.loads(data)
+        info = classify_error(manifest.error_classification, status, headers, body)
+        return None, error_from_info(info, body=body)
+    if not case["stream"]:
+        try:
+            return response_decoder(manifest).decode(
+                json.loads(data), status=status, headers=headers
+            ), None
+        except AiLibError as exc:
+            return None, exc
+    pipe = stream_pipeline(manifest)
+    events: list[Any] = []
+    for piece in splits(data if stop_after is None else data[:stop_after], how, seed):
+        pipe.feed(piece, events)
+    if stop_after is None:
+        events.extend(pipe.close())
     acc = ResponseAccumulator()
-    if case["stream"]:
-        assert manifest.streaming is not None
-        pipe = StreamPipeline(
-            manifest.streaming.event_map,
-            decoder_format=manifest.streaming.decoder.format,
-            done_signal=manifest.streaming.decoder.done_signal,
-            termination=manifest.termination_mapping,
-            generate_ids=manifest.generate_tool_call_ids,
-        )
-        events: list[Any] = []
-        for piece in splits(data if stop_after is None else data[:stop_after], how, seed):
-            events.extend(pipe.feed(piece))
-        if stop_after is None:
-            events.extend(pipe.close())
-        mapper = pipe.mapper
-    else:
-        assert manifest.response is not None
-        mapper = EventMapper(
-            manifest.response.event_map,
-            termination=manifest.termination_mapping,
-            generate_ids=manifest.generate_tool_call_ids,
-        )
-        events = [*mapper.map_object(json.loads(data)), *mapper.finish()]
     for event in events:
         if isinstance(event, StreamFailure):
-            return None, failure(event.body, acc, mapper)
+            partial = acc.build(mapper=pipe.mapper)
+            return None, pipe.error(event, status=status, headers=headers, partial=partial)
+        if isinstance(event, DecodeFailure):  # the client raises it with what came before
+            error = event.error
+            error.status_code = error.status_code or status
+            error.response = acc.build(mapper=pipe.mapper)
+            return None, error
         acc.add(event)
-    return acc.build(mapper=mapper), None
+    return acc.build(mapper=pipe.mapper), None
 
 
 def check(case: dict[str, Any], response: ChatResponse | None, error: AiLibError | None) -> None:

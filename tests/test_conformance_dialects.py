@@ -28,8 +28,9 @@ from conformance import (
     shared_dir,
 )
 
-from ailib_anyio._core._mapping import _STANDARD_FINISH, ResponseAccumulator, StreamPipeline
+from ailib_anyio._core._mapping import _STANDARD_FINISH, ResponseAccumulator
 from ailib_anyio._errors import STANDARD_KINDS
+from ailib_anyio._protocol._decoding import stream_pipeline
 from ailib_anyio._protocol._loader import load_manifest
 from ailib_anyio._protocol._models import API_FAMILIES
 from ailib_anyio._protocol._registry import ProtocolRegistry, builtin_protocol_dir
@@ -232,11 +233,7 @@ def test_anthropic_server_tool_alone_does_not_make_a_tool_calls_finish() -> None
     body = "".join(f"event: {f['type']}\ndata: {json.dumps(f)}\n\n" for f in frames).encode()
     anthropic = ProtocolRegistry().get("anthropic")
     assert anthropic.streaming is not None
-    pipe = StreamPipeline(
-        anthropic.streaming.event_map,
-        decoder_format=anthropic.streaming.decoder.format,
-        termination=anthropic.termination_mapping,
-    )
+    pipe = stream_pipeline(anthropic)
     acc = ResponseAccumulator()
     for event in [*pipe.feed(body), *pipe.close()]:
         acc.add(event)  # type: ignore[arg-type]

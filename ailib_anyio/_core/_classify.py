@@ -24,14 +24,24 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._errors import RETRYABLE_KINDS, standard_error
+from .._errors import RETRYABLE_KINDS, RemoteError, error_class_for_kind, standard_error
 from ._rules import FieldSpec
 
-__all__ = ["DEFAULT_ERROR_RULES", "ErrorInfo", "ErrorRules", "classify_error", "parse_retry_after"]
+if TYPE_CHECKING:
+    from .._types import ChatResponse, RateLimitSnapshot
+
+__all__ = [
+    "DEFAULT_ERROR_RULES",
+    "ErrorInfo",
+    "ErrorRules",
+    "classify_error",
+    "error_from_info",
+    "parse_retry_after",
+]
 
 #: the standard status table, used for any status a manifest does not map.
 STANDARD_STATUS_KINDS: Mapping[int, str] = {
@@ -190,6 +200,46 @@ def classify_error(
         retryable=retryable,
         retry_after=retry_after,
         context_length=context_length,
+    )
+
+
+def error_from_info(
+    info: ErrorInfo,
+    *,
+    body: Any = None,
+    request_id: str | None = None,
+    partial: ChatResponse | None = None,
+    mid_stream: bool = False,
+    provider: str | None = None,
+    model: str | None = None,
+    rate_limits: RateLimitSnapshot | None = None,
+) -> RemoteError:
+    """The exception for a classified provider error: the ``RemoteError`` subclass of its
+    kind, complete with where it came from. The one place an ``ErrorInfo`` becomes an
+    error (HTTP error statuses, error events in a stream or a 200 body, the test doubles).
+
+    ``mid_stream`` marks an error event received inside a stream (its message says so);
+    ``partial`` is what the stream delivered before it.
+
+    >>> info = ErrorInfo(kind="rate_limited", message="slow down", status=429, retryable=True)
+    >>> error = error_from_info(info, provider="openai", model="gpt-4o")
+    >>> type(error).__name__, str(error)
+    ('RateLimitedError', 'rate_limited: slow down (status=429, openai/gpt-4o)')
+    """
+    cls = error_class_for_kind(info.kind, context_length=info.context_length)
+    where = " (in the stream)" if mid_stream else ""
+    return cls(
+        f"{info.kind}{where}: {info.message}",
+        provider=provider,
+        model=model,
+        status_code=info.status,
+        request_id=request_id,
+        retryable=info.retryable,
+        retry_after=info.retry_after,
+        code=info.code,
+        response=partial,
+        body=body,
+        rate_limits=rate_limits,
     )
 
 

@@ -7,6 +7,12 @@ streaming needs: tool calls keyed by index, merged usage, the finish reason. Usa
 
 ``ResponseAccumulator`` folds events into a ``ChatResponse``; a stream keeps one so that
 ``stream.response`` holds everything received so far, even after an early exit.
+
+The two decoders everything uses (the client, ``ailib_anyio.testing``, the conformance and
+compliance suites) are built from here: ``StreamPipeline`` (bytes of a streamed body in,
+events out; its ``close()`` decides whether the body was cut short) and
+``ResponseDecoder`` (a whole JSON body in, a ``ChatResponse`` or a typed error out). The
+protocol layer builds both from a manifest (``_protocol/_decoding.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +24,14 @@ from typing import Any
 
 import attrs
 
-from .._errors import AiLibError, MalformedResponseError
-from .._secrets import mask_text
+from .._errors import (
+    AiLibError,
+    ConfigurationError,
+    MalformedResponseError,
+    RemoteError,
+    TransportError,
+)
+from .._secrets import mask_json, mask_text
 from .._types import (
     ChatResponse,
     ContentDelta,
@@ -36,6 +48,7 @@ from .._types import (
     ToolCallStarted,
     Usage,
 )
+from ._classify import DEFAULT_ERROR_RULES, ErrorRules, classify_error, error_from_info
 from ._frames import Frame
 from ._jsonpath import Predicate, Step, _gen_single
 from ._ndjson import NDJSONDecoder
@@ -43,10 +56,12 @@ from ._rules import EmitKind, EventRule, FieldSpec
 from ._sse import SSEDecoder
 
 __all__ = [
+    "DECODER_FORMATS",
     "DecodeFailure",
     "CompiledRules",
     "EventMapper",
     "ResponseAccumulator",
+    "ResponseDecoder",
     "StreamFailure",
     "StreamPipeline",
     "normalize_finish",
@@ -89,9 +104,27 @@ class StreamFailure:
 @attrs.frozen
 class DecodeFailure:
     """Bytes that are not the protocol; queued after the good events of the same chunk,
-    so everything decoded before the bad frame is still delivered."""
+    so everything decoded before the bad frame is still delivered.
+
+    ``truncated``: the body ended before the provider finished the response (the failure
+    ``StreamPipeline.close()`` queues last; ``error`` is then a ``TransportError``)."""
 
     error: AiLibError
+    truncated: bool = False
+
+
+#: a manifest's ``streaming.decoder.format`` -> the framing its bytes use. The loader
+#: rejects any other name (located), so a manifest never falls back to SSE silently.
+DECODER_FORMATS: Mapping[str, str] = {
+    "sse": "sse",
+    "anthropic_sse": "sse",
+    "gemini_sse": "sse",
+    "ndjson": "ndjson",
+    "json_lines": "ndjson",
+}
+
+#: the message of the failure a cut-off stream ends with (a ``TransportError``).
+TRUNCATED_MESSAGE = "the stream ended before the provider finished the response"
 
 
 #: what the mapper and the pipeline produce: events, and failures queued in order.
@@ -612,8 +645,14 @@ class StreamPipeline:
     """Bytes in, unified events out: a stream decoder feeding an ``EventMapper``.
 
     ``feed`` takes body chunks as the network delivers them; ``close`` is called at the end
-    of the body and returns the final events (completed tool calls, usage, ``Finished``).
-    ``truncated`` tells whether the body ended before the provider finished the response.
+    of the body and returns the final events (completed tool calls, usage, ``Finished``),
+    then — when the body ended before the provider finished the response — a
+    ``DecodeFailure(TransportError, truncated=True)``: whether a stream was cut short is
+    decided here, for every caller. ``error`` turns an error event (``StreamFailure``)
+    into the classified ``RemoteError``, by ``error_rules``.
+
+    ``decoder_format`` is one of ``DECODER_FORMATS``; another name is a
+    ``ConfigurationError`` (the loader reports it, located, before this is reached).
     """
 
     def __init__(
@@ -624,13 +663,23 @@ class StreamPipeline:
         done_signal: str | None = None,
         termination: Mapping[str, str] | None = None,
         generate_ids: bool = False,
+        error_rules: ErrorRules = DEFAULT_ERROR_RULES,
     ) -> None:
+        framing = DECODER_FORMATS.get(decoder_format)
+        if framing is None:
+            known = ", ".join(sorted(DECODER_FORMATS))
+            raise ConfigurationError(
+                f"unknown stream decoder format {decoder_format!r} (known: {known})"
+            )
+        #: ``"sse"`` or ``"ndjson"``: how the body is framed
+        self.framing = framing
         self.decoder: SSEDecoder | NDJSONDecoder = (
-            NDJSONDecoder() if decoder_format in ("ndjson", "json_lines") else SSEDecoder()
+            SSEDecoder() if framing == "sse" else NDJSONDecoder()
         )
         self.mapper = EventMapper(
             rules, termination=termination, done_signal=done_signal, generate_ids=generate_ids
         )
+        self.error_rules = error_rules
 
     def feed(self, data: bytes, out: Out | None = None) -> Out:
         """The events ``data`` completes, appended to ``out`` (a new list by default)."""
@@ -643,6 +692,7 @@ class StreamPipeline:
         return out
 
     def close(self) -> Out:
+        """The end of the body: the final events, then the truncation failure if any."""
         out: Out = []
         try:
             self.mapper.feed_frames(self.decoder.flush(), out)
@@ -650,6 +700,8 @@ class StreamPipeline:
             out.append(DecodeFailure(exc))
             return out
         out.extend(self.mapper.finish())
+        if self.truncated:
+            out.append(DecodeFailure(TransportError(TRUNCATED_MESSAGE), truncated=True))
         return out
 
     @property
@@ -662,6 +714,114 @@ class StreamPipeline:
         """
         mapper = self.mapper
         return not mapper.done and not mapper.saw_finish_reason
+
+    def error(
+        self,
+        failure: StreamFailure,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        partial: ChatResponse | None = None,
+        request_id: str | None = None,
+        rate_limits: RateLimitSnapshot | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> RemoteError:
+        """The ``RemoteError`` an error event of this stream is: classified by the error
+        rules (``status``/``headers``: the HTTP response that carried the stream)."""
+        body = mask_json(failure.body)  # before anything cuts it: a server may echo the key
+        info = classify_error(self.error_rules, status, headers or {}, body, mid_stream=True)
+        return error_from_info(
+            info,
+            body=body,
+            request_id=request_id,
+            partial=partial,
+            mid_stream=True,
+            provider=provider,
+            model=model,
+            rate_limits=rate_limits,
+        )
+
+
+class ResponseDecoder:
+    """A whole (non-streaming) JSON body -> a ``ChatResponse``, or the typed error it is.
+
+    An error object in the body (the rules' ``error`` emit) is classified by
+    ``error_rules`` into its ``RemoteError``; a body in which the rules find nothing but
+    usage (no choice, candidate, content, tool call or finish reason) is a
+    ``MalformedResponseError``. Stateless: one decoder serves any number of bodies.
+    """
+
+    __slots__ = ("error_rules", "generate_ids", "rules", "termination")
+
+    def __init__(
+        self,
+        rules: Sequence[EventRule],
+        *,
+        termination: Mapping[str, str] | None = None,
+        generate_ids: bool = False,
+        error_rules: ErrorRules = DEFAULT_ERROR_RULES,
+    ) -> None:
+        self.rules = rules
+        self.termination = termination
+        self.generate_ids = generate_ids
+        self.error_rules = error_rules
+
+    def decode(
+        self,
+        body: Any,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        rate_limits: RateLimitSnapshot | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        events: list[StreamingEvent] | None = None,
+    ) -> ChatResponse:
+        """Decode ``body`` (parsed JSON); ``events``, if given, receives the unified events
+        in order, up to a failure. ``status``/``headers`` are the HTTP response's."""
+        mapper = EventMapper(
+            self.rules, termination=self.termination, generate_ids=self.generate_ids
+        )
+        found = mapper.map_object(body)
+        found.extend(mapper.finish())
+        if not any(type(event) is not Usage for event in found):
+            raise _empty_response(body, status, request_id, provider, model)
+        acc = ResponseAccumulator()
+        for event in found:
+            if type(event) is StreamFailure:
+                failure_body = mask_json(event.body)
+                info = classify_error(self.error_rules, status, headers or {}, failure_body)
+                raise error_from_info(
+                    info,
+                    body=failure_body,
+                    request_id=request_id,
+                    provider=provider,
+                    model=model,
+                    rate_limits=rate_limits,
+                )
+            if events is not None:
+                events.append(event)  # type: ignore[arg-type]
+            acc.add(event)  # type: ignore[arg-type]
+        return acc.build(
+            mapper=mapper, request_id=request_id, raw=body, model=model, rate_limits=rate_limits
+        )
+
+
+def _empty_response(
+    body: Any, status: int, request_id: str | None, provider: str | None, model: str | None
+) -> MalformedResponseError:
+    """A 2xx body in which the manifest finds no choice, candidate or content."""
+    text = json.dumps(body, ensure_ascii=False)
+    snippet = text if len(text) <= 200 else text[:200] + "..."
+    return MalformedResponseError(
+        f"the response has no choice, candidate or content the manifest can find: {snippet}",
+        status_code=status,
+        request_id=request_id,
+        provider=provider,
+        model=model,
+    )
 
 
 class ResponseAccumulator:

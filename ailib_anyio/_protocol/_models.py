@@ -18,6 +18,7 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
 from .._core._embeddings import EmbeddingRules
 from .._core._jsonpath import JSONPathError, Selector, compile_path
+from .._core._mapping import DECODER_FORMATS
 from .._core._rules import (
     EMIT_ALIASES,
     FIELD_ALIASES,
@@ -85,7 +86,6 @@ OPERATION_CAPABILITIES: Mapping[str, str] = {
     "VideoGet": "video_generation",
 }
 
-DECODER_FORMATS = frozenset({"sse", "anthropic_sse", "gemini_sse", "ndjson", "json_lines"})
 AUTH_TYPES: Mapping[str, str] = {
     "bearer": "bearer",
     "header": "header",
@@ -676,6 +676,21 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         return attrs.evolve(auth, type=kind, extra_headers=headers)
 
     conv.register_structure_hook(AuthSpec, auth_hook)
+
+    base_decoder = cattrs.gen.make_dict_structure_fn(
+        DecoderSpec, conv, _cattrs_forbid_extra_keys=strict
+    )
+
+    def decoder_hook(value: Any, cls: type) -> DecoderSpec:
+        if not isinstance(value, Mapping):
+            raise _one(f"expected a mapping, got {_describe(value)}")
+        decoder: DecoderSpec = base_decoder(value, cls)
+        if decoder.format not in DECODER_FORMATS:
+            known = ", ".join(sorted(DECODER_FORMATS))
+            raise _one(f"unknown decoder format {decoder.format!r} (known: {known})", "format")
+        return decoder
+
+    conv.register_structure_hook(DecoderSpec, decoder_hook)
     # The top level's unknown keys are checked by manifest_prechecks, which knows the
     # spec's keys that the runtime does not model.
     base_manifest = cattrs.gen.make_dict_structure_fn(

@@ -2,8 +2,9 @@
 them, and decode a body with a manifest exactly as the client does.
 
 ``wire_stream``/``wire_response`` are the dialect encoders of ``_dialects`` keyed by the
-API family a manifest names; ``decode_stream``/``decode_response`` run the sans-IO core
-(decoder, the manifest's rules, error classification) without any I/O. Together they make
+API family a manifest names; ``decode_stream``/``decode_response`` run the client's own
+decoders (``_protocol/_decoding``: the manifest's decoder, rules and error
+classification) without any I/O. Together they make
 round trips (events -> bytes -> events) that the hypothesis strategies fuzz. Nothing here
 imports hypothesis.
 """
@@ -12,17 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
 import attrs
 
-from .._core._classify import classify_error
-from .._core._mapping import DecodeFailure, EventMapper, StreamFailure, StreamPipeline
-from .._errors import (
-    AiLibError,
-    MalformedResponseError,
-    error_class_for_kind,
-)
+from .._core._mapping import DecodeFailure, StreamFailure
+from .._errors import AiLibError, MalformedResponseError
+from .._protocol._decoding import response_decoder, stream_pipeline
 from .._protocol._models import ProviderManifest
 from .._types import StreamingEvent
 from ._dialects import dialect_of, dumps, encode_response, encode_stream
@@ -51,10 +47,11 @@ def wire_response(api_family: str, events: Iterable[StreamingEvent]) -> bytes:
 class Decoded:
     """What the client makes of a body: the events it yields, then the error it raises.
 
-    ``error`` is the first failure (bytes that are not the protocol, or an error event the
-    manifest's error rules classify); ``events`` are those before it. ``truncated`` is true
-    when a stream ended with neither its done signal nor a finish reason (the client raises
-    a ``TransportError`` then).
+    ``error`` is the first failure (bytes that are not the protocol, an error event the
+    manifest's error rules classify, a non-streaming body in which the rules find nothing);
+    ``events`` are those before it. ``truncated`` is true when a stream ended with neither
+    its done signal nor a finish reason (the client raises a ``TransportError`` then; it is
+    not in ``error``, which holds what is wrong with the bytes received).
     """
 
     events: tuple[StreamingEvent, ...]
@@ -62,61 +59,39 @@ class Decoded:
     truncated: bool = False
 
 
-def _classified(manifest: ProviderManifest, body: Any, *, mid_stream: bool) -> AiLibError:
-    info = classify_error(manifest.error_classification, 200, {}, body, mid_stream=mid_stream)
-    cls = error_class_for_kind(info.kind, context_length=info.context_length)
-    return cls(info.message, status_code=info.status, retryable=info.retryable)
-
-
-def _decoded(
-    manifest: ProviderManifest,
-    items: Iterable[StreamingEvent | StreamFailure | DecodeFailure],
-    *,
-    mid_stream: bool,
-    truncated: bool = False,
-) -> Decoded:
-    events: list[StreamingEvent] = []
-    for item in items:
-        if isinstance(item, DecodeFailure):
-            return Decoded(tuple(events), item.error)
-        if isinstance(item, StreamFailure):
-            return Decoded(tuple(events), _classified(manifest, item.body, mid_stream=mid_stream))
-        events.append(item)
-    return Decoded(tuple(events), truncated=truncated)
-
-
 def decode_stream(manifest: ProviderManifest, chunks: Iterable[bytes]) -> Decoded:
-    """Decode a streamed body, fed in ``chunks``, with the manifest's streaming rules."""
-    streaming = manifest.streaming
-    if streaming is None or not streaming.event_map:
-        raise ValueError(f"manifest {manifest.id!r} has no streaming rules")
-    pipe = StreamPipeline(
-        streaming.event_map,
-        decoder_format=streaming.decoder.format,
-        done_signal=streaming.decoder.done_signal,
-        termination=manifest.termination_mapping,
-        generate_ids=manifest.generate_tool_call_ids,
-    )
+    """Decode a streamed body, fed in ``chunks``, with the manifest's streaming rules
+    (the client's own pipeline: ``ConfigurationError``, a ``ValueError``, if it has none)."""
+    pipe = stream_pipeline(manifest)
     items: list[StreamingEvent | StreamFailure | DecodeFailure] = []
     for chunk in chunks:
         pipe.feed(chunk, items)
     items.extend(pipe.close())
-    return _decoded(manifest, items, mid_stream=True, truncated=pipe.truncated)
+    events: list[StreamingEvent] = []
+    for item in items:
+        cls = type(item)
+        if cls is DecodeFailure:
+            if item.truncated:  # type: ignore[union-attr]
+                break
+            return Decoded(tuple(events), item.error)  # type: ignore[union-attr]
+        if cls is StreamFailure:
+            return Decoded(tuple(events), pipe.error(item))  # type: ignore[arg-type]
+        events.append(item)  # type: ignore[arg-type]
+    return Decoded(tuple(events), truncated=pipe.truncated)
 
 
 def decode_response(manifest: ProviderManifest, body: bytes) -> Decoded:
-    """Decode a non-streaming body with the manifest's response rules."""
-    rules = manifest.response.event_map if manifest.response is not None else ()
-    if not rules:
-        raise ValueError(f"manifest {manifest.id!r} has no response rules")
+    """Decode a non-streaming body with the manifest's response rules (the client's own
+    decoder: ``ConfigurationError``, a ``ValueError``, if it has none)."""
+    decoder = response_decoder(manifest)
     try:
         obj = json.loads(body)
     except (ValueError, RecursionError) as exc:
         error = MalformedResponseError(f"response body is not valid JSON ({exc})")
         return Decoded((), error)
-    mapper = EventMapper(
-        rules,
-        termination=manifest.termination_mapping,
-        generate_ids=manifest.generate_tool_call_ids,
-    )
-    return _decoded(manifest, [*mapper.map_object(obj), *mapper.finish()], mid_stream=False)
+    events: list[StreamingEvent] = []
+    try:
+        decoder.decode(obj, events=events)
+    except AiLibError as exc:
+        return Decoded(tuple(events), exc)
+    return Decoded(tuple(events))
