@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -117,9 +119,12 @@ def test_only_the_transport_imports_an_http_library_at_runtime() -> None:
 
 
 def test_importing_the_library_does_not_import_httpx2() -> None:
-    # httpx2 is used only when a client of it is lent: never imported by the library.
-    source = (PACKAGE / "_transport.py").read_text(encoding="utf-8")
-    assert all(name != "httpx2" for _, name in runtime_http_imports(source))
+    # httpx2 is used only when a client of it is lent: the library never imports it.
+    code = "import sys, ailib_anyio, ailib_anyio.sync; print('httpx2' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
 
 
 # ------------------------------------------------------------------ error mapping
@@ -383,3 +388,20 @@ async def test_the_response_type_hides_the_http_library(mock: MockProvider) -> N
             await response.aclose()
     finally:
         await transport.aclose()
+
+
+@pytest.mark.anyio
+@needs_httpx2
+async def test_an_httpx_timeout_setting_applies_to_a_lent_httpx2_client(
+    mock: MockProvider,
+) -> None:
+    import httpx2
+
+    mock.enqueue(Reply.json({"id": "x", "choices": []}, stall_after_bytes=5))
+    async with (
+        lent_httpx2(timeout=httpx2.Timeout(600.0)) as http,
+        client_for(mock.openai_base_url, http, timeout=httpx.Timeout(0.5)) as client,
+    ):
+        with anyio.fail_after(30), pytest.raises(ReadTimeoutError) as info:
+            await client.chat().user("hi").execute()
+    assert isinstance(info.value.__cause__, httpx2.ReadTimeout)
