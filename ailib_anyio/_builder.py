@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
 from ._config import ClientConfig
 from ._core._breaker import CircuitBreakerConfig
@@ -36,6 +35,7 @@ from ._resilience import Deadlines, HedgeConfig
 if TYPE_CHECKING:
     from ._client import Client
     from ._core._retry import RetryConfig
+    from ._transport import HttpClient, TimeoutSetting
 
 __all__ = ["PRODUCTION_DEFAULTS", "ClientBuilder"]
 
@@ -94,8 +94,8 @@ class ClientBuilder:
     def base_url(self, url: str) -> ClientBuilder:
         return self._set("base_url", url)
 
-    def timeout(self, timeout: float | httpx.Timeout) -> ClientBuilder:
-        """The HTTP timeout (seconds, or an ``httpx.Timeout``)."""
+    def timeout(self, timeout: TimeoutSetting) -> ClientBuilder:
+        """The HTTP timeout (seconds, or an ``httpx.Timeout`` / ``httpx2.Timeout``)."""
         return self._set("timeout", timeout)
 
     def headers(self, headers: Mapping[str, str]) -> ClientBuilder:
@@ -106,7 +106,7 @@ class ClientBuilder:
     ) -> ClientBuilder:
         return self._set("protocol_path", path)
 
-    def http_client(self, client: httpx.AsyncClient) -> ClientBuilder:
+    def http_client(self, client: HttpClient) -> ClientBuilder:
         return self._set("http_client", client)
 
     def max_inflight(self, limit: int) -> ClientBuilder:

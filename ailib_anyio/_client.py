@@ -31,7 +31,6 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import attrs
-import httpx
 
 from ._config import ClientConfig, config_from, takes_settings
 from ._core._classify import ErrorInfo, classify_error, error_from_info
@@ -56,14 +55,13 @@ from ._secrets import SECRETS, install_log_redaction, mask_json, mask_text
 from ._taskgroups import exit_task_group
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    HttpResponse,
     Transport,
     base_url_from_env,
-    body_chunks,
-    forget_if_unclean,
     http_timeout,
-    map_httpx_errors,
     resolve_auth,
-    translate_httpx_error,
+    translate_transport_error,
+    transport_errors,
 )
 from ._types import (
     ChatRequest,
@@ -485,10 +483,10 @@ class Client:
             problem = json_problem(body, "the request body") or f"the request body: {exc}"
             raise ConfigurationError(problem, **self._context()) from None
 
-    def _rate_limits(self, response: httpx.Response) -> RateLimitSnapshot | None:
+    def _rate_limits(self, response: HttpResponse) -> RateLimitSnapshot | None:
         return parse_rate_limits(self.manifest.rate_limit_headers, response.headers)
 
-    def _request_id(self, response: httpx.Response) -> str | None:
+    def _request_id(self, response: HttpResponse) -> str | None:
         headers = response.headers
         for name in _REQUEST_ID_HEADERS:
             value: str | None = headers.get(name)
@@ -515,13 +513,10 @@ class Client:
             model=self.model_id,
         )
 
-    async def _error_from_response(self, response: httpx.Response) -> RemoteError:
+    async def _error_from_response(self, response: HttpResponse) -> RemoteError:
         """Read an error response's body (shielded close) and classify it."""
-        transport, _ = self._open_transport()
         try:
-            raw = await transport.read_body(
-                response, context=self._context(status_code=response.status_code)
-            )
+            raw = await response.aread(context=self._context(status_code=response.status_code))
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
@@ -539,7 +534,7 @@ class Client:
 
     async def _post_json(
         self, url: str, content: bytes, http_timeout: float | None
-    ) -> tuple[httpx.Response, Any]:
+    ) -> tuple[HttpResponse, Any]:
         """POST under the in-flight limiter; the response and its decoded JSON body, or the
         classified error."""
         transport, limiter = self._open_transport()
@@ -550,9 +545,7 @@ class Client:
             if response.status_code >= 400:
                 raise await self._error_from_response(response)
             try:
-                raw = await transport.read_body(
-                    response, context=self._context(status_code=response.status_code)
-                )
+                raw = await response.aread(context=self._context(status_code=response.status_code))
             finally:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
@@ -869,7 +862,7 @@ class _TargetStream(_ClosedOnExit):
         self._deadline = deadline
         self._timed = idle is not None or deadline is not None
         self._state = _State.UNOPENED
-        self._response: httpx.Response | None = None
+        self._response: HttpResponse | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._holds_slot = False
         self._pending: deque[StreamingEvent | StreamFailure | DecodeFailure] = deque()
@@ -907,8 +900,8 @@ class _TargetStream(_ClosedOnExit):
             else:
                 error = self._not_a_stream(response)
                 if error is None:
-                    with map_httpx_errors(**client._context(status_code=response.status_code)):
-                        self._chunks = body_chunks(response)
+                    context = client._context(status_code=response.status_code)
+                    self._chunks = response.chunks(context=context)
         except BaseException:
             await self.aclose()
             raise
@@ -922,7 +915,7 @@ class _TargetStream(_ClosedOnExit):
             raise
         return self
 
-    def _not_a_stream(self, response: httpx.Response) -> MalformedResponseError | None:
+    def _not_a_stream(self, response: HttpResponse) -> MalformedResponseError | None:
         """A 2xx answer that is a web page, or a plain JSON document where SSE was asked
         for, is a malformed response (not a transport cut): no stream will come from it.
 
@@ -954,9 +947,9 @@ class _TargetStream(_ClosedOnExit):
         except StopAsyncIteration:
             self._end_of_body()
             return
-        except httpx.HTTPError as exc:
+        except transport_errors() as exc:
             context = self._client._context(status_code=self._status())
-            raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+            raise self._with_partial(translate_transport_error(exc, **context)) from exc
         pending = self._pending
         self._pipeline.feed(chunk, pending)
         if pending:
@@ -994,7 +987,7 @@ class _TargetStream(_ClosedOnExit):
             try:
                 if self._response is not None:
                     if self._eof:
-                        forget_if_unclean(self._response)
+                        self._response.forget_if_unclean()
                     # Closing a response whose body is unread closes its connection.
                     await self._response.aclose()
                 if self._chunks is not None and not self._eof:
@@ -1059,9 +1052,9 @@ class _TargetStream(_ClosedOnExit):
             except StopAsyncIteration:
                 self._end_of_body()
                 continue
-            except httpx.HTTPError as exc:
+            except transport_errors() as exc:
                 context = self._client._context(status_code=self._status())
-                raise self._with_partial(translate_httpx_error(exc, **context)) from exc
+                raise self._with_partial(translate_transport_error(exc, **context)) from exc
             self._pipeline.feed(chunk, pending)
         event = pending.popleft()
         cls = type(event)

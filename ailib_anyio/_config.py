@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import httpx
 
 from ._core._wire import check_headers
 from ._errors import ConfigurationError
 from ._resilience import Deadlines, HedgeConfig
-from ._transport import DEFAULT_MAX_RESPONSE_BYTES
+from ._transport import DEFAULT_MAX_RESPONSE_BYTES, is_timeout
 from ._validate import check_base_url
 
 if TYPE_CHECKING:
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from ._core._breaker import CircuitBreakerConfig
     from ._core._bucket import RateLimiterConfig
     from ._core._retry import RetryConfig
+    from ._transport import HttpClient, TimeoutSetting
 
     _P = ParamSpec("_P")
 
@@ -123,7 +123,7 @@ def _base_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None or isinstance(value, httpx.Timeout):
+    if value is None or is_timeout(value):
         return
     if (
         isinstance(value, bool)
@@ -139,7 +139,9 @@ def _http_client(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (
         callable(getattr(value, "send", None)) and callable(getattr(value, "aclose", None))
     ):
-        raise ConfigurationError(f"http_client must be an httpx.AsyncClient, got {value!r}")
+        raise ConfigurationError(
+            f"http_client must be an httpx.AsyncClient (or httpx2's), got {value!r}"
+        )
 
 
 def _protocol_path(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
@@ -205,12 +207,12 @@ class ClientConfig:
 
     api_key: str | None = attrs.field(default=None, repr=False, validator=_api_key)
     base_url: str | None = attrs.field(default=None, validator=_base_url)
-    timeout: float | httpx.Timeout | None = attrs.field(default=None, validator=_timeout)
+    timeout: float | TimeoutSetting | None = attrs.field(default=None, validator=_timeout)
     max_inflight: int | None = attrs.field(default=None, validator=_positive_int)
     protocol_path: tuple[_Path, ...] = attrs.field(
         default=(), converter=_as_paths, validator=_protocol_path
     )
-    http_client: httpx.AsyncClient | None = attrs.field(default=None, validator=_http_client)
+    http_client: HttpClient | None = attrs.field(default=None, validator=_http_client)
     headers: Mapping[str, str] = attrs.field(default=None, converter=_as_headers)
     max_retries: int | None = attrs.field(default=None, validator=_non_negative_int)
     retry: RetryConfig | None = attrs.field(default=None, validator=_instance_of(_retry_config))

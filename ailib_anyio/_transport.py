@@ -1,20 +1,26 @@
-"""The transport: the only module that imports httpx.
+"""The transport: the only module that imports an HTTP library (httpx, or httpx2 when
+one of its clients is lent).
 
-One pooled ``httpx.AsyncClient`` per ``open_client`` block, authentication headers built
-from the manifest's credential chain, and the translation of httpx's exceptions into the
-library's own (always chained with ``from exc``). Cancellation passes through untouched:
-only httpx exceptions are translated.
+One pooled ``httpx.AsyncClient`` per ``open_client`` block (or the lent
+``httpx.AsyncClient`` / ``httpx2.AsyncClient``), authentication headers built from the
+manifest's credential chain, the library's own response type (:class:`HttpResponse`) and
+the translation of the HTTP library's exceptions into the library's own (always chained
+with ``from exc``). Cancellation passes through untouched: only HTTP library exceptions
+are translated.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import sys
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import h11
@@ -36,16 +42,29 @@ from ._secrets import scrub_exception_chain
 from ._validate import check_base_url
 from ._version import __version__
 
+if TYPE_CHECKING:
+    import httpx2
+
+    #: An HTTP client a user may lend (``http_client=``).
+    HttpClient: TypeAlias = httpx.AsyncClient | httpx2.AsyncClient
+    #: A timeout setting: seconds, or either library's ``Timeout``.
+    TimeoutSetting: TypeAlias = float | httpx.Timeout | httpx2.Timeout
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
+    "HttpResponse",
     "Transport",
     "auth_material",
     "base_url_from_env",
     "http_timeout",
+    "is_timeout",
     "map_httpx_errors",
+    "map_transport_errors",
     "resolve_auth",
+    "transport_errors",
     "translate_httpx_error",
+    "translate_transport_error",
 ]
 
 #: Generous read timeout: reasoning models can think for minutes before the first byte.
@@ -62,21 +81,62 @@ ACCEPT_ENCODING = "gzip, deflate"
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
 
+def _httpx2() -> ModuleType | None:
+    """The httpx2 module if something imported it (never imported here: a lent client
+    did), else None."""
+    return sys.modules.get("httpx2")
+
+
+def _library(http_client: object) -> ModuleType:
+    """The HTTP library of a lent client: httpx2 for an ``httpx2.AsyncClient``, else
+    httpx."""
+    h2 = _httpx2()
+    if h2 is not None and isinstance(http_client, h2.AsyncClient):
+        return h2
+    return httpx
+
+
+def is_timeout(value: object) -> bool:
+    """Whether ``value`` is an ``httpx.Timeout`` or an ``httpx2.Timeout``."""
+    if isinstance(value, httpx.Timeout):
+        return True
+    h2 = _httpx2()
+    return h2 is not None and isinstance(value, h2.Timeout)
+
+
+def _as_timeout(value: Any, lib: ModuleType = httpx) -> Any:
+    """``value`` (either library's ``Timeout``) as a ``Timeout`` of ``lib``."""
+    if isinstance(value, lib.Timeout):
+        return value
+    return lib.Timeout(connect=value.connect, read=value.read, write=value.write, pool=value.pool)
+
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """The exception types the HTTP libraries raise (httpx's, and httpx2's once it is
+    imported), for an ``except`` clause: it is evaluated only when an exception passes,
+    so the per-chunk path pays nothing."""
+    h2 = _httpx2()
+    if h2 is None:
+        return (httpx.HTTPError, httpx.InvalidURL)
+    return (httpx.HTTPError, httpx.InvalidURL, h2.HTTPError, h2.InvalidURL)
+
+
 def http_timeout(
-    timeout: float | httpx.Timeout | None,
-    http_client: httpx.AsyncClient | None,
+    timeout: TimeoutSetting | None,
+    http_client: HttpClient | None,
     *,
     environ: Mapping[str, str] | None = None,
 ) -> httpx.Timeout:
-    """The HTTP timeout a client uses: ``timeout=`` (seconds or an ``httpx.Timeout``),
-    else a lent ``http_client``'s own, else ``AI_HTTP_TIMEOUT_SECS`` (seconds, for every
-    phase), else :data:`DEFAULT_TIMEOUT`. A bad variable raises ``ConfigurationError``."""
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
+    """The HTTP timeout a client uses: ``timeout=`` (seconds or an ``httpx.Timeout`` /
+    ``httpx2.Timeout``), else a lent ``http_client``'s own, else ``AI_HTTP_TIMEOUT_SECS``
+    (seconds, for every phase), else :data:`DEFAULT_TIMEOUT`. A bad variable raises
+    ``ConfigurationError``. Always an ``httpx.Timeout``."""
+    if is_timeout(timeout):
+        return _as_timeout(timeout)  # type: ignore[no-any-return]
     if timeout is not None:
-        return httpx.Timeout(float(timeout))
+        return httpx.Timeout(float(timeout))  # type: ignore[arg-type]
     if http_client is not None:
-        return http_client.timeout
+        return _as_timeout(http_client.timeout)  # type: ignore[no-any-return]
     raw = (os.environ if environ is None else environ).get("AI_HTTP_TIMEOUT_SECS", "").strip()
     if not raw:
         return DEFAULT_TIMEOUT
@@ -155,27 +215,34 @@ def resolve_auth(
     return headers, params, tuple(sorted(secrets))
 
 
-def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:
-    """The library error for an httpx error (the caller chains it with ``from exc``).
+def translate_transport_error(exc: Exception, **context: Any) -> AiLibError:
+    """The library error for an httpx or httpx2 error (one of :func:`transport_errors`;
+    the caller chains it with ``from exc``).
 
     The secrets of open clients are masked in ``exc`` and the exceptions it was raised
     from, in place (h11 quotes a header it refuses, value included), and in the message
     built from it."""
     scrub_exception_chain(exc)
-    if isinstance(exc, httpx.ConnectTimeout):
+    lib = httpx
+    h2 = _httpx2()
+    if h2 is not None and isinstance(exc, (h2.HTTPError, h2.InvalidURL)):
+        lib = h2
+    if isinstance(exc, lib.InvalidURL):
+        return ConfigurationError(f"invalid URL: {exc}", **context)
+    if isinstance(exc, lib.ConnectTimeout):
         return ConnectTimeoutError("timed out connecting to the provider", **context)
-    if isinstance(exc, httpx.ReadTimeout):
+    if isinstance(exc, lib.ReadTimeout):
         return ReadTimeoutError("timed out waiting for data from the provider", **context)
-    if isinstance(exc, httpx.WriteTimeout):
+    if isinstance(exc, lib.WriteTimeout):
         return WriteTimeoutError("timed out sending the request", **context)
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, lib.PoolTimeout):
         return TimeoutError("timed out waiting for a free connection in the pool", **context)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, lib.TimeoutException):
         return TimeoutError(f"timed out: {type(exc).__name__}", **context)
-    if isinstance(exc, httpx.DecodingError):
+    if isinstance(exc, lib.DecodingError):
         return MalformedResponseError(f"could not decode the response body: {exc}", **context)
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.LocalProtocolError):
+    if isinstance(exc, lib.LocalProtocolError):
         # Our own request broke HTTP's rules: sending it again cannot help.
         return TransportError(
             f"the request could not be sent: {detail}", retryable=False, **context
@@ -183,16 +250,22 @@ def translate_httpx_error(exc: httpx.HTTPError, **context: Any) -> AiLibError:
     return TransportError(f"connection to the provider failed: {detail}", **context)
 
 
+#: The former name of :func:`translate_transport_error`.
+translate_httpx_error = translate_transport_error
+
+
 @contextmanager
-def map_httpx_errors(**context: Any) -> Iterator[None]:
-    """Translate httpx exceptions raised inside the block into ``AiLibError`` subclasses."""
+def map_transport_errors(**context: Any) -> Iterator[None]:
+    """Translate httpx/httpx2 exceptions raised inside the block into ``AiLibError``
+    subclasses."""
     try:
         yield
-    except httpx.HTTPError as exc:
-        raise translate_httpx_error(exc, **context) from exc
-    except httpx.InvalidURL as exc:
-        scrub_exception_chain(exc)
-        raise ConfigurationError(f"invalid URL: {exc}", **context) from exc
+    except transport_errors() as exc:
+        raise translate_transport_error(exc, **context) from exc
+
+
+#: The former name of :func:`map_transport_errors`.
+map_httpx_errors = map_transport_errors
 
 
 class _Body(httpx.AsyncByteStream):
@@ -207,6 +280,14 @@ class _Body(httpx.AsyncByteStream):
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return _Once(self._data)
+
+
+@functools.cache
+def _body_type(lib: ModuleType) -> type[_Body]:
+    """:class:`_Body` for ``lib`` (httpx2's transport asserts its own base class)."""
+    if lib is httpx:
+        return _Body
+    return type("_Body", (_Body, lib.AsyncByteStream), {"__slots__": ()})
 
 
 class _Once:
@@ -343,16 +424,64 @@ async def _abandon(response: httpx.Response, chunks: AsyncIterator[bytes]) -> No
                 return
 
 
+class HttpResponse:
+    """A response whose headers arrived and whose body is unread: the library's own view
+    of the HTTP library's response, whatever the library.
+
+    ``status_code`` and ``headers`` (case-insensitive mapping); :meth:`aread` for the
+    whole bounded body, :meth:`chunks` for the streamed body, :meth:`aclose` (always).
+    """
+
+    __slots__ = ("_raw", "_transport", "headers", "status_code")
+
+    def __init__(self, raw: Any, transport: Transport) -> None:
+        self._raw = raw
+        self._transport = transport
+        self.status_code: int = raw.status_code
+        self.headers: Mapping[str, str] = raw.headers
+
+    def __repr__(self) -> str:
+        return f"<HttpResponse {self.status_code}>"
+
+    def chunks(self, *, context: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        """The decoded body in pieces of bounded size: the underlying async iterator
+        itself (no wrapper, so no coroutine frame per chunk). Errors raised while it is
+        iterated are the HTTP library's (one of :func:`transport_errors`): catch them
+        with ``except transport_errors()`` and map them with
+        :func:`translate_transport_error`. An unknown ``content-encoding`` raises here,
+        translated."""
+        with map_transport_errors(**context):
+            return body_chunks(self._raw)
+
+    async def aread(self, *, context: Mapping[str, Any]) -> bytes:
+        """The whole decoded body (the caller still closes the response).
+
+        At most the transport's ``max_response_bytes`` decoded bytes are held: a larger
+        body (declared or inflated) raises ``MalformedResponseError`` as soon as it is
+        known, and decompression runs in bounded steps. A connection that carried bytes
+        past the response's end is not reused."""
+        return await self._transport.read_body(self._raw, context=context)
+
+    def forget_if_unclean(self) -> None:
+        """After the body was read to its end: see :func:`forget_if_unclean`."""
+        forget_if_unclean(self._raw)
+
+    async def aclose(self) -> None:
+        """Close the response (a response whose body is unread closes its connection)."""
+        await self._raw.aclose()
+
+
 class Transport:
-    """A pooled HTTP client plus the provider's authentication."""
+    """A pooled HTTP client (httpx's, or a lent httpx/httpx2 client) plus the provider's
+    authentication."""
 
     def __init__(
         self,
         *,
         headers: Mapping[str, str],
         params: Mapping[str, str],
-        timeout: float | httpx.Timeout | None,
-        http_client: httpx.AsyncClient | None,
+        timeout: TimeoutSetting | None,
+        http_client: HttpClient | None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._headers = {
@@ -365,7 +494,11 @@ class Transport:
         self._params = dict(params)
         self.timeout = http_timeout(timeout, http_client)
         self._owns_client = http_client is None
-        self.client = http_client or httpx.AsyncClient(
+        #: The HTTP library in use (the ``httpx`` or ``httpx2`` module).
+        self.library = lib = _library(http_client)
+        self._timeout = _as_timeout(self.timeout, lib)  # in the library's own type
+        self._body = _body_type(lib)
+        self.client: Any = http_client or httpx.AsyncClient(
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
             follow_redirects=False,
@@ -379,32 +512,33 @@ class Transport:
         url: str,
         content: bytes,
         *,
-        timeout: float | httpx.Timeout | None = None,  # noqa: ASYNC109 - httpx's
+        timeout: TimeoutSetting | None = None,  # noqa: ASYNC109 - the HTTP library's
         context: Mapping[str, Any],
-    ) -> httpx.Response:
+    ) -> HttpResponse:
         """POST ``content`` and return once the response headers arrived (body unread)."""
-        with map_httpx_errors(**context):
+        if timeout is None:
+            timeout = self._timeout
+        elif not isinstance(timeout, (int, float)):
+            timeout = _as_timeout(timeout, self.library)
+        with map_transport_errors(**context):
             request = self.client.build_request(
                 "POST",
                 url,
                 content=content,
                 headers=self._headers,
                 params=self._params or None,
-                timeout=self.timeout if timeout is None else timeout,
+                timeout=timeout,
             )
-            request.stream = _Body(content)
-            return await self.client.send(request, stream=True)
+            request.stream = self._body(content)
+            return HttpResponse(await self.client.send(request, stream=True), self)
 
-    async def read_body(self, response: httpx.Response, *, context: Mapping[str, Any]) -> bytes:
-        """The whole decoded body of a streamed response (the caller closes it).
-
-        At most ``max_response_bytes`` decoded bytes are held: a larger body (declared or
-        inflated) raises ``MalformedResponseError`` as soon as it is known, and
-        decompression runs in bounded steps."""
+    async def read_body(self, response: Any, *, context: Mapping[str, Any]) -> bytes:
+        """The whole decoded body of the HTTP library's streamed response (the caller
+        closes it): see :meth:`HttpResponse.aread`, which calls it."""
         limit = self.max_response_bytes
         parts: list[bytes] = []
         size = 0
-        with map_httpx_errors(**context):
+        with map_transport_errors(**context):
             chunks = body_chunks(response)
             declared = response.headers.get("content-length", "")
             if "content-encoding" not in response.headers and declared.isdigit():

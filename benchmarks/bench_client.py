@@ -1,6 +1,6 @@
 """Client-side cost of ailib_anyio next to raw httpx doing the same work (DESIGN.md §6).
 
-    python benchmarks/bench_client.py [--backend asyncio|trio] [--quick]
+    python benchmarks/bench_client.py [--backend asyncio|trio] [--quick] [--no-httpx2]
 
 The loopback mock provider runs in a separate process (``python -m ailib_anyio
 mock-server``), so ``time.process_time()`` in this process counts the client's CPU only.
@@ -8,6 +8,10 @@ Every figure is measured for ailib_anyio and for raw httpx in the same run, in a
 rounds (ailib first in even rounds, httpx first in odd ones), and the median of the rounds
 is reported. The concurrency figures come from fresh child processes of this script
 (``--child``), one per side and repetition, so that peak RSS is per side.
+
+When httpx2 is installed (``pip install 'ailib-anyio[httpx2]'``), two more sides run in
+the same rounds: ailib_anyio on a lent ``httpx2.AsyncClient`` and raw httpx2 (the same
+hand-written loops as raw httpx). A second table gives their ratios to raw httpx.
 
 It measures, it does not assert: the exit code is 0 whatever the figures are (a failed
 measurement is printed as ``error`` in its row). See benchmarks/README.md.
@@ -33,6 +37,11 @@ from typing import Any
 
 import anyio
 import httpx
+
+try:
+    import httpx2
+except ImportError:  # the httpx2 sides are left out
+    httpx2 = None
 
 MODEL = "bench-model"
 PROVIDER_MODEL = f"openai-compatible/{MODEL}"
@@ -105,6 +114,8 @@ class Row:
     absolute: bool = False  # the bar is on ailib's own figure, not on the ratio
     ailib: list[float] = field(default_factory=list)
     httpx: list[float] = field(default_factory=list)
+    ailib_h2: list[float] = field(default_factory=list)  # ailib on a lent httpx2 client
+    raw_h2: list[float] = field(default_factory=list)  # raw httpx2
     error: str | None = None
     note: str = ""
 
@@ -171,6 +182,53 @@ def print_table(rows: Sequence[Row], header: str) -> None:
             print(
                 f"    runs={len(row.ailib)}/{len(row.httpx)}  ailib {spread_a}  "
                 f"httpx {spread_h} ({row.unit}); ailib - httpx = {m[0] - m[1]:+.2f} {row.unit}"
+            )
+
+
+def print_httpx2_table(rows: Sequence[Row], header: str) -> None:
+    """The httpx2 sides as ratios to raw httpx of the same run (bar: below 1.00x)."""
+    print(header)
+    cols = ("metric", "raw httpx", "ailib/httpx2", "ratio", "raw httpx2", "ratio", "bar", "")
+    lines: list[tuple[str, ...]] = []
+    for row in rows:
+        if row.error or not row.httpx or not row.ailib_h2 or not row.raw_h2:
+            lines.append((row.metric, "error", "error", "n/a", "error", "n/a", "< 1.00x", ""))
+            continue
+        h = statistics.median(row.httpx)
+        a2, r2 = statistics.median(row.ailib_h2), statistics.median(row.raw_h2)
+        ratio_a2 = a2 / h if h > 0 else float("inf")
+        ratio_r2 = r2 / h if h > 0 else float("inf")
+        lines.append(
+            (
+                row.metric,
+                _fmt(h, row.unit),
+                _fmt(a2, row.unit),
+                f"{ratio_a2:.2f}x",
+                _fmt(r2, row.unit),
+                f"{ratio_r2:.2f}x",
+                "< 1.00x",
+                "ok" if ratio_a2 < 1.0 else "OVER",
+            )
+        )
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
+
+    def fmt_line(line: Sequence[str]) -> str:
+        cells = [line[0].ljust(widths[0])]
+        cells += [line[i].rjust(widths[i]) for i in range(1, 6)]
+        cells += [line[6].ljust(widths[6]), line[7]]
+        return "  ".join(cells).rstrip()
+
+    print(fmt_line(cols))
+    print(fmt_line(["-" * w for w in widths]))
+    for line in lines:
+        print(fmt_line(line))
+    print()
+    for row in rows:
+        if row.ailib_h2 and row.raw_h2:
+            print(
+                f"  {row.metric}: runs={len(row.ailib_h2)}/{len(row.raw_h2)}  ailib/httpx2 "
+                f"{min(row.ailib_h2):.2f}..{max(row.ailib_h2):.2f}  raw httpx2 "
+                f"{min(row.raw_h2):.2f}..{max(row.raw_h2):.2f} ({row.unit})"
             )
 
 
@@ -246,10 +304,46 @@ def ailib_client(base: str, headers: dict[str, str] | None = None) -> Any:
     return open_client(PROVIDER_MODEL, base_url=f"{base}/v1", headers=headers)
 
 
+def raw_client_h2(base: str, headers: dict[str, str] | None = None) -> Any:
+    """Raw httpx2, with the same pool limits and timeouts as the raw httpx side."""
+    assert httpx2 is not None
+    return httpx2.AsyncClient(
+        base_url=base,
+        headers=headers,
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
+        timeout=httpx2.Timeout(600.0, connect=10.0, write=60.0, pool=60.0),
+    )
+
+
+@contextlib.asynccontextmanager
+async def ailib_client_h2(base: str, headers: dict[str, str] | None = None) -> Any:
+    """ailib_anyio on a lent httpx2 client (the pool limits ailib's own client has)."""
+    from ailib_anyio import open_client
+
+    async with (
+        raw_client_h2("") as http,
+        open_client(
+            PROVIDER_MODEL, base_url=f"{base}/v1", headers=headers, http_client=http
+        ) as client,
+    ):
+        yield client
+
+
+#: The sides: (client factory, request, stream), filled in below the work functions.
+SIDE_NAMES = ("ailib", "httpx", "ailib_h2", "raw_h2")
+
+
+def sides() -> tuple[str, ...]:
+    return SIDE_NAMES if httpx2 is not None and not NO_HTTPX2 else SIDE_NAMES[:2]
+
+
+NO_HTTPX2 = False  # --no-httpx2
+
+
 # ------------------------------------------------------------------- the two sides' work
 
 
-async def raw_request(client: httpx.AsyncClient) -> str:
+async def raw_request(client: Any) -> str:
     response = await client.post(CHAT_PATH, json=request_payload(False))
     response.raise_for_status()
     body = json.loads(response.content)
@@ -261,7 +355,7 @@ async def ailib_request(client: Any) -> str:
     return str(reply.content)
 
 
-async def raw_stream(client: httpx.AsyncClient) -> tuple[int, str]:
+async def raw_stream(client: Any) -> tuple[int, str]:
     """A hand-written SSE loop: (data events before [DONE], concatenated content)."""
     events = 0
     parts: list[str] = []
@@ -306,6 +400,18 @@ async def ailib_stream(client: Any) -> tuple[int, str]:
     return events, "".join(parts)
 
 
+FACTORIES: dict[str, Callable[..., Any]] = {
+    "ailib": ailib_client,
+    "httpx": raw_client,
+    "ailib_h2": ailib_client_h2,
+    "raw_h2": raw_client_h2,
+}
+REQUEST = {"ailib": ailib_request, "httpx": raw_request, "ailib_h2": ailib_request}
+REQUEST["raw_h2"] = raw_request
+STREAM = {"ailib": ailib_stream, "httpx": raw_stream, "ailib_h2": ailib_stream}
+STREAM["raw_h2"] = raw_stream
+
+
 # ------------------------------------------------------------- in-process measurements
 
 
@@ -318,35 +424,51 @@ async def cpu_of(n: int, work: Callable[[], Awaitable[object]]) -> float:
     return time.process_time() - start
 
 
+def rotated(names: Sequence[str], r: int) -> list[str]:
+    """The sides in round ``r``: each goes first in turn (two sides: alternated)."""
+    k = r % len(names)
+    return [*names[k:], *names[:k]]
+
+
 async def alternate(
-    rounds: int,
-    n: int,
-    ailib_work: Callable[[], Awaitable[object]],
-    raw_work: Callable[[], Awaitable[object]],
-    per: float,
-) -> tuple[list[float], list[float]]:
-    """CPU per unit (µs) in alternated rounds: ailib first in even rounds."""
-    a_runs: list[float] = []
-    h_runs: list[float] = []
+    rounds: int, n: int, works: dict[str, Callable[[], Awaitable[object]]], per: float
+) -> dict[str, list[float]]:
+    """CPU per unit (µs) of each side in rotated rounds."""
+    runs: dict[str, list[float]] = {name: [] for name in works}
     for r in range(rounds):
-        order = [(a_runs, ailib_work), (h_runs, raw_work)]
-        if r % 2:
-            order.reverse()
-        for runs, work in order:
-            runs.append(await cpu_of(n, work) / (n * per) * 1e6)
-    return a_runs, h_runs
+        for name in rotated(list(works), r):
+            runs[name].append(await cpu_of(n, works[name]) / (n * per) * 1e6)
+    return runs
+
+
+@contextlib.asynccontextmanager
+async def open_sides(base: str, headers: dict[str, str] | None = None) -> Any:
+    """One open client per side: ``{side: client}``."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield {
+            name: await stack.enter_async_context(FACTORIES[name](base, headers))
+            for name in sides()
+        }
+
+
+def store(row: Row, runs: dict[str, list[float]]) -> None:
+    for name, values in runs.items():
+        setattr(row, name, values)
+
+
+def bind(work: Callable[[Any], Awaitable[object]], client: Any) -> Callable[[], Awaitable[object]]:
+    return lambda: work(client)
 
 
 async def measure_requests(base: str, s: Settings, row: Row) -> None:
     expected = "Mock reply to: hi"
-    async with ailib_client(base) as ai, raw_client(base) as raw:
+    async with open_sides(base) as clients:
         for _ in range(max(5, s.requests // 10)):  # warm-up: connections, caches
-            got_a, got_h = await ailib_request(ai), await raw_request(raw)
-        if got_a != expected or got_h != expected:
-            raise RuntimeError(f"unexpected replies: ailib {got_a!r}, httpx {got_h!r}")
-        row.ailib, row.httpx = await alternate(
-            s.rounds, s.requests, lambda: ailib_request(ai), lambda: raw_request(raw), 1
-        )
+            got = {name: await REQUEST[name](c) for name, c in clients.items()}
+        if any(text != expected for text in got.values()):
+            raise RuntimeError(f"unexpected replies: {got}")
+        works = {name: bind(REQUEST[name], c) for name, c in clients.items()}
+        store(row, await alternate(s.rounds, s.requests, works, 1))
     row.note = f"{s.requests} sequential requests per run"
 
 
@@ -355,20 +477,18 @@ async def measure_stream(
 ) -> None:
     headers = stream_headers(chunks, delay_ms)
     expected = "tok " * chunks
-    async with ailib_client(base, headers) as ai, raw_client(base, headers) as raw:
+    async with open_sides(base, headers) as clients:
         for _ in range(2):  # warm-up
-            (n_a, text_a), (n_h, text_h) = await ailib_stream(ai), await raw_stream(raw)
-        if text_a != expected or text_h != expected:
-            raise RuntimeError(
-                f"unexpected stream content: ailib {text_a[:40]!r}.. ({len(text_a)} chars), "
-                f"httpx {text_h[:40]!r}.. ({len(text_h)} chars)"
-            )
+            got = {name: await STREAM[name](c) for name, c in clients.items()}
+        bad = {name: text[:40] for name, (_, text) in got.items() if text != expected}
+        if bad:
+            raise RuntimeError(f"unexpected stream content: {bad}")
+        n_a, n_h = got["ailib"][0], got["httpx"][0]
         # CPU per chunk = CPU / SSE data events on the wire (the N content deltas plus the
-        # role, finish and usage chunks; [DONE] not counted), the same for both sides.
+        # role, finish and usage chunks; [DONE] not counted), the same for every side.
         per_stream = n_h
-        row.ailib, row.httpx = await alternate(
-            s.rounds, streams, lambda: ailib_stream(ai), lambda: raw_stream(raw), per_stream
-        )
+        works = {name: bind(STREAM[name], c) for name, c in clients.items()}
+        store(row, await alternate(s.rounds, streams, works, per_stream))
     pacing = f", {delay_ms:g} ms apart" if delay_ms else ", back to back"
     row.note = (
         f"{streams} stream(s) per run, {per_stream} SSE events per stream "
@@ -394,13 +514,19 @@ def import_cost(statement: str, reps: int) -> list[float]:
     return [max(0.0, best_stmt - best_pass) * 1e3]
 
 
+IMPORTS = {
+    "ailib": "import ailib_anyio",
+    "httpx": "import httpx",
+    "ailib_h2": "import httpx2, ailib_anyio",
+    "raw_h2": "import httpx2",
+}
+
+
 def measure_imports(s: Settings, row: Row) -> None:
-    # Alternate which side goes first; each side's figure is its own best-of-N.
+    # Rotate which side goes first; each side's figure is its own best-of-N.
     for r in range(2):
-        first, second = ("ailib_anyio", "httpx") if r == 0 else ("httpx", "ailib_anyio")
-        for mod in (first, second):
-            runs = row.ailib if mod == "ailib_anyio" else row.httpx
-            runs += import_cost(f"import {mod}", s.import_reps)
+        for name in rotated(sides(), r):
+            getattr(row, name).extend(import_cost(IMPORTS[name], s.import_reps))
     row.note = (
         f"wall time of `python -c 'import X'` minus `python -c pass`, best of "
         f"{s.import_reps}, median of 2; the bar is on ailib's own time"
@@ -441,8 +567,7 @@ async def child_main(args: argparse.Namespace) -> dict[str, Any]:
     """One side's concurrent streams, in a fresh process: CPU and peak RSS increase."""
     headers = stream_headers(args.chunks, args.delay_ms)
     side = args.child
-    make = ailib_client if side == "ailib" else raw_client
-    one = ailib_stream if side == "ailib" else raw_stream
+    make, one = FACTORIES[side], STREAM[side]
     expected = "tok " * args.chunks
     results: list[tuple[int, str]] = []
     async with make(args.base_url, headers) as client:
@@ -509,18 +634,15 @@ def measure_concurrency(
     base: str, s: Settings, backend: str, streams: int, cpu: Row, mem: Row
 ) -> None:
     method = "?"
-    max_a = max_h = 0
+    peak = dict.fromkeys(sides(), 0)
     for r in range(s.conc_reps):
-        order = ["ailib", "httpx"] if r % 2 == 0 else ["httpx", "ailib"]
-        for side in order:
+        for side in rotated(sides(), r):
             result = run_child(side, base, s, backend, streams)
             method = result["rss_method"]
-            if side == "ailib":
-                max_a = max(max_a, result["ru_maxrss_after_kib"])
-            else:
-                max_h = max(max_h, result["ru_maxrss_after_kib"])
-            (cpu.ailib if side == "ailib" else cpu.httpx).append(result["cpu_s"] * 1e3)
-            (mem.ailib if side == "ailib" else mem.httpx).append(result["rss_increase_kib"] / 1024)
+            peak[side] = max(peak[side], result["ru_maxrss_after_kib"])
+            getattr(cpu, side).append(result["cpu_s"] * 1e3)
+            getattr(mem, side).append(result["rss_increase_kib"] / 1024)
+    max_a, max_h = peak["ailib"], peak["httpx"]
     pacing = f"{s.conc_delay_ms:g} ms apart" if s.conc_delay_ms else "back to back"
     what = (
         f"{streams} streams x {s.conc_chunks} deltas ({pacing}) started at once in one task "
@@ -531,6 +653,7 @@ def measure_concurrency(
         f"peak RSS during the phase minus RSS at its start ({method}); "
         f"whole-process ru_maxrss at the end: ailib {max_a / 1024:.1f} MiB, "
         f"httpx {max_h / 1024:.1f} MiB"
+        + "".join(f", {k} {v / 1024:.1f} MiB" for k, v in peak.items() if k.endswith("h2"))
     )
 
 
@@ -578,7 +701,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(back-to-back chunks) and print the hotspots",
     )
     # --child mode (internal): one side's concurrency run in a fresh process.
-    p.add_argument("--child", choices=("ailib", "httpx"), help=argparse.SUPPRESS)
+    p.add_argument("--no-httpx2", action="store_true", help="leave out the httpx2 sides (faster)")
+    p.add_argument("--child", choices=SIDE_NAMES, help=argparse.SUPPRESS)
     p.add_argument("--base-url", help=argparse.SUPPRESS)
     p.add_argument("--streams", type=int, default=256, help=argparse.SUPPRESS)
     p.add_argument("--chunks", type=int, default=50, help=argparse.SUPPRESS)
@@ -614,7 +738,9 @@ def profile(base: str, s: Settings, what: str, backend: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global NO_HTTPX2
     args = parse_args(argv)
+    NO_HTTPX2 = args.no_httpx2
     if args.child:
         result = anyio.run(child_main, args, backend=args.backend)
         print(json.dumps(result))
@@ -637,7 +763,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ailib_anyio
 
     print(
-        f"ailib_anyio {ailib_anyio.__version__} vs httpx {httpx.__version__}; "
+        f"ailib_anyio {ailib_anyio.__version__} vs httpx {httpx.__version__}"
+        + (f" and httpx2 {httpx2.__version__}" if len(sides()) > 2 and httpx2 else "")
+        + "; "
         f"backend {args.backend}; python {sys.version.split()[0]}; "
         f"{'quick' if args.quick else 'full'} run; {os.cpu_count()} CPUs",
         flush=True,
@@ -671,6 +799,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"results (median of runs; ratio = ailib / raw httpx; backend {args.backend}; "
         f"{time.monotonic() - started:.0f} s)",
     )
+    if len(sides()) > 2:
+        print_httpx2_table(
+            list(rows.values()),
+            "httpx2 (same runs; ratio = side / raw httpx; bar: ailib on httpx2 below raw httpx)",
+        )
+    else:
+        print("httpx2 sides left out (--no-httpx2, or httpx2 is not installed)")
     return 0
 
 

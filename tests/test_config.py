@@ -61,7 +61,7 @@ BAD = [
         ["protocols", 3],
         "protocol_path must be a directory (str or os.PathLike) or a sequence of them, got 3",
     ),
-    ("http_client", "pool", "http_client must be an httpx.AsyncClient, got 'pool'"),
+    ("http_client", "pool", "http_client must be an httpx.AsyncClient (or httpx2's), got 'pool'"),
     ("headers", [("a", "b")], "headers must be a mapping of header names to values, got list"),
     (
         "headers",
