@@ -33,6 +33,7 @@ from ._errors import FirstTokenTimeoutError as FirstTokenTimeoutError
 from ._errors import IdleTimeoutError as IdleTimeoutError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import MalformedResponseError as MalformedResponseError
+from ._errors import MiddlewareError as MiddlewareError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import OverloadedError as OverloadedError
 from ._errors import PermissionDeniedError as PermissionDeniedError
@@ -171,6 +172,7 @@ __all__ = [
     "IdleTimeoutError",
     "InvalidRequestError",
     "MalformedResponseError",
+    "MiddlewareError",
     "Message",
     "MessageRole",
     "NotFoundError",

@@ -18,6 +18,7 @@
     │   ├── FirstTokenTimeoutError    no first event within the time-to-first-token limit
     │   └── IdleTimeoutError          no event for longer than the idle limit mid-stream
     ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
+    ├── MiddlewareError               a middleware raised (``middleware`` names it)
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     └── RemoteError                   the provider answered with an error
         ├── RemoteInvalidRequestError     (also an InvalidRequestError)
@@ -79,6 +80,7 @@ __all__ = [
     "IdleTimeoutError",
     "InvalidRequestError",
     "MalformedResponseError",
+    "MiddlewareError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -284,6 +286,16 @@ class CircuitOpenError(AiLibError):
     @property
     def fallbackable(self) -> bool:
         return True
+
+
+class MiddlewareError(AiLibError):
+    """A middleware raised an exception of its own (chained as ``__cause__``), or broke the
+    seam's rules (``next`` called with something else than a ``Call``, a stream replaced).
+    ``middleware`` names it. Errors ``next`` raised pass through middleware unchanged."""
+
+    def __init__(self, message: str, *, middleware: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.middleware = middleware
 
 
 class MalformedResponseError(AiLibError):
