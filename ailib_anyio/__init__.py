@@ -51,6 +51,8 @@ from ._errors import ServerError as ServerError
 from ._errors import TimeoutError as TimeoutError
 from ._errors import TransportError as TransportError
 from ._errors import WriteTimeoutError as WriteTimeoutError
+from ._middleware import Call as Call
+from ._middleware import Middleware as Middleware
 from ._protocol._loader import load_manifest as load_manifest
 from ._protocol._models import ProviderManifest as ProviderManifest
 from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
@@ -138,6 +140,7 @@ __all__ = [
     "BatchCollector",
     "BatchExecutor",
     "BatchResult",
+    "Call",
     "CancelHandle",
     "CancelReason",
     "CancelToken",
@@ -172,9 +175,10 @@ __all__ = [
     "IdleTimeoutError",
     "InvalidRequestError",
     "MalformedResponseError",
-    "MiddlewareError",
     "Message",
     "MessageRole",
+    "Middleware",
+    "MiddlewareError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",

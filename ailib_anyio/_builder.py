@@ -130,6 +130,10 @@ class ClientBuilder:
     def with_fallbacks(self, targets: Sequence[str | Client]) -> ClientBuilder:
         return self._set("fallbacks", targets)
 
+    def with_middleware(self, middleware: Sequence[object]) -> ClientBuilder:
+        """Middleware around each call and attempt, outermost first (see ``Middleware``)."""
+        return self._set("middleware", middleware)
+
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""
         if not isinstance(config, HedgeConfig):

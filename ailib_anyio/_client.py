@@ -47,6 +47,7 @@ from ._errors import (
     MalformedResponseError,
     RemoteError,
 )
+from ._middleware import Call, MiddlewareChain
 from ._protocol._decoding import response_decoder, stream_pipeline
 from ._protocol._models import ProviderManifest, StreamingSpec
 from ._protocol._registry import ProtocolRegistry
@@ -168,6 +169,7 @@ class Client:
         api_key, host_supplied_key = config.api_key, config.host_supplied_key
         self._hedge = config.hedge
         self._deadlines = config.deadlines or Deadlines()
+        self._middleware = MiddlewareChain(config.middleware)
         self._guard = TargetGuard.build(
             f"{self.provider}/{self.model_id}",
             self._context(),
@@ -600,15 +602,68 @@ class Client:
             exc.attempts = tuple(errors)
             raise
 
+    def _call_view(self, request: ChatRequest) -> Call:
+        return Call(request=request, provider=self.provider, model=self.model_id)
+
+    def _attempt(
+        self,
+        target: Client,
+        request: ChatRequest,
+        content: bytes,
+        send: Callable[[bytes], Awaitable[_R]],
+        counter: list[int],
+        discard: Callable[[Any], Awaitable[None]] | None,
+    ) -> Callable[[], Awaitable[_R]]:
+        """One attempt of ``target``: ``send(content)``, inside the attempt middleware when
+        any is installed (a request it replaces is encoded again, and checked)."""
+        hooks = self._middleware.attempt_hooks
+        if not hooks:
+            return lambda: send(content)
+        index = self._targets.index(target)
+
+        def last(call: Call) -> Awaitable[_R]:
+            if call.request is request:
+                return send(content)
+            return send(target._encode(call.request))
+
+        def attempt() -> Awaitable[_R]:
+            counter[0] += 1
+            view = Call(
+                request=request,
+                provider=target.provider,
+                model=target.model_id,
+                attempt=counter[0],
+                target=index,
+            )
+            return self._middleware.run(hooks, view, last, discard)
+
+        return attempt
+
     async def _execute(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
+        hooks = self._middleware.call_hooks
+        if hooks:
+            return await self._middleware.run(
+                hooks,
+                self._call_view(request),
+                lambda call: self._execute_call(call.request, http_timeout),
+                None,
+            )
+        return await self._execute_call(request, http_timeout)
+
+    async def _execute_call(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
         self._open_transport()
         errors: list[AiLibError] = []
+        counter = [0]
 
         def run(target: Client) -> Awaitable[ChatResponse]:
             req = request if target is self else attrs.evolve(request, model=target.model_id)
             content = target._encode(req)
+
+            def send(body: bytes) -> Awaitable[ChatResponse]:
+                return target._execute_once(body, http_timeout)
+
             return target._guard.call(
-                lambda: target._execute_once(content, http_timeout),
+                self._attempt(target, req, content, send, counter, None),
                 errors,
                 tokens=_token_estimate(content, req),
                 rate_limits=_response_rate_limits,
@@ -633,9 +688,22 @@ class Client:
     def _open_stream(
         self, request: ChatRequest, http_timeout: float | None
     ) -> Awaitable[_TargetStream]:
-        """Open a stream down the fallback chain, up to its first event.
+        """Open a stream down the fallback chain, up to its first event (inside the call
+        middleware when any is installed)."""
+        hooks = self._middleware.call_hooks
+        if hooks:
+            return self._middleware.run(
+                hooks,
+                self._call_view(request),
+                lambda call: self._open_stream_call(call.request, http_timeout),
+                _close_stream,
+            )
+        return self._open_stream_call(request, http_timeout)
 
-        The closures here return awaitables instead of awaiting them, so the only
+    def _open_stream_call(
+        self, request: ChatRequest, http_timeout: float | None
+    ) -> Awaitable[_TargetStream]:
+        """The closures here return awaitables instead of awaiting them, so the only
         coroutine frames a stream holds while it connects are ``_resilient``, its target's
         retry loop and the attempt: at a thousand concurrent streams, frames are memory.
         """
@@ -644,15 +712,14 @@ class Client:
         limits = self._deadlines
         deadline = None if limits.total is None else anyio.current_time() + limits.total
         first_token, idle = limits.first_token, limits.idle
+        counter = [0]
 
         def run(target: Client) -> Awaitable[_TargetStream]:
             req = request if target is self else attrs.evolve(request, model=target.model_id)
             content = target._encode(req)
 
-            def attempt() -> Awaitable[_TargetStream]:
-                live = _TargetStream(
-                    target, content, http_timeout, idle=limits.idle, deadline=deadline
-                )
+            def send(body: bytes) -> Awaitable[_TargetStream]:
+                live = _TargetStream(target, body, http_timeout, idle=idle, deadline=deadline)
                 if first_token is not None:
                     return within(
                         first_token,
@@ -672,7 +739,7 @@ class Client:
                 return live.open()
 
             return target._guard.call(
-                attempt,
+                self._attempt(target, req, content, send, counter, _close_stream),
                 errors,
                 tokens=_token_estimate(content, req),
                 rate_limits=_stream_rate_limits,
@@ -1140,8 +1207,13 @@ class ChatStream(_ClosedOnExit):
             raise RuntimeError(
                 "iterate a stream inside its block: 'async with builder.stream() as stream'"
             )
+        if self._live is None:
+            return _EmptyStream()
+        chain = self._client._middleware
+        if chain.event_hooks:
+            return _Observed(self._live, chain, self._client._call_view(self._request))
         # The attempt that won iterates itself: no extra frame per event.
-        return self._live if self._live is not None else _EmptyStream()
+        return self._live
 
     async def __anext__(self) -> StreamingEvent:
         return await self.__aiter__().__anext__()
@@ -1179,6 +1251,24 @@ def _stream_rules(client: Client) -> StreamingSpec:
             f"manifest {client.manifest.id!r} has no streaming rules", **client._context()
         )
     return streaming
+
+
+class _Observed:
+    """Iteration that hands each event to the middleware's ``on_event`` hooks (only
+    when some are installed: otherwise the stream iterates itself)."""
+
+    __slots__ = ("_call", "_chain", "_live")
+
+    def __init__(self, live: _TargetStream, chain: MiddlewareChain, call: Call) -> None:
+        self._live, self._chain, self._call = live, chain, call
+
+    def __aiter__(self) -> _Observed:
+        return self
+
+    async def __anext__(self) -> StreamingEvent:
+        event = await self._live.__anext__()
+        self._chain.observe(self._call, event)
+        return event
 
 
 class _EmptyStream:

@@ -22,6 +22,7 @@ import attrs
 
 from ._core._wire import check_headers
 from ._errors import ConfigurationError
+from ._middleware import MiddlewareChain
 from ._resilience import Deadlines, HedgeConfig
 from ._transport import DEFAULT_MAX_RESPONSE_BYTES, is_timeout
 from ._validate import check_base_url
@@ -183,6 +184,18 @@ def _as_headers(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return check_headers(value) if value is not None else {}
 
 
+def _as_middleware(value: Iterable[object] | None) -> tuple[object, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+        return (value,)  # one middleware; a wrong type is refused by the validator
+    return tuple(value)
+
+
+def _middleware(_: Any, attribute: attrs.Attribute[Any], value: tuple[object, ...]) -> None:
+    MiddlewareChain(value)  # refuses what is neither a Middleware nor a callable
+
+
 def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | Client, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return (value,)  # one target; a wrong type is refused by the validator
@@ -235,6 +248,9 @@ class ClientConfig:
     host_supplied_key: bool = attrs.field(default=False, validator=_flag)
     max_response_bytes: int = attrs.field(
         default=DEFAULT_MAX_RESPONSE_BYTES, validator=_positive_int
+    )
+    middleware: tuple[object, ...] = attrs.field(
+        default=(), converter=_as_middleware, validator=_middleware
     )
 
     def __attrs_post_init__(self) -> None:

@@ -73,6 +73,11 @@ BAD = [
     ("retry", {"max_retries": 2}, "retry must be a RetryConfig, got {'max_retries': 2}"),
     ("fallbacks", [42], "fallbacks must be 'provider/model' strings or Client objects, got 42"),
     ("fallbacks", 42, "fallbacks must be 'provider/model' strings or Client objects, got 42"),
+    (
+        "middleware",
+        [42],
+        "middleware must be Middleware objects or async functions (call, next), got 42",
+    ),
     ("hedge", 0.5, "hedge must be a HedgeConfig, got 0.5"),
     ("rate_limit", 5, "rate_limit must be a RateLimiterConfig, got 5"),
     ("circuit_breaker", {}, "circuit_breaker must be a CircuitBreakerConfig, got {}"),
@@ -87,6 +92,7 @@ BAD = [
 METHOD = {
     "retry": "with_retry",
     "fallbacks": "with_fallbacks",
+    "middleware": "with_middleware",
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
 }

@@ -10,15 +10,17 @@ import attrs
 import pytest
 
 from ailib_anyio import (
+    Call,
     ChatResponse,
     ContentDelta,
     Message,
+    Middleware,
     MiddlewareError,
     RateLimitedError,
     ServerError,
     open_client,
 )
-from ailib_anyio._middleware import Call, Middleware, MiddlewareChain, Next
+from ailib_anyio._middleware import MiddlewareChain, Next
 from ailib_anyio._types import ChatRequest
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
@@ -259,7 +261,7 @@ async def mock() -> Any:
 
 
 async def test_every_attempt_of_a_call_is_seen_with_its_error(mock: MockProvider) -> None:
-    mock.enqueue(Reply.error(503, "busy"), ScriptedReply(content="ok"))
+    mock.enqueue(Reply.error(500, "boom"), ScriptedReply(content="ok"))
     recorder = Recorder()
     async with open_client(
         "openai/gpt-4o", api_key=KEY, base_url=mock.openai_base_url, middleware=[recorder]
