@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -155,10 +156,13 @@ def _protocol_path(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ..
 
 
 def _fallbacks(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
-    from ._client import Client
-
+    # ``_client`` imports this module, so ``Client`` is not imported back (that would be an
+    # import cycle): it is looked up where it lives. A Client can only exist once its module
+    # has been imported, so while it is not, no value can be one.
+    client = getattr(sys.modules.get(f"{__package__}._client"), "Client", None)
+    kinds: tuple[type, ...] = (str,) if client is None else (str, client)
     for spec in value:
-        if not isinstance(spec, (str, Client)):
+        if not isinstance(spec, kinds):
             raise ConfigurationError(
                 f"fallbacks must be 'provider/model' strings or Client objects, got {spec!r}"
             )

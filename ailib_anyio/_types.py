@@ -14,7 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from ._errors import ConfigurationError
-from ._validate import check_json
+from ._jsoncheck import check_json
 
 __all__ = [
     "ChatRequest",

@@ -53,8 +53,8 @@ from typing import Any
 import attrs
 
 from .._errors import ConfigurationError, InvalidRequestError
+from .._jsoncheck import json_problem
 from .._types import ChatRequest, ContentBlock, Message, MessageRole, ToolCall, ToolDefinition
-from .._validate import json_problem
 
 __all__ = ["ENCODERS", "EncoderOptions", "encode_request"]
 

@@ -18,7 +18,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -36,9 +36,7 @@ from .._types import (
     ToolCallStarted,
     Usage,
 )
-
-if TYPE_CHECKING:
-    from ._mock import ScriptedReply
+from ._script import ScriptedReply
 
 #: Named by the endpoint a dialect answers, not by any provider.
 Dialect: TypeAlias = Literal["chat_completions", "messages", "generate_content"]
