@@ -60,7 +60,7 @@ class EmbeddingClient:
         self._client = client
         self._family = family
         self._rules = manifest.embeddings or EmbeddingRules()
-        self._url = client.base_url + client._expand_path(endpoint.path)
+        self._url = client.base_url + client.primary.expand_path(endpoint.path)
 
     async def embed(
         self,
@@ -73,6 +73,7 @@ class EmbeddingClient:
     ) -> EmbeddingResponse:
         """Embed one text or several (one request)."""
         client = self._client
+        target = client.primary
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         request = EmbeddingRequest(
             model=client.model_id,
@@ -92,16 +93,16 @@ class EmbeddingClient:
         # do not (another model's vectors live in another space).
         errors: list[AiLibError] = []
         try:
-            response, data = await client._guard.call(
-                lambda: client._post_json(self._url, content, timeout),
+            response, data = await target.guard.call(
+                lambda: target.post_json(self._url, content, timeout),
                 errors,
                 tokens=len(content) // 4,
             )
         except AiLibError as exc:
             exc.attempts = tuple(errors)
             raise
-        request_id = client._request_id(response)
-        context: dict[str, Any] = client._context(
+        request_id = target.request_id_of(response)
+        context: dict[str, Any] = target.context(
             request_id=request_id, status_code=response.status_code
         )
         try:

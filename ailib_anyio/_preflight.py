@@ -190,10 +190,12 @@ class PreflightChecker:
         if not isinstance(request, ChatRequest):
             request = request.build()
         found = [
-            PreflightIssue(check, message, preflight_error(check, message, **client._context()))
+            PreflightIssue(
+                check, message, preflight_error(check, message, **client.primary.context())
+            )
             for check, message in request_problems(client.manifest, client.model_id, request)
         ]
-        guard = client._guard
+        guard = client.primary.guard
         now = anyio.current_time()
         if guard.breaker is not None and guard.breaker.state(now).value == "open":
             snapshot = guard.breaker.snapshot(now)
@@ -202,7 +204,9 @@ class PreflightChecker:
                 PreflightIssue(
                     "circuit",
                     message,
-                    CircuitOpenError(message, retry_after=snapshot.retry_in, **client._context()),
+                    CircuitOpenError(
+                        message, retry_after=snapshot.retry_in, **client.primary.context()
+                    ),
                 )
             )
         limiter = guard.limiter
@@ -214,7 +218,7 @@ class PreflightChecker:
                     f" ({limiter.config.max_wait:g}s)"
                 )
                 limited = RateLimitedError(
-                    message, retryable=False, retry_after=blocked, **client._context()
+                    message, retryable=False, retry_after=blocked, **client.primary.context()
                 )
                 found.append(PreflightIssue("rate_limit", message, limited))
         return found

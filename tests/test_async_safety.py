@@ -42,6 +42,7 @@ from ailib_anyio._errors import (
     WriteTimeoutError,
 )
 from ailib_anyio._resilience import race
+from ailib_anyio._target import Target
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
 pytestmark = pytest.mark.anyio
@@ -89,9 +90,10 @@ def pool_of(http: httpx.AsyncClient) -> list[object]:
     return list(http._transport._pool.connections)  # type: ignore[attr-defined]
 
 
-def pool_connections(client: Client) -> int:
-    assert client._transport is not None
-    return len(pool_of(client._transport.client))
+def pool_connections(client: Client | Target) -> int:
+    target = client.primary if isinstance(client, Client) else client
+    assert target.transport is not None
+    return len(pool_of(target.transport.client))
 
 
 async def settled(mock: MockProvider, client: Client) -> None:
@@ -535,7 +537,7 @@ async def test_hedged_streams_both_answering_release_the_losers_connection_and_s
                 await mock.requests[loser].wait_disconnected()
             assert await text_of(stream) == "abcdefghij" * 4
         await settled(mock, client)
-        assert pool_connections(client) + pool_connections(client._fallbacks[0]) <= 1
+        assert pool_connections(client) + pool_connections(client.targets[1]) <= 1
     assert len(mock.requests) == 2
 
 

@@ -514,7 +514,7 @@ def test_no_float_reaches_the_wire_as_nan_or_infinity(
 
     def encode() -> bytes:
         builder = client.chat().user("q").temperature(temperature)
-        return client._encode(builder.extra_body({"metadata": extra, **extra}).build())
+        return client.primary.encode(builder.extra_body({"metadata": extra, **extra}).build())
 
     if not finite:
         with pytest.raises(ConfigurationError, match=r"finite number|NaN and infinity"):

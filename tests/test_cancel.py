@@ -54,8 +54,8 @@ def client_for(mock: MockProvider, **kw: object) -> Client:
 
 def pool_connections(client: Client) -> int:
     """Open connections in the client's httpx pool (httpcore internals, test-only)."""
-    assert client._transport is not None
-    pool = client._transport.client._transport._pool  # type: ignore[attr-defined]
+    assert client.primary.transport is not None
+    pool = client.primary.transport.client._transport._pool  # type: ignore[attr-defined]
     return len(pool.connections)
 
 

@@ -307,7 +307,7 @@ async def test_a_string_fallback_reads_its_key_when_the_client_opens(
         async with client:
             assert (await client.chat().user("hi").execute()).content == "fallback"
         assert mock.requests[1].headers["x-api-key"] == "env-key"
-    assert "env-key" not in repr(client._fallbacks[0])
+    assert "env-key" not in repr(client.targets[1])
 
 
 @pytest.mark.usefixtures("no_anthropic_key")

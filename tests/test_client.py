@@ -58,8 +58,8 @@ def client_for(mock: MockProvider, model: str = "openai/gpt-4o", **kw: object) -
 
 def pool_connections(client: Client) -> int:
     """Open connections in the client's httpx pool (httpcore internals, test-only)."""
-    assert client._transport is not None
-    pool = client._transport.client._transport._pool  # type: ignore[attr-defined]
+    assert client.primary.transport is not None
+    pool = client.primary.transport.client._transport._pool  # type: ignore[attr-defined]
     return len(pool.connections)
 
 
@@ -305,7 +305,7 @@ async def test_secrets_never_leak(mock: MockProvider) -> None:
             repr(client),
             str(info.value),
             repr(info.value),
-            repr(client._transport),
+            repr(client.primary.transport),
             repr(info.value.__dict__),
         ]
     assert all("sk-test-secret-123" not in text for text in texts)

@@ -281,7 +281,7 @@ def test_a_string_fallback_inherits_only_the_chain_settings(
         fallbacks=[CLAUDE],
     )
     client = Client(MODEL, parent)
-    (fallback,) = client._fallbacks
+    (fallback,) = client.targets[1:]
     assert fallback.config == ClientConfig(
         timeout=5.0,
         http_client=http,
@@ -299,7 +299,7 @@ def test_a_client_fallback_takes_the_chain_body_limit_only_if_it_kept_the_defaul
     default = Client(CLAUDE, api_key="k2")
     own = Client(CLAUDE, api_key="k3", max_response_bytes=50)
     client = Client(MODEL, api_key=KEY, max_response_bytes=1000, fallbacks=[default, own])
-    assert [f.config.max_response_bytes for f in client._fallbacks] == [1000, 50]
+    assert [f.config.max_response_bytes for f in client.targets[1:]] == [1000, 50]
 
 
 @pytest.fixture

@@ -87,8 +87,8 @@ def target(mock: MockProvider, model: str = "openai/gpt-4o-mini", **kw: object) 
 
 
 def pool_connections(client: Client) -> int:
-    assert client._transport is not None
-    pool = client._transport.client._transport._pool  # type: ignore[attr-defined]
+    assert client.primary.transport is not None
+    pool = client.primary.transport.client._transport._pool  # type: ignore[attr-defined]
     return len(pool.connections)
 
 
@@ -142,10 +142,10 @@ async def test_manifest_retry_policy_is_the_default_and_max_retries_overrides(
     mock: MockProvider,
 ) -> None:
     async with client_for(mock) as client:
-        policy = client._guard.retry
+        policy = client.primary.guard.retry
         assert policy is not None and policy.config.max_retries == 2  # protocols/openai.yaml
     async with client_for(mock, max_retries=0) as client:
-        assert client._guard.retry is None
+        assert client.primary.guard.retry is None
         mock.enqueue(Reply.error(500, "boom", type="server_error"))
         with pytest.raises(ServerError):
             await client.chat().user("hi").execute()

@@ -304,8 +304,8 @@ async def test_a_transport_library_quoting_the_key_is_masked(
             "openai/gpt-4o", api_key=KEY, base_url=server.base_url, retry=FAST_RETRY
         ) as client,
     ):
-        assert client._transport is not None
-        client._transport._headers["x-forced"] = f"{KEY}\n"
+        assert client.primary.transport is not None
+        client.primary.transport._headers["x-forced"] = f"{KEY}\n"
         with pytest.raises(TransportError) as info:
             await client.chat().user("hi").execute()
     assert server.requests == []

@@ -220,8 +220,8 @@ async def test_lent_httpx2_client_answers_and_streams(mock: MockProvider) -> Non
     )
     async with lent_httpx2() as http:
         async with client_for(mock.openai_base_url, http) as client:
-            assert client._transport is not None
-            assert client._transport.library is httpx2
+            assert client.primary.transport is not None
+            assert client.primary.transport.library is httpx2
             assert (await client.chat().user("hi").execute()).content == "hello there"
             deltas = []
             async with client.chat().user("hi").stream() as stream:
