@@ -94,6 +94,7 @@ LAYER_OF: Mapping[str, str] = {
     "ailib_anyio._config": "client",
     "ailib_anyio._middleware": "client",
     "ailib_anyio._preflight": "client",
+    "ailib_anyio._target": "client",  # one provider+model: runs one attempt
     # services
     "ailib_anyio._embeddings": "services",
     # facade
