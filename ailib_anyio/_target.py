@@ -318,13 +318,17 @@ class Target:
             model=self.model_id,
         )
 
-    async def error_from_response(self, response: HttpResponse) -> RemoteError:
-        """Read an error response's body (shielded close) and classify it."""
+    async def _read_and_close(self, response: HttpResponse) -> bytes:
+        """The whole body (bounded), the response closed whatever happens (shielded)."""
         try:
-            raw = await response.aread(context=self.context(status_code=response.status_code))
+            return await response.aread(context=self.context(status_code=response.status_code))
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+
+    async def error_from_response(self, response: HttpResponse) -> RemoteError:
+        """Read an error response's body (shielded close) and classify it."""
+        raw = await self._read_and_close(response)
         try:
             body: Any = json.loads(raw) if raw.strip() else None
         except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
@@ -349,11 +353,7 @@ class Target:
             )
             if response.status_code >= 400:
                 raise await self.error_from_response(response)
-            try:
-                raw = await response.aread(context=self.context(status_code=response.status_code))
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+            raw = await self._read_and_close(response)
         try:
             return response, json.loads(raw)
         except (ValueError, RecursionError) as exc:
