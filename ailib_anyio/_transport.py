@@ -59,11 +59,9 @@ __all__ = [
     "base_url_from_env",
     "http_timeout",
     "is_timeout",
-    "map_httpx_errors",
     "map_transport_errors",
     "resolve_auth",
     "transport_errors",
-    "translate_httpx_error",
     "translate_transport_error",
 ]
 
@@ -250,10 +248,6 @@ def translate_transport_error(exc: Exception, **context: Any) -> AiLibError:
     return TransportError(f"connection to the provider failed: {detail}", **context)
 
 
-#: The former name of :func:`translate_transport_error`.
-translate_httpx_error = translate_transport_error
-
-
 @contextmanager
 def map_transport_errors(**context: Any) -> Iterator[None]:
     """Translate httpx/httpx2 exceptions raised inside the block into ``AiLibError``
@@ -262,10 +256,6 @@ def map_transport_errors(**context: Any) -> Iterator[None]:
         yield
     except transport_errors() as exc:
         raise translate_transport_error(exc, **context) from exc
-
-
-#: The former name of :func:`map_transport_errors`.
-map_httpx_errors = map_transport_errors
 
 
 class _Body(httpx.AsyncByteStream):
