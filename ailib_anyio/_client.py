@@ -511,10 +511,10 @@ class ChatBuilder:
         return self
 
     def temperature(self, value: float) -> ChatBuilder:
-        return self._set("temperature", _number("temperature", value))
+        return self._set("temperature", check_number("temperature", value))
 
     def top_p(self, value: float) -> ChatBuilder:
-        return self._set("top_p", _number("top_p", value))
+        return self._set("top_p", check_number("top_p", value))
 
     def max_tokens(self, value: int) -> ChatBuilder:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -567,7 +567,7 @@ class ChatBuilder:
 
     def timeout(self, seconds: float) -> ChatBuilder:
         """Per-request HTTP timeout (connect, read, write), overriding the client's."""
-        self._timeout = _number("timeout", seconds)
+        self._timeout = check_number("timeout", seconds)
         if self._timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number, got {seconds!r}")
         return self
@@ -609,10 +609,6 @@ def _token_estimate(content: bytes, request: ChatRequest) -> int:
     """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
     per input token, plus the output it allows."""
     return len(content) // 4 + (request.max_tokens or 0)
-
-
-def _number(name: str, value: Any) -> float:
-    return check_number(name, value)
 
 
 class ChatStream(ClosedOnExit):

@@ -26,7 +26,7 @@ import attrs
 from ._config import ClientConfig
 from ._core._classify import ErrorInfo, classify_error, error_from_info
 from ._core._encode import EncoderOptions, encode_request
-from ._core._mapping import DecodeFailure, ResponseAccumulator, StreamFailure
+from ._core._mapping import DecodeFailure, ResponseAccumulator, ResponseDecoder, StreamFailure
 from ._core._ratelimit import parse_rate_limits
 from ._core._wire import check_model_id, expand_path
 from ._errors import (
@@ -157,6 +157,7 @@ class Target:
             },
             request_defaults=self.manifest.parameter_defaults if config.parameter_defaults else {},
         )
+        self._response_decoder: ResponseDecoder | None = None
         chat = self.manifest.chat_endpoint
         self.chat_url = self.base_url + self.expand_path(chat.path)
         self.stream_url = self.base_url + self.expand_path(chat.stream_path or chat.path)
@@ -369,7 +370,11 @@ class Target:
 
     async def execute_once(self, content: bytes, http_timeout: float | None) -> ChatResponse:
         """One attempt of a non-streaming request."""
-        decoder = response_decoder(self.manifest, provider=self.provider, model=self.model_id)
+        decoder = self._response_decoder
+        if decoder is None:  # built on first use (stateless): a stream-only manifest is fine
+            decoder = self._response_decoder = response_decoder(
+                self.manifest, provider=self.provider, model=self.model_id
+            )
         response, body = await self.post_json(self.chat_url, content, http_timeout)
         return decoder.decode(
             body,
