@@ -40,11 +40,11 @@ def bench(session: nox.Session) -> None:
 
 
 FUZZ_TESTS = [
-    "tests/test_fuzz_streams.py",
-    "tests/test_fuzz_loader.py",
-    "tests/test_fuzz_encode.py",
-    "tests/test_fuzz_e2e.py",
-    "tests/test_totality.py",
+    "tests/testing/test_fuzz_streams.py",
+    "tests/testing/test_fuzz_loader.py",
+    "tests/testing/test_fuzz_encode.py",
+    "tests/testing/test_fuzz_e2e.py",
+    "tests/testing/test_totality.py",
 ]
 
 

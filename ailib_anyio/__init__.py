@@ -13,81 +13,83 @@ from typing import Any as _Any
 
 import attrs as _attrs
 
-from ._client import ChatBuilder as ChatBuilder
-from ._client import ChatStream as ChatStream
-from ._client import Client as Client
-from ._client import open_client as open_client
-from ._config import ClientConfig as ClientConfig
-from ._credentials import CredentialResolution as CredentialResolution
-from ._credentials import resolve_credential as resolve_credential
-from ._errors import AiLibError as AiLibError
-from ._errors import AuthenticationError as AuthenticationError
-from ._errors import CapabilityNotDeclaredError as CapabilityNotDeclaredError
-from ._errors import CircuitOpenError as CircuitOpenError
-from ._errors import ConfigurationError as ConfigurationError
-from ._errors import ConnectTimeoutError as ConnectTimeoutError
-from ._errors import ContentFilterError as ContentFilterError
-from ._errors import ContextLengthExceededError as ContextLengthExceededError
-from ._errors import DeadlineExceededError as DeadlineExceededError
-from ._errors import FirstTokenTimeoutError as FirstTokenTimeoutError
-from ._errors import IdleTimeoutError as IdleTimeoutError
-from ._errors import InvalidRequestError as InvalidRequestError
-from ._errors import MalformedResponseError as MalformedResponseError
-from ._errors import MiddlewareError as MiddlewareError
-from ._errors import NotFoundError as NotFoundError
-from ._errors import OverloadedError as OverloadedError
-from ._errors import PermissionDeniedError as PermissionDeniedError
-from ._errors import ProtocolError as ProtocolError
-from ._errors import QuotaExhaustedError as QuotaExhaustedError
-from ._errors import RateLimitedError as RateLimitedError
-from ._errors import ReadTimeoutError as ReadTimeoutError
-from ._errors import RemoteContextLengthExceededError as RemoteContextLengthExceededError
-from ._errors import RemoteError as RemoteError
-from ._errors import RemoteInvalidRequestError as RemoteInvalidRequestError
-from ._errors import RemoteRequestTooLargeError as RemoteRequestTooLargeError
-from ._errors import RemoteTimeoutError as RemoteTimeoutError
-from ._errors import RequestTooLargeError as RequestTooLargeError
-from ._errors import ServerError as ServerError
-from ._errors import TimeoutError as TimeoutError
-from ._errors import TransportError as TransportError
-from ._errors import WriteTimeoutError as WriteTimeoutError
-from ._middleware import Call as Call
-from ._middleware import Middleware as Middleware
+from ._client._client import ChatBuilder as ChatBuilder
+from ._client._client import ChatStream as ChatStream
+from ._client._client import Client as Client
+from ._client._client import open_client as open_client
+from ._client._config import ClientConfig as ClientConfig
+from ._client._middleware import Call as Call
+from ._client._middleware import Middleware as Middleware
+from ._core._errors import AiLibError as AiLibError
+from ._core._errors import AuthenticationError as AuthenticationError
+from ._core._errors import CapabilityNotDeclaredError as CapabilityNotDeclaredError
+from ._core._errors import CircuitOpenError as CircuitOpenError
+from ._core._errors import ConfigurationError as ConfigurationError
+from ._core._errors import ConnectTimeoutError as ConnectTimeoutError
+from ._core._errors import ContentFilterError as ContentFilterError
+from ._core._errors import ContextLengthExceededError as ContextLengthExceededError
+from ._core._errors import DeadlineExceededError as DeadlineExceededError
+from ._core._errors import FirstTokenTimeoutError as FirstTokenTimeoutError
+from ._core._errors import IdleTimeoutError as IdleTimeoutError
+from ._core._errors import InvalidRequestError as InvalidRequestError
+from ._core._errors import MalformedResponseError as MalformedResponseError
+from ._core._errors import MiddlewareError as MiddlewareError
+from ._core._errors import NotFoundError as NotFoundError
+from ._core._errors import OverloadedError as OverloadedError
+from ._core._errors import PermissionDeniedError as PermissionDeniedError
+from ._core._errors import ProtocolError as ProtocolError
+from ._core._errors import QuotaExhaustedError as QuotaExhaustedError
+from ._core._errors import RateLimitedError as RateLimitedError
+from ._core._errors import ReadTimeoutError as ReadTimeoutError
+from ._core._errors import RemoteContextLengthExceededError as RemoteContextLengthExceededError
+from ._core._errors import RemoteError as RemoteError
+from ._core._errors import RemoteInvalidRequestError as RemoteInvalidRequestError
+from ._core._errors import RemoteRequestTooLargeError as RemoteRequestTooLargeError
+from ._core._errors import RemoteTimeoutError as RemoteTimeoutError
+from ._core._errors import RequestTooLargeError as RequestTooLargeError
+from ._core._errors import ServerError as ServerError
+from ._core._errors import TimeoutError as TimeoutError
+from ._core._errors import TransportError as TransportError
+from ._core._errors import WriteTimeoutError as WriteTimeoutError
+from ._core._types import ChatRequest as ChatRequest
+from ._core._types import ChatResponse as ChatResponse
+from ._core._types import ContentBlock as ContentBlock
+from ._core._types import ContentDelta as ContentDelta
+from ._core._types import Finished as Finished
+from ._core._types import FinishReason as FinishReason
+from ._core._types import Message as Message
+from ._core._types import MessageRole as MessageRole
+from ._core._types import RateLimitSnapshot as RateLimitSnapshot
+from ._core._types import ReasoningDelta as ReasoningDelta
+from ._core._types import RefusalDelta as RefusalDelta
+from ._core._types import StreamingEvent as StreamingEvent
+from ._core._types import ToolCall as ToolCall
+from ._core._types import ToolCallCompleted as ToolCallCompleted
+from ._core._types import ToolCallDelta as ToolCallDelta
+from ._core._types import ToolCallStarted as ToolCallStarted
+from ._core._types import ToolDefinition as ToolDefinition
+from ._core._types import Usage as Usage
+from ._protocol._credentials import CredentialResolution as CredentialResolution
+from ._protocol._credentials import resolve_credential as resolve_credential
 from ._protocol._loader import load_manifest as load_manifest
 from ._protocol._models import ProviderManifest as ProviderManifest
 from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
-from ._resilience import Deadlines as Deadlines
-from ._resilience import HedgeConfig as HedgeConfig
-from ._types import ChatRequest as ChatRequest
-from ._types import ChatResponse as ChatResponse
-from ._types import ContentBlock as ContentBlock
-from ._types import ContentDelta as ContentDelta
-from ._types import Finished as Finished
-from ._types import FinishReason as FinishReason
-from ._types import Message as Message
-from ._types import MessageRole as MessageRole
-from ._types import RateLimitSnapshot as RateLimitSnapshot
-from ._types import ReasoningDelta as ReasoningDelta
-from ._types import RefusalDelta as RefusalDelta
-from ._types import StreamingEvent as StreamingEvent
-from ._types import ToolCall as ToolCall
-from ._types import ToolCallCompleted as ToolCallCompleted
-from ._types import ToolCallDelta as ToolCallDelta
-from ._types import ToolCallStarted as ToolCallStarted
-from ._types import ToolDefinition as ToolDefinition
-from ._types import Usage as Usage
+from ._resilience._run import Deadlines as Deadlines
+from ._resilience._run import HedgeConfig as HedgeConfig
 from ._version import __version__ as __version__
 
 if _TYPE_CHECKING:
-    from ._batch import BatchCollector as BatchCollector
-    from ._batch import BatchExecutor as BatchExecutor
-    from ._batch import BatchResult as BatchResult
-    from ._builder import ClientBuilder as ClientBuilder
-    from ._cancel import CancelHandle as CancelHandle
-    from ._cancel import CancellableStream as CancellableStream
-    from ._cancel import CancelReason as CancelReason
-    from ._cancel import CancelToken as CancelToken
-    from ._cancel import create_cancel_pair as create_cancel_pair
+    from ._client._batch import BatchCollector as BatchCollector
+    from ._client._batch import BatchExecutor as BatchExecutor
+    from ._client._batch import BatchResult as BatchResult
+    from ._client._builder import ClientBuilder as ClientBuilder
+    from ._client._cancel import CancelHandle as CancelHandle
+    from ._client._cancel import CancellableStream as CancellableStream
+    from ._client._cancel import CancelReason as CancelReason
+    from ._client._cancel import CancelToken as CancelToken
+    from ._client._cancel import create_cancel_pair as create_cancel_pair
+    from ._client._preflight import PreflightChecker as PreflightChecker
+    from ._client._preflight import PreflightIssue as PreflightIssue
     from ._core._breaker import CircuitBreakerConfig as CircuitBreakerConfig
     from ._core._breaker import CircuitSnapshot as CircuitSnapshot
     from ._core._breaker import CircuitState as CircuitState
@@ -98,40 +100,38 @@ if _TYPE_CHECKING:
     from ._core._texttools import TextToolParse as TextToolParse
     from ._core._texttools import parse_text_tool_calls as parse_text_tool_calls
     from ._core._texttools import text_tool_prompt as text_tool_prompt
-    from ._embeddings import EmbeddingClient as EmbeddingClient
-    from ._embeddings import EmbeddingResponse as EmbeddingResponse
-    from ._preflight import PreflightChecker as PreflightChecker
-    from ._preflight import PreflightIssue as PreflightIssue
-    from ._ratelimiter import RateLimiterStats as RateLimiterStats
-    from ._signals import SignalsSnapshot as SignalsSnapshot
+    from ._resilience._ratelimiter import RateLimiterStats as RateLimiterStats
+    from ._resilience._signals import SignalsSnapshot as SignalsSnapshot
+    from ._services._embeddings import EmbeddingClient as EmbeddingClient
+    from ._services._embeddings import EmbeddingResponse as EmbeddingResponse
 
 #: names loaded on first use (they are not needed to open a client): import stays fast
 _LAZY = {
-    "PreflightIssue": "._preflight",
-    "PreflightChecker": "._preflight",
-    "CancelHandle": "._cancel",
-    "CancellableStream": "._cancel",
-    "CancelReason": "._cancel",
-    "CancelToken": "._cancel",
-    "create_cancel_pair": "._cancel",
+    "PreflightIssue": "._client._preflight",
+    "PreflightChecker": "._client._preflight",
+    "CancelHandle": "._client._cancel",
+    "CancellableStream": "._client._cancel",
+    "CancelReason": "._client._cancel",
+    "CancelToken": "._client._cancel",
+    "create_cancel_pair": "._client._cancel",
     "CircuitBreakerConfig": "._core._breaker",
     "CircuitSnapshot": "._core._breaker",
     "CircuitState": "._core._breaker",
     "RateLimiterConfig": "._core._bucket",
-    "RateLimiterStats": "._ratelimiter",
-    "SignalsSnapshot": "._signals",
-    "ClientBuilder": "._builder",
-    "BatchCollector": "._batch",
-    "BatchExecutor": "._batch",
-    "BatchResult": "._batch",
+    "RateLimiterStats": "._resilience._ratelimiter",
+    "SignalsSnapshot": "._resilience._signals",
+    "ClientBuilder": "._client._builder",
+    "BatchCollector": "._client._batch",
+    "BatchExecutor": "._client._batch",
+    "BatchResult": "._client._batch",
     "RetryConfig": "._core._retry",
     "RetryDecision": "._core._retry",
     "RetryPolicy": "._core._retry",
     "TextToolParse": "._core._texttools",
     "parse_text_tool_calls": "._core._texttools",
     "text_tool_prompt": "._core._texttools",
-    "EmbeddingClient": "._embeddings",
-    "EmbeddingResponse": "._embeddings",
+    "EmbeddingClient": "._services._embeddings",
+    "EmbeddingResponse": "._services._embeddings",
 }
 
 __all__ = [
@@ -227,7 +227,7 @@ __all__ = [
 
 
 def _publish(obj: _Any) -> None:
-    """Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._errors....
+    """Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._core._errors....
     attrs classes get their string annotations resolved first, in their own module."""
     if getattr(obj, "__module__", "").startswith("ailib_anyio._"):
         if _attrs.has(obj):

@@ -45,10 +45,9 @@ from typing import Any, Literal, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import ChatBuilder, ChatStream, Client
-from ._config import ClientConfig, config_from
-from ._embeddings import EmbeddingClient, EmbeddingResponse
-from ._types import (
+from ._client._client import ChatBuilder, ChatStream, Client
+from ._client._config import ClientConfig, config_from
+from ._core._types import (
     ChatRequest,
     ChatResponse,
     ContentBlock,
@@ -58,6 +57,7 @@ from ._types import (
     ToolChoice,
     ToolDefinition,
 )
+from ._services._embeddings import EmbeddingClient, EmbeddingResponse
 
 __all__ = ["SyncChatBuilder", "SyncChatStream", "SyncClient", "open_client"]
 

@@ -32,7 +32,7 @@ from bench_client import (
 )
 
 from ailib_anyio import Call, Middleware, open_client
-from ailib_anyio._middleware import Next
+from ailib_anyio._client._middleware import Next
 
 
 class PassThrough(Middleware):

@@ -35,6 +35,13 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from ailib_anyio._core._classify import classify_error
 from ailib_anyio._core._encode import ENCODERS, EncoderOptions, encode_request
+from ailib_anyio._core._errors import (
+    STANDARD_ERRORS,
+    AiLibError,
+    CapabilityNotDeclaredError,
+    ConfigurationError,
+    ProtocolError,
+)
 from ailib_anyio._core._mapping import (
     DECODER_FORMATS,
     DecodeFailure,
@@ -46,31 +53,7 @@ from ailib_anyio._core._mapping import (
 from ailib_anyio._core._retry import RetryConfig, RetryPolicy, should_fallback
 from ailib_anyio._core._rules import EventRule
 from ailib_anyio._core._texttools import parse_text_tool_calls, text_tool_prompt
-from ailib_anyio._credentials import CredentialResolution, resolve_credential
-from ailib_anyio._errors import (
-    STANDARD_ERRORS,
-    AiLibError,
-    CapabilityNotDeclaredError,
-    ConfigurationError,
-    ProtocolError,
-)
-from ailib_anyio._protocol._contract import (
-    REF_RESOLUTIONS,
-    ProviderContract,
-    load_contract,
-    load_contract_text,
-)
-from ailib_anyio._protocol._decoding import response_decoder, stream_pipeline
-from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
-from ailib_anyio._protocol._models import (
-    API_FAMILIES,
-    DecoderSpec,
-    ProviderManifest,
-    StreamingSpec,
-    make_converter,
-)
-from ailib_anyio._transport import auth_material
-from ailib_anyio._types import (
+from ailib_anyio._core._types import (
     ChatRequest,
     ChatResponse,
     ContentBlock,
@@ -86,6 +69,23 @@ from ailib_anyio._types import (
     ToolDefinition,
     Usage,
 )
+from ailib_anyio._protocol._contract import (
+    REF_RESOLUTIONS,
+    ProviderContract,
+    load_contract,
+    load_contract_text,
+)
+from ailib_anyio._protocol._credentials import CredentialResolution, resolve_credential
+from ailib_anyio._protocol._decoding import response_decoder, stream_pipeline
+from ailib_anyio._protocol._loader import load_manifest, load_manifest_text
+from ailib_anyio._protocol._models import (
+    API_FAMILIES,
+    DecoderSpec,
+    ProviderManifest,
+    StreamingSpec,
+    make_converter,
+)
+from ailib_anyio._transport._http import auth_material
 
 HERE = Path(__file__).resolve().parent
 DEFECTS_FILE = HERE / "compliance_defects.yaml"

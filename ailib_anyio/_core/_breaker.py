@@ -33,8 +33,8 @@ import math
 
 import attrs
 
-from .._errors import ConfigurationError
 from ._bucket import seconds_until
+from ._errors import ConfigurationError
 
 __all__ = [
     "Admission",

@@ -3,7 +3,7 @@
 :class:`TokenBucket` answers one question: how long until one more request (costing some
 number of tokens) may go? It never sleeps and never reads a clock: every method takes
 ``now`` (seconds, any monotonic clock), so every behaviour reproduces in a plain
-synchronous test. The async :class:`~ailib_anyio._ratelimiter.RateLimiter` asks it, then
+synchronous test. The async :class:`~ailib_anyio._resilience._ratelimiter.RateLimiter` asks it, then
 sleeps.
 
 The rules:
@@ -31,8 +31,8 @@ import sys
 
 import attrs
 
-from .._errors import ConfigurationError
-from .._types import RateLimitSnapshot
+from ._errors import ConfigurationError
+from ._types import RateLimitSnapshot
 
 __all__ = ["BucketSnapshot", "RateLimiterConfig", "TokenBucket", "seconds_until"]
 

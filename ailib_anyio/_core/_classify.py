@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._errors import RETRYABLE_KINDS, RemoteError, error_class_for_kind, standard_error
+from ._errors import RETRYABLE_KINDS, RemoteError, error_class_for_kind, standard_error
 from ._rules import FieldSpec
 
 if TYPE_CHECKING:
-    from .._types import ChatResponse, RateLimitSnapshot
+    from ._types import ChatResponse, RateLimitSnapshot
 
 __all__ = [
     "DEFAULT_ERROR_RULES",

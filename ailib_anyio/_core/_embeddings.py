@@ -17,10 +17,10 @@ from typing import Any
 
 import attrs
 
-from .._errors import ConfigurationError, InvalidRequestError, MalformedResponseError
-from .._types import Usage
+from ._errors import ConfigurationError, InvalidRequestError, MalformedResponseError
 from ._jsonpath import Selector, compile_path
 from ._rules import FieldSpec
+from ._types import Usage
 
 __all__ = [
     "EMBEDDING_ENCODERS",

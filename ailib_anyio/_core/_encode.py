@@ -52,9 +52,9 @@ from typing import Any
 
 import attrs
 
-from .._errors import ConfigurationError, InvalidRequestError
-from .._jsoncheck import json_problem
-from .._types import ChatRequest, ContentBlock, Message, MessageRole, ToolCall, ToolDefinition
+from ._errors import ConfigurationError, InvalidRequestError
+from ._jsoncheck import json_problem
+from ._types import ChatRequest, ContentBlock, Message, MessageRole, ToolCall, ToolDefinition
 
 __all__ = ["ENCODERS", "EncoderOptions", "encode_request"]
 

@@ -24,15 +24,21 @@ from typing import Any
 
 import attrs
 
-from .._errors import (
+from ._classify import DEFAULT_ERROR_RULES, ErrorRules, classify_error, error_from_info
+from ._errors import (
     AiLibError,
     ConfigurationError,
     MalformedResponseError,
     RemoteError,
     TransportError,
 )
-from .._secrets import mask_json, mask_text
-from .._types import (
+from ._frames import Frame
+from ._jsonpath import Predicate, Step, _gen_single
+from ._ndjson import NDJSONDecoder
+from ._rules import EmitKind, EventRule, FieldSpec
+from ._secrets import mask_json, mask_text
+from ._sse import SSEDecoder
+from ._types import (
     ChatResponse,
     ContentDelta,
     Finished,
@@ -48,12 +54,6 @@ from .._types import (
     ToolCallStarted,
     Usage,
 )
-from ._classify import DEFAULT_ERROR_RULES, ErrorRules, classify_error, error_from_info
-from ._frames import Frame
-from ._jsonpath import Predicate, Step, _gen_single
-from ._ndjson import NDJSONDecoder
-from ._rules import EmitKind, EventRule, FieldSpec
-from ._sse import SSEDecoder
 
 __all__ = [
     "DECODER_FORMATS",

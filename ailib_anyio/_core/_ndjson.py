@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._errors import MalformedResponseError
+from ._errors import MalformedResponseError
 from ._frames import Frame
 
 __all__ = ["NDJSONDecoder"]

@@ -16,8 +16,8 @@ from datetime import datetime
 
 import attrs
 
-from .._types import RateLimitSnapshot
 from ._classify import parse_retry_after
+from ._types import RateLimitSnapshot
 
 __all__ = ["RateLimitSnapshot", "parse_duration_text", "parse_rate_limits"]
 

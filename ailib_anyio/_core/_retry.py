@@ -39,7 +39,7 @@ from typing import Literal, Protocol, cast
 
 import attrs
 
-from .._errors import STANDARD_ERRORS, ConfigurationError
+from ._errors import STANDARD_ERRORS, ConfigurationError
 
 __all__ = [
     "DEFAULT_MAX_RETRY_AFTER",

@@ -63,7 +63,7 @@ from typing import Any
 
 import attrs
 
-from .._types import ToolCall, ToolDefinition
+from ._types import ToolCall, ToolDefinition
 
 __all__ = ["TextToolParse", "parse_text_tool_calls", "text_tool_prompt"]
 

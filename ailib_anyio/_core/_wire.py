@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from .._errors import ConfigurationError
+from ._errors import ConfigurationError
 
 __all__ = ["check_headers", "check_model_id", "expand_path"]
 

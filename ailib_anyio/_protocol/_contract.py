@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .._errors import ProtocolError
+from .._core._errors import ProtocolError
 from ._loader import _Index, _parse_yaml, format_path
 from ._models import API_FAMILIES
 

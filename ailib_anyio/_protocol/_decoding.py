@@ -11,8 +11,8 @@ way, from the same call.
 
 from __future__ import annotations
 
+from .._core._errors import ConfigurationError
 from .._core._mapping import ResponseDecoder, StreamPipeline
-from .._errors import ConfigurationError
 from ._models import ProviderManifest
 
 __all__ = ["response_decoder", "stream_pipeline"]

@@ -18,7 +18,7 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
-from .._errors import ProtocolError
+from .._core._errors import ProtocolError
 from ._models import ManifestIssues, ProviderManifest, make_converter, manifest_prechecks
 
 __all__ = ["format_path", "load_manifest", "load_manifest_text"]

@@ -17,6 +17,7 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
 from .._core._embeddings import EmbeddingRules
+from .._core._errors import CapabilityNotDeclaredError
 from .._core._jsonpath import JSONPathError, Selector, compile_path
 from .._core._mapping import DECODER_FORMATS
 from .._core._rules import (
@@ -30,7 +31,6 @@ from .._core._rules import (
     tool_calls_array_fields,
     usage_object_fields,
 )
-from .._errors import CapabilityNotDeclaredError
 from ._defaults import RESPONSE_RULES, STREAM_RULES, declared_format
 
 __all__ = [

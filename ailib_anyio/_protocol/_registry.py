@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from .._errors import ConfigurationError, ProtocolError
+from .._core._errors import ConfigurationError, ProtocolError
 from ._loader import load_manifest
 from ._models import ProviderManifest
 

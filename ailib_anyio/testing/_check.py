@@ -22,10 +22,10 @@ from typing import Any
 import attrs
 
 from .._core._classify import classify_error
-from .._errors import MalformedResponseError, ProtocolError
+from .._core._errors import MalformedResponseError, ProtocolError
+from .._core._types import ChatResponse, Finished, StreamingEvent, Usage
 from .._protocol._loader import load_manifest
 from .._protocol._models import ProviderManifest
-from .._types import ChatResponse, Finished, StreamingEvent, Usage
 from ._dialects import FAMILY_DIALECTS, _accumulate, dumps
 from ._wire import decode_response, decode_stream, wire_response
 

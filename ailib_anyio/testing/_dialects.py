@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from .._core._mapping import ResponseAccumulator, normalize_finish
-from .._types import (
+from .._core._types import (
     ChatResponse,
     ContentDelta,
     Finished,

@@ -35,7 +35,7 @@ import anyio.lowlevel
 import attrs
 import h11
 
-from .._taskgroups import exit_task_group
+from .._resilience._taskgroups import exit_task_group
 from . import _dialects
 from ._script import ScriptedReply, ScriptedToolCall, _Headers, _non_negative, _positive
 

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 
 import attrs
 
+from .._core._errors import AiLibError, MalformedResponseError
 from .._core._mapping import DecodeFailure, StreamFailure
-from .._errors import AiLibError, MalformedResponseError
+from .._core._types import StreamingEvent
 from .._protocol._decoding import response_decoder, stream_pipeline
 from .._protocol._models import ProviderManifest
-from .._types import StreamingEvent
 from ._dialects import dialect_of, dumps, encode_response, encode_stream
 
 __all__ = ["Decoded", "decode_response", "decode_stream", "wire_response", "wire_stream"]

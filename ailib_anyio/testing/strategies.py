@@ -50,9 +50,7 @@ import attrs
 from hypothesis import strategies as st
 
 from .._core._rules import EMIT_ALIASES, FIELD_ALIASES, EmitKind, EventRule
-from .._protocol._models import ProviderManifest
-from .._protocol._registry import builtin_protocol_dir
-from .._types import (
+from .._core._types import (
     ChatRequest,
     ContentBlock,
     ContentDelta,
@@ -70,6 +68,8 @@ from .._types import (
     ToolDefinition,
     Usage,
 )
+from .._protocol._models import ProviderManifest
+from .._protocol._registry import builtin_protocol_dir
 from ._dialects import FAMILY_DIALECTS, dialect_of, dumps
 from ._wire import wire_stream
 

@@ -1,0 +1,1 @@
+"""The command line: ``python -m ailib_anyio`` and the ``ailib-anyio`` script."""

@@ -1,0 +1,1 @@
+"""The client layer: configuration, the client and its targets, middleware, builders, batch."""

@@ -1,0 +1,776 @@
+"""The client: ``open_client``, the chat builder, responses and streams.
+
+A client is an async context manager that owns its connection pool (and anything else it
+starts); leaving the block closes everything, even on cancellation. A request is encoded
+by the manifest's API family, sent through the transport under the ``max_inflight``
+limiter, and decoded by the manifest's rules in the sans-IO core. A stream is an async
+context manager too: leaving its block — normally, by ``break``, by an exception or by
+cancellation — closes the HTTP response at once, in a shielded scope.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import attrs
+
+from .._core._errors import (
+    AiLibError,
+    ConfigurationError,
+    DeadlineExceededError,
+    FirstTokenTimeoutError,
+    IdleTimeoutError,
+)
+from .._core._secrets import install_log_redaction
+from .._core._types import (
+    ChatRequest,
+    ChatResponse,
+    ContentBlock,
+    Message,
+    RateLimitSnapshot,
+    StreamingEvent,
+    ToolChoice,
+    ToolDefinition,
+)
+from .._protocol._models import ProviderManifest, StreamingSpec
+from .._protocol._validate import (
+    check_mapping,
+    check_number,
+    check_response_format,
+    check_tool_choice,
+)
+from .._resilience._run import Deadlines, race, within
+from .._resilience._taskgroups import exit_task_group
+from ._config import ClientConfig, config_from, takes_settings
+from ._middleware import Call, MiddlewareChain
+from ._target import ClosedOnExit, State, Target, TargetStream
+
+if TYPE_CHECKING:
+    from .._core._breaker import CircuitState
+    from .._resilience._signals import SignalsSnapshot
+    from ._batch import BatchExecutor, BatchResult
+
+
+__all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
+
+_R = TypeVar("_R")
+
+
+def _default_max_inflight() -> float:
+    raw = os.environ.get("AI_LIB_MAX_INFLIGHT")
+    if not raw:
+        return math.inf
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}"
+        ) from None
+    if value < 1:
+        raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}")
+    return value
+
+
+class Client:
+    """A client for one provider and model. Create it with ``open_client``, or from a
+    ``ClientConfig``: ``Client(model, config)`` (keyword settings given too replace the
+    config's)."""
+
+    def __init__(
+        self,
+        model: str,
+        config: ClientConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        """``Client(model, config)``, or ``Client(model, **settings)`` as ``open_client``."""
+        config = config_from(config, settings)  # every setting checked here, once
+        #: the settings this client was made from
+        self.config = config
+        #: the target answering first, then the fallbacks, in order
+        self.primary = Target(model, config)
+        self.targets: tuple[Target, ...] = (
+            self.primary,
+            *(self._fallback(spec, config) for spec in config.fallbacks),
+        )
+        self.max_inflight: float = (
+            config.max_inflight if config.max_inflight is not None else _default_max_inflight()
+        )
+        self._hedge = config.hedge
+        self._deadlines = config.deadlines or Deadlines()
+        #: the middleware, split by level (see ``Middleware``)
+        self.middleware = MiddlewareChain(config.middleware)
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._background: anyio.abc.TaskGroup | None = None
+        self._state = State.UNOPENED
+        self._fallbacks_used = 0
+        self._hedges_started = 0
+
+    @property
+    def provider(self) -> str:
+        """The primary target's provider."""
+        return self.primary.provider
+
+    @property
+    def model_id(self) -> str:
+        """The primary target's model id (as sent)."""
+        return self.primary.model_id
+
+    @property
+    def manifest(self) -> ProviderManifest:
+        """The primary target's manifest."""
+        return self.primary.manifest
+
+    @property
+    def base_url(self) -> str:
+        """The primary target's base URL."""
+        return self.primary.base_url
+
+    @staticmethod
+    def _fallback(spec: str | Client, config: ClientConfig) -> Target:
+        """A fallback target: a ``"provider/model"`` (its key from its own credential chain,
+        resolved when the client opens; the settings ``ClientConfig.for_fallback`` keeps)
+        or an unopened ``Client`` without fallbacks, whose primary target it takes (its own
+        settings; the chain's body limit if it left its own at the default)."""
+        if isinstance(spec, str):
+            return Target(spec, config.for_fallback(), defer_credentials=True)
+        if spec._state is not State.UNOPENED:
+            raise ConfigurationError(f"fallback {spec!r} is already open; pass it unopened")
+        if len(spec.targets) > 1:
+            raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
+        return spec.primary.limit_body(config.max_response_bytes)
+
+    def __repr__(self) -> str:
+        return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Client:
+        if self._state is not State.UNOPENED:
+            raise RuntimeError("a Client can be opened only once")
+        for fallback in self.targets[1:]:  # before anything starts: nothing to undo
+            fallback.resolve_credentials(fallback=True)
+        limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
+        install_log_redaction()
+        background = anyio.create_task_group()
+        await background.__aenter__()
+        self._background = background
+        for target in self.targets:  # one max_inflight for the whole chain
+            target.open(limiter)
+        self._state = State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._close(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Stop background work and close the connection pool. Idempotent; completes even
+        when cancelled. Inside ``async with``, leaving the block does this."""
+        await self._close(None, None, None)
+
+    async def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if self._state is State.CLOSED:
+            return None
+        self._state = State.CLOSED
+        background, self._background = self._background, None
+        try:
+            if background is not None:
+                # Everything the client started ends with its block (structured concurrency).
+                background.cancel_scope.cancel()
+                return await exit_task_group(background, exc_type, exc, tb)
+            return None
+        finally:
+            with anyio.CancelScope(shield=True):
+                for target in self.targets:
+                    await target.aclose()
+
+    def start_background(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
+    ) -> None:
+        """Run ``func(*args)`` in the client's own task group: it is cancelled when the
+        client's block exits, and an error in it cancels the block (structured concurrency).
+        """
+        if self._state is not State.OPEN or self._background is None:
+            raise RuntimeError("background work needs an open client")
+        self._background.start_soon(func, *args, name=name)
+
+    def _check_open(self) -> None:
+        if self._state is not State.OPEN:
+            self.primary.opened()  # raises the error that says why
+
+    @property
+    def current_inflight(self) -> int:
+        """Requests and streams holding an in-flight slot right now."""
+        return int(self._limiter.borrowed_tokens) if self._limiter is not None else 0
+
+    @property
+    def circuit_state(self) -> CircuitState | None:
+        """This client's circuit state (None without a circuit breaker)."""
+        breaker = self.primary.guard.breaker
+        return breaker.state(anyio.current_time()) if breaker is not None else None
+
+    def get_resilience_stats(self) -> SignalsSnapshot:
+        """In-flight requests, each target's circuit and rate-limiter state, the last
+        rate-limit headers each target received, and retry/fallback/hedge counters."""
+        from .._resilience._signals import SignalsSnapshot
+
+        now = anyio.current_time()
+        guards = [t.guard for t in self.targets]
+        return SignalsSnapshot(
+            inflight=self.current_inflight,
+            max_inflight=self.max_inflight,
+            circuits={g.name: g.breaker.snapshot(now) for g in guards if g.breaker},
+            rate_limiters={g.name: g.limiter.stats() for g in guards if g.limiter},
+            last_rate_limits={g.name: g.last_rate_limits for g in guards if g.last_rate_limits},
+            retries=sum(g.retries for g in guards),
+            fallbacks=self._fallbacks_used,
+            hedges=self._hedges_started,
+        )
+
+    # ------------------------------------------------------------ requests
+
+    def chat(self) -> ChatBuilder:
+        """Start building a chat request."""
+        return ChatBuilder(self)
+
+    async def batch(
+        self,
+        requests: Iterable[ChatBuilder | ChatRequest],
+        *,
+        max_concurrent: int = 10,
+        fail_fast: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> BatchResult[ChatResponse]:
+        """Execute many chat requests concurrently, at most ``max_concurrent`` at a time.
+
+        ``requests`` are builders (``client.chat().user(...)``, run with ``execute()``) or
+        ``ChatRequest`` objects (sent by this client, never streamed). The result holds one
+        ``ChatResponse`` or exception per request, in input order; ``fail_fast`` and
+        ``on_progress(done, total)`` are as in ``BatchExecutor``. The client's own
+        ``max_inflight`` still applies; cancelling the caller cancels every request::
+
+            result = await client.batch([client.chat().user(q) for q in questions])
+            replies = result.get_successful_results()
+        """
+
+        async def run(request: ChatBuilder | ChatRequest) -> ChatResponse:
+            if isinstance(request, ChatBuilder):
+                return await request.execute()
+            if request.stream:
+                request = attrs.evolve(request, stream=False)
+            return await self.execute(request)
+
+        from ._batch import BatchExecutor
+
+        executor: BatchExecutor[ChatBuilder | ChatRequest, ChatResponse] = BatchExecutor(
+            run, max_concurrent=max_concurrent, fail_fast=fail_fast, on_progress=on_progress
+        )
+        return await executor.execute(requests)
+
+    async def _resilient(
+        self,
+        run: Callable[[Target], Awaitable[_R]],
+        errors: list[AiLibError],
+        discard: Callable[[_R], Awaitable[None]] | None = None,
+    ) -> _R:
+        """Run ``run(target)`` down the fallback chain (hedged if configured) within the
+        total deadline; a final error carries every attempt's error in ``attempts``."""
+
+        def count(hedged: bool) -> None:
+            if hedged:
+                self._hedges_started += 1
+            else:
+                self._fallbacks_used += 1
+
+        async def chain() -> _R:
+            hedge = self._hedge.delay if self._hedge is not None else None
+            return await race(
+                self.targets, run, hedge_delay=hedge, discard=discard, errors=errors, on_next=count
+            )
+
+        total = self._deadlines.total
+        try:
+            if total is None:  # the common cases without a task group or extra frame
+                return await (chain() if len(self.targets) > 1 else run(self.primary))
+            return await within(
+                total,
+                chain,
+                lambda: DeadlineExceededError(
+                    f"the request's total deadline of {total:g}s ran out", **self.primary.context()
+                ),
+            )
+        except AiLibError as exc:
+            if exc not in errors:
+                errors.append(exc)
+            exc.attempts = tuple(errors)
+            raise
+
+    def call_view(self, request: ChatRequest) -> Call:
+        """The middleware's view of a call of this client."""
+        return Call(request=request, provider=self.provider, model=self.model_id)
+
+    def _attempt(
+        self,
+        target: Target,
+        request: ChatRequest,
+        content: bytes,
+        send: Callable[[bytes], Awaitable[_R]],
+        counter: list[int],
+        discard: Callable[[Any], Awaitable[None]] | None,
+    ) -> Callable[[], Awaitable[_R]]:
+        """One attempt of ``target``: ``send(content)``, inside the attempt middleware when
+        any is installed (a request it replaces is encoded again, and checked)."""
+        hooks = self.middleware.attempt_hooks
+        if not hooks:
+            return lambda: send(content)
+        index = self.targets.index(target)
+
+        def last(call: Call) -> Awaitable[_R]:
+            if call.request is request:
+                return send(content)
+            return send(target.encode(call.request))
+
+        def attempt() -> Awaitable[_R]:
+            counter[0] += 1
+            view = Call(
+                request=request,
+                provider=target.provider,
+                model=target.model_id,
+                attempt=counter[0],
+                target=index,
+            )
+            return self.middleware.run(hooks, view, last, discard)
+
+        return attempt
+
+    async def execute(
+        self, request: ChatRequest, *, http_timeout: float | None = None
+    ) -> ChatResponse:
+        """Send a ``ChatRequest`` and return the whole response (``ChatBuilder.execute``
+        does this): the call middleware, then the race of retries, fallbacks and hedges.
+        ``http_timeout`` is this request's HTTP timeout, overriding the client's."""
+        hooks = self.middleware.call_hooks
+        if hooks:
+            return await self.middleware.run(
+                hooks,
+                self.call_view(request),
+                lambda call: self._execute_call(call.request, http_timeout),
+                None,
+            )
+        return await self._execute_call(request, http_timeout)
+
+    async def _execute_call(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
+        self._check_open()
+        errors: list[AiLibError] = []
+        counter = [0]
+
+        def run(target: Target) -> Awaitable[ChatResponse]:
+            req = (
+                request if target is self.primary else attrs.evolve(request, model=target.model_id)
+            )
+            content = target.encode(req)
+
+            def send(body: bytes) -> Awaitable[ChatResponse]:
+                return target.execute_once(body, http_timeout)
+
+            return target.guard.call(
+                self._attempt(target, req, content, send, counter, None),
+                errors,
+                tokens=_token_estimate(content, req),
+                rate_limits=_response_rate_limits,
+            )
+
+        return await self._resilient(run, errors)
+
+    def open_stream(
+        self, request: ChatRequest, *, http_timeout: float | None = None
+    ) -> Awaitable[TargetStream]:
+        """Open a stream down the fallback chain, up to its first event (inside the call
+        middleware when any is installed); ``ChatStream`` does this when entered and then
+        iterates the attempt that won. ``http_timeout``: this request's HTTP timeout."""
+        hooks = self.middleware.call_hooks
+        if hooks:
+            return self.middleware.run(
+                hooks,
+                self.call_view(request),
+                lambda call: self._open_stream_call(call.request, http_timeout),
+                _close_stream,
+            )
+        return self._open_stream_call(request, http_timeout)
+
+    def _open_stream_call(
+        self, request: ChatRequest, http_timeout: float | None
+    ) -> Awaitable[TargetStream]:
+        """The closures here return awaitables instead of awaiting them, so the only
+        coroutine frames a stream holds while it connects are ``_resilient``, its target's
+        retry loop and the attempt: at a thousand concurrent streams, frames are memory.
+        """
+        self._check_open()
+        errors: list[AiLibError] = []
+        limits = self._deadlines
+        deadline = None if limits.total is None else anyio.current_time() + limits.total
+        first_token, idle = limits.first_token, limits.idle
+        counter = [0]
+
+        def run(target: Target) -> Awaitable[TargetStream]:
+            req = (
+                request if target is self.primary else attrs.evolve(request, model=target.model_id)
+            )
+            content = target.encode(req)
+
+            def send(body: bytes) -> Awaitable[TargetStream]:
+                live = TargetStream(target, body, http_timeout, idle=idle, deadline=deadline)
+                if first_token is not None:
+                    return within(
+                        first_token,
+                        live.open,
+                        lambda: FirstTokenTimeoutError(
+                            f"no first event within {first_token:g}s", **target.context()
+                        ),
+                    )
+                if idle is not None:  # without first_token, idle bounds the first wait too
+                    return within(
+                        idle,
+                        live.open,
+                        lambda: IdleTimeoutError(
+                            f"no event from the provider for {idle:g}s", **target.context()
+                        ),
+                    )
+                return live.open()
+
+            return target.guard.call(
+                self._attempt(target, req, content, send, counter, _close_stream),
+                errors,
+                tokens=_token_estimate(content, req),
+                rate_limits=_stream_rate_limits,
+            )
+
+        return self._resilient(run, errors, _close_stream)
+
+
+class ChatBuilder:
+    """Fluent chat request builder: ``client.chat().system(...).user(...).execute()``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._messages: list[Message] = []
+        self._params: dict[str, Any] = {}
+        self._timeout: float | None = None
+
+    def message(self, message: Message) -> ChatBuilder:
+        if not isinstance(message, Message):
+            raise ConfigurationError(f"message must be a Message, got {type(message).__name__}")
+        self._messages.append(message)
+        return self
+
+    def messages(self, messages: Sequence[Message]) -> ChatBuilder:
+        for m in messages:
+            self.message(m)
+        return self
+
+    def system(self, content: str) -> ChatBuilder:
+        return self.message(Message.system(content))
+
+    def user(self, content: str | Sequence[ContentBlock]) -> ChatBuilder:
+        return self.message(Message.user(content))
+
+    def assistant(self, content: str | None = None, tool_calls: Sequence[Any] = ()) -> ChatBuilder:
+        return self.message(Message.assistant(content, tool_calls))
+
+    def tool_result(self, tool_call_id: str, content: str, name: str | None = None) -> ChatBuilder:
+        """A tool's result; ``name`` (the function's) matters to dialects that match by
+        name (Gemini), and is otherwise found from the assistant turn that made the call."""
+        return self.message(Message.tool(tool_call_id, content, name=name))
+
+    def _set(self, name: str, value: Any) -> ChatBuilder:
+        self._params[name] = value
+        return self
+
+    def temperature(self, value: float) -> ChatBuilder:
+        return self._set("temperature", check_number("temperature", value))
+
+    def top_p(self, value: float) -> ChatBuilder:
+        return self._set("top_p", check_number("top_p", value))
+
+    def max_tokens(self, value: int) -> ChatBuilder:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"max_tokens must be a positive integer, got {value!r}")
+        return self._set("max_tokens", value)
+
+    def stop(self, *sequences: str) -> ChatBuilder:
+        flat: list[str] = []
+        for s in sequences:
+            flat.extend([s] if isinstance(s, str) else s if isinstance(s, (list, tuple)) else [s])
+        for s in flat:
+            if not isinstance(s, str):
+                raise ConfigurationError(f"stop sequences must be strings, got {s!r}")
+        return self._set("stop", tuple(flat))
+
+    def tools(self, tools: Sequence[ToolDefinition]) -> ChatBuilder:
+        for t in tools:
+            if not isinstance(t, ToolDefinition):
+                raise ConfigurationError(
+                    f"tools must be ToolDefinition objects, got {type(t).__name__}"
+                )
+        return self._set("tools", tuple(tools))
+
+    def tool_choice(self, choice: ToolChoice) -> ChatBuilder:
+        """``"auto"``, ``"none"``, ``"required"`` or the name of one of the request's tools
+        (checked by ``build``)."""
+        if not isinstance(choice, str):
+            raise ConfigurationError(f"tool_choice must be a string, got {choice!r}")
+        return self._set("tool_choice", choice)
+
+    def response_format(self, value: Mapping[str, Any]) -> ChatBuilder:
+        """An OpenAI-style format: ``{"type": "json_object"}``, ``{"type": "json_schema",
+        "json_schema": {...}}`` or ``{"type": "text"}``."""
+        check_response_format(value)
+        return self._set("response_format", value)
+
+    def extra_body(self, value: Mapping[str, Any]) -> ChatBuilder:
+        """Provider-specific fields merged into the encoded body last, objects key by key;
+        other values replace what the encoder wrote (``temperature``, ``stream_options``).
+
+        What the library manages is never overridden silently: ``model`` and ``stream``,
+        and any value already encoded under ``messages``, ``contents``, ``system``,
+        ``systemInstruction`` or ``tools``, raise ``ConfigurationError`` naming the keys
+        (before any I/O). New keys inside those objects, or ``tools`` on a request without
+        tools (a provider's built-in tools), are allowed. There is no opt-in: set the
+        model with ``open_client``, streaming with ``.stream()``, messages and tools with
+        the builder."""
+        check_mapping("extra_body", value)
+        return self._set("extra_body", value)
+
+    def timeout(self, seconds: float) -> ChatBuilder:
+        """Per-request HTTP timeout (connect, read, write), overriding the client's."""
+        self._timeout = check_number("timeout", seconds)
+        if self._timeout <= 0:
+            raise ConfigurationError(f"timeout must be a positive number, got {seconds!r}")
+        return self
+
+    def build(self, *, stream: bool = False) -> ChatRequest:
+        if not self._messages:
+            raise ConfigurationError("a chat request needs at least one message")
+        if "tool_choice" in self._params:
+            check_tool_choice(self._params["tool_choice"], self._params.get("tools", ()))
+        return ChatRequest(
+            model=self._client.model_id,
+            messages=tuple(self._messages),
+            stream=stream,
+            **self._params,
+        )
+
+    async def execute(self) -> ChatResponse:
+        """Send the request and return the whole response."""
+        return await self._client.execute(self.build(), http_timeout=self._timeout)
+
+    def stream(self) -> ChatStream:
+        """An async context manager streaming the response: ``async with ... as stream``."""
+        return ChatStream(self._client, self.build(stream=True), self._timeout)
+
+
+def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:
+    return response.rate_limits
+
+
+def _stream_rate_limits(stream: TargetStream) -> RateLimitSnapshot | None:
+    return stream.rate_limits
+
+
+async def _close_stream(stream: TargetStream) -> None:
+    await stream.aclose()
+
+
+def _token_estimate(content: bytes, request: ChatRequest) -> int:
+    """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
+    per input token, plus the output it allows."""
+    return len(content) // 4 + (request.max_tokens or 0)
+
+
+class ChatStream(ClosedOnExit):
+    """A streamed chat response. Use it as ``async with builder.stream() as stream``.
+
+    Entering the block sends the request (with the client's retries, fallbacks, hedging
+    and deadlines) and returns once the first event is ready; iterating yields
+    ``StreamingEvent`` objects. Retries and fallbacks only happen before that first event:
+    a failure after it is raised with the partial response. ``stream.response`` holds what
+    has been delivered so far (content, reasoning, tool calls, usage, finish reason), also
+    after an early exit; ``stream.provider`` and ``stream.model`` say which target answered.
+    Leaving the block closes the HTTP response immediately.
+    """
+
+    def __init__(self, client: Client, request: ChatRequest, timeout: float | None) -> None:
+        self._client = client
+        self._request = request
+        self._timeout = timeout
+        self._state = State.UNOPENED
+        self._live: TargetStream | None = None
+        _stream_rules(client)
+
+    async def __aenter__(self) -> ChatStream:
+        if self._state is not State.UNOPENED:
+            raise RuntimeError("a ChatStream can be entered only once")
+        self._state = State.OPEN
+        try:
+            self._live = await self._client.open_stream(self._request, http_timeout=self._timeout)
+        except BaseException:
+            self._state = State.CLOSED
+            raise
+        return self
+
+    async def aclose(self) -> None:
+        """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
+        self._state = State.CLOSED
+        if self._live is not None:
+            await self._live.aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamingEvent]:
+        if self._state is State.UNOPENED:
+            raise RuntimeError(
+                "iterate a stream inside its block: 'async with builder.stream() as stream'"
+            )
+        if self._live is None:
+            return _EmptyStream()
+        chain = self._client.middleware
+        if chain.event_hooks:
+            return _Observed(self._live, chain, self._client.call_view(self._request))
+        # The attempt that won iterates itself: no extra frame per event.
+        return self._live
+
+    async def __anext__(self) -> StreamingEvent:
+        return await self.__aiter__().__anext__()
+
+    @property
+    def response(self) -> ChatResponse:
+        """Everything delivered so far, accumulated."""
+        if self._live is None:
+            return ChatResponse(model=self._client.model_id)
+        return self._live.response
+
+    @property
+    def request_id(self) -> str | None:
+        return self._live.request_id if self._live is not None else None
+
+    @property
+    def rate_limits(self) -> RateLimitSnapshot | None:
+        return self._live.rate_limits if self._live is not None else None
+
+    @property
+    def provider(self) -> str:
+        """The provider that answered (a fallback's, when the chain moved on)."""
+        return (self._live.target if self._live is not None else self._client.primary).provider
+
+    @property
+    def model(self) -> str:
+        """The model that answered."""
+        return (self._live.target if self._live is not None else self._client.primary).model_id
+
+
+def _stream_rules(client: Client) -> StreamingSpec:
+    streaming = client.manifest.streaming
+    if streaming is None or not streaming.event_map:
+        raise ConfigurationError(
+            f"manifest {client.manifest.id!r} has no streaming rules", **client.primary.context()
+        )
+    return streaming
+
+
+class _Observed:
+    """Iteration that hands each event to the middleware's ``on_event`` hooks (only
+    when some are installed: otherwise the stream iterates itself)."""
+
+    __slots__ = ("_call", "_chain", "_live")
+
+    def __init__(self, live: TargetStream, chain: MiddlewareChain, call: Call) -> None:
+        self._live, self._chain, self._call = live, chain, call
+
+    def __aiter__(self) -> _Observed:
+        return self
+
+    async def __anext__(self) -> StreamingEvent:
+        event = await self._live.__anext__()
+        self._chain.observe(self._call, event)
+        return event
+
+
+class _EmptyStream:
+    def __aiter__(self) -> _EmptyStream:
+        return self
+
+    async def __anext__(self) -> StreamingEvent:
+        raise StopAsyncIteration
+
+
+@takes_settings(ClientConfig)
+def open_client(model: str, **settings: Any) -> Client:
+    """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
+
+    The settings are the fields of ``ClientConfig``, each checked when given (a bad value
+    or an unknown name is a ``ConfigurationError`` naming it): ``open_client(model,
+    **settings)`` is ``Client(model, ClientConfig(**settings))``.
+
+    - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
+      ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
+      added to every request (a name that is not an HTTP token or a value with a control
+      character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
+      ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
+      directories searched first; ``http_client`` lends a pool the caller owns.
+    - ``base_url`` comes from, first to last: ``base_url=``, the environment variable
+      ``<PROVIDER>_BASE_URL`` (the provider as written, then the manifest's id, upper-cased
+      with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
+      ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
+    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
+      ``http_client`` keeps its own timeout; otherwise ``AI_HTTP_TIMEOUT_SECS`` (seconds)
+      is the default, else 600 s to read (10 s to connect).
+    - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
+      included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
+    - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the
+      default; ``max_retries`` overrides just the count (0: never retry).
+    - ``fallbacks``: targets tried in order on a retryable or fallbackable error, as
+      ``"provider/model"`` (the key from that provider's credential chain, e.g.
+      ``ANTHROPIC_API_KEY``, looked up when this client opens; this client's timeout,
+      retry and breaker settings) or, with settings of their own, unopened clients:
+      ``fallbacks=[open_client("anthropic/...", api_key=..., base_url=...)]``. This client
+      opens and closes them.
+    - ``hedge``: a ``HedgeConfig`` racing the next fallback when the current target is slow.
+    - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
+      headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
+    - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
+    - ``parameter_defaults``: send the manifest's ``parameters.<name>.default`` for the
+      temperature, max_tokens and top_p a request leaves out (off: the provider's own
+      defaults apply, and a model that rejects a parameter is not sent it).
+    - ``host_supplied_key``: ``api_key`` is the only credential source, no environment
+      variable is read (a host or sandbox that hands credentials over).
+    - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
+      32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
+
+    Example::
+
+        async with open_client("openai/gpt-4o", fallbacks=["anthropic/claude-sonnet-5-5"]) as c:
+            reply = await c.chat().user("2+2?").execute()
+    """
+    return Client(model, config_from(None, settings))

@@ -1,0 +1,316 @@
+"""``ClientConfig``: every setting of a client, in one frozen attrs class.
+
+The list of settings is written here and nowhere else: ``open_client(model, **settings)``,
+``ClientBuilder`` (an ``attrs.evolve`` per method), ``ailib_anyio.sync.open_client`` and a
+``"provider/model"`` fallback (the parent's config, narrowed by :meth:`ClientConfig.for_fallback`)
+all build one. Each setting is checked once, by its attrs validator, when the config is
+made; a bad value is a ``ConfigurationError`` naming the setting: ``"<setting> must be ...,
+got <value!r>"``. What depends on the environment or the manifest (``AI_LIB_MAX_INFLIGHT``,
+``AI_HTTP_TIMEOUT_SECS``, ``<PROVIDER>_BASE_URL``, the API key's credential chain) is read
+when a client is made from the config, not here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from .._core._errors import ConfigurationError
+from .._core._wire import check_headers
+from .._protocol._validate import check_base_url
+from .._resilience._run import Deadlines, HedgeConfig
+from .._transport._http import DEFAULT_MAX_RESPONSE_BYTES, is_timeout
+from ._middleware import MiddlewareChain
+
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec
+
+    from .._core._breaker import CircuitBreakerConfig
+    from .._core._bucket import RateLimiterConfig
+    from .._core._retry import RetryConfig
+    from .._transport._http import HttpClient, TimeoutSetting
+    from ._client import Client
+
+    _P = ParamSpec("_P")
+
+__all__ = ["ClientConfig", "config_from", "takes_settings"]
+
+_R = TypeVar("_R")
+
+_Path = str | os.PathLike[str]
+
+#: what a ``"provider/model"`` fallback takes from the client it serves; the rest (its key,
+#: base_url, headers...) are its own provider's defaults.
+FALLBACK_INHERITS = (
+    "protocol_path",
+    "timeout",
+    "http_client",
+    "retry",
+    "max_retries",
+    "circuit_breaker",
+    "max_response_bytes",
+)
+
+
+# ------------------------------------------------------------------ validators
+
+
+def _positive_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None and attribute.default is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
+def _non_negative_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{attribute.name} must be an integer >= 0, got {value!r}")
+
+
+def _flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{attribute.name} must be True or False, got {value!r}")
+
+
+def _instance_of(load: Callable[[], type]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """``None`` or an instance of the class ``load()`` returns (loaded only when a value
+    is given: importing the package stays fast)."""
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            cls = load()
+            if not isinstance(value, cls):
+                raise ConfigurationError(
+                    f"{attribute.name} must be a {cls.__name__}, got {value!r}"
+                )
+
+    return check
+
+
+def _retry_config() -> type:
+    from .._core._retry import RetryConfig
+
+    return RetryConfig
+
+
+def _breaker_config() -> type:
+    from .._core._breaker import CircuitBreakerConfig
+
+    return CircuitBreakerConfig
+
+
+def _bucket_config() -> type:
+    from .._core._bucket import RateLimiterConfig
+
+    return RateLimiterConfig
+
+
+def _api_key(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # The value is never shown: only its type.
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"api_key must be a string, got {type(value).__name__}")
+
+
+def _base_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check_base_url(value)
+
+
+def _timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None or is_timeout(value):
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 and math.isfinite(value))
+    ):
+        raise ConfigurationError(f"timeout must be seconds or an httpx.Timeout, got {value!r}")
+
+
+def _http_client(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # Duck-typed, so that a compatible async client (e.g. httpx2's) can be lent too; a
+    # blocking httpx.Client has no aclose().
+    if value is not None and not (
+        callable(getattr(value, "send", None)) and callable(getattr(value, "aclose", None))
+    ):
+        raise ConfigurationError(
+            f"http_client must be an httpx.AsyncClient (or httpx2's), got {value!r}"
+        )
+
+
+def _protocol_path(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    for item in value:
+        if not isinstance(item, (str, os.PathLike)):
+            raise ConfigurationError(
+                "protocol_path must be a directory (str or os.PathLike) or a sequence of"
+                f" them, got {item!r}"
+            )
+
+
+def _fallbacks(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    # ``_client`` imports this module, so ``Client`` is not imported back (that would be an
+    # import cycle): it is looked up where it lives. A Client can only exist once its module
+    # has been imported, so while it is not, no value can be one.
+    client = getattr(sys.modules.get(f"{__package__}._client"), "Client", None)
+    kinds: tuple[type, ...] = (str,) if client is None else (str, client)
+    for spec in value:
+        if not isinstance(spec, kinds):
+            raise ConfigurationError(
+                f"fallbacks must be 'provider/model' strings or Client objects, got {spec!r}"
+            )
+
+
+# ------------------------------------------------------------------ converters
+
+
+def _as_paths(value: _Path | Sequence[_Path] | None) -> tuple[_Path, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        return (value,)
+    if not isinstance(value, Sequence):
+        raise ConfigurationError(
+            "protocol_path must be a directory (str or os.PathLike) or a sequence of them,"
+            f" got {value!r}"
+        )
+    return tuple(value)
+
+
+def _as_headers(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return check_headers(value) if value is not None else {}
+
+
+def _as_middleware(value: Iterable[object] | None) -> tuple[object, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+        return (value,)  # one middleware; a wrong type is refused by the validator
+    return tuple(value)
+
+
+def _middleware(_: Any, attribute: attrs.Attribute[Any], value: tuple[object, ...]) -> None:
+    MiddlewareChain(value)  # refuses what is neither a Middleware nor a callable
+
+
+def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | Client, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return (value,)  # one target; a wrong type is refused by the validator
+    return tuple(value)
+
+
+# ------------------------------------------------------------------ the class
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """Every setting of a client, checked once when made; change one with
+    ``attrs.evolve(config, max_inflight=8)``. ``open_client(model, **settings)`` is
+    ``Client(model, ClientConfig(**settings))``; see ``open_client`` for what each does.
+
+    Example::
+
+        config = ClientConfig(max_retries=2, max_inflight=16)
+        async with Client("openai/gpt-4o", config) as client:
+            ...
+    """
+
+    api_key: str | None = attrs.field(default=None, repr=False, validator=_api_key)
+    base_url: str | None = attrs.field(default=None, validator=_base_url)
+    timeout: float | TimeoutSetting | None = attrs.field(default=None, validator=_timeout)
+    max_inflight: int | None = attrs.field(default=None, validator=_positive_int)
+    protocol_path: tuple[_Path, ...] = attrs.field(
+        default=(), converter=_as_paths, validator=_protocol_path
+    )
+    http_client: HttpClient | None = attrs.field(default=None, validator=_http_client)
+    headers: Mapping[str, str] = attrs.field(default=None, converter=_as_headers)
+    max_retries: int | None = attrs.field(default=None, validator=_non_negative_int)
+    retry: RetryConfig | None = attrs.field(default=None, validator=_instance_of(_retry_config))
+    fallbacks: tuple[str | Client, ...] = attrs.field(
+        default=(), converter=_as_fallbacks, validator=_fallbacks
+    )
+    hedge: HedgeConfig | None = attrs.field(
+        default=None, validator=_instance_of(lambda: HedgeConfig)
+    )
+    rate_limit: RateLimiterConfig | None = attrs.field(
+        default=None, validator=_instance_of(_bucket_config)
+    )
+    circuit_breaker: CircuitBreakerConfig | None = attrs.field(
+        default=None, validator=_instance_of(_breaker_config)
+    )
+    deadlines: Deadlines | None = attrs.field(
+        default=None, validator=_instance_of(lambda: Deadlines)
+    )
+    parameter_defaults: bool = attrs.field(default=False, validator=_flag)
+    host_supplied_key: bool = attrs.field(default=False, validator=_flag)
+    max_response_bytes: int = attrs.field(
+        default=DEFAULT_MAX_RESPONSE_BYTES, validator=_positive_int
+    )
+    middleware: tuple[object, ...] = attrs.field(
+        default=(), converter=_as_middleware, validator=_middleware
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):
+            raise ConfigurationError(
+                "host_supplied_key=True: a 'provider/model' fallback would take its key from"
+                " the environment; pass a Client(..., api_key=..., host_supplied_key=True)"
+            )
+
+    def for_fallback(self) -> ClientConfig:
+        """The config of a ``"provider/model"`` fallback: this one's timeout, lent pool,
+        retry, breaker, body limit and manifest directories; its own provider's key,
+        base_url and headers."""
+        return ClientConfig(**{name: getattr(self, name) for name in FALLBACK_INHERITS})
+
+
+# Published here rather than by the package's _publish, which resolves string annotations
+# first: these name classes loaded only when used (RetryConfig...) and Client (a cycle).
+ClientConfig.__module__ = "ailib_anyio"
+
+_SETTINGS = frozenset(field.name for field in attrs.fields(ClientConfig))
+
+
+def config_from(config: ClientConfig | None, settings: Mapping[str, Any]) -> ClientConfig:
+    """``config`` (default: all defaults) with ``settings`` applied; a name that is not a
+    setting is a ``ConfigurationError`` listing the valid ones."""
+    unknown = sorted(set(settings) - _SETTINGS)
+    if unknown:
+        raise ConfigurationError(
+            f"{unknown[0]!r} is not a client setting; the settings are:"
+            f" {', '.join(field.name for field in attrs.fields(ClientConfig))}"
+        )
+    if config is None:
+        return ClientConfig(**settings)
+    if not isinstance(config, ClientConfig):
+        # only the type: a key passed here by mistake must not be shown
+        raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
+    return attrs.evolve(config, **settings) if settings else config
+
+
+def takes_settings(
+    settings_of: Callable[_P, Any],
+) -> Callable[[Callable[..., _R]], Callable[Concatenate[str, _P], _R]]:
+    """Give ``func(model, **settings)`` the keyword signature of ``settings_of``
+    (``ClientConfig``): for type checkers through the annotation, for ``help()`` and
+    editors through ``__signature__``. The list of settings stays written once; ``func``
+    itself is returned."""
+
+    def apply(func: Callable[..., _R]) -> Callable[Concatenate[str, _P], _R]:
+        own = inspect.signature(func)
+        func.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=[
+                own.parameters["model"],
+                *inspect.signature(settings_of).parameters.values(),
+            ]
+        )
+        return func
+
+    return apply

@@ -1,0 +1,245 @@
+"""The middleware seam: ordered async middleware around each call and each attempt.
+
+A *call* is one ``execute()`` or ``stream()`` as the user made it: the whole race of
+retries, fallbacks and hedges. An *attempt* is one request to one target inside it. A
+middleware sees both through one immutable :class:`Call` view and a ``next`` to call, the
+way an ASGI or httpx-auth middleware does::
+
+    class Timing(Middleware):
+        async def on_call(self, call, next):
+            start = anyio.current_time()
+            try:
+                return await next(call)
+            finally:
+                print(call.model, anyio.current_time() - start)
+
+        async def on_attempt(self, call, next):
+            return await next(call)  # each attempt: call.attempt is 1, 2, ...
+
+        def on_event(self, call, event):
+            ...  # each stream event the user receives
+
+    async with open_client("openai/gpt-4o", middleware=[Timing()]) as client: ...
+
+The first middleware of the list is the outermost. A middleware may replace the request
+(``await next(attrs.evolve(call, request=...))``), observe or replace the response of an
+``execute()`` (return another ``ChatResponse``, or one without calling ``next``), observe
+each stream event, and see every error (``next`` raises it). A stream attempt's result is
+the opened stream: it can be observed or refused (raise), not replaced.
+
+Rules the chain enforces:
+
+- an exception a middleware raises itself (anything but the error ``next`` raised, and
+  anything but cancellation) becomes a :class:`~ailib_anyio.MiddlewareError` naming the
+  middleware, chained ``from`` the original;
+- a stream that ``next`` returned and the middleware does not return (it raised, or
+  returned something else) is closed at once, so no connection or ``max_inflight`` slot is
+  left behind;
+- a level no middleware overrides costs nothing: the client calls straight through.
+
+Plain ``async def mw(call, next)`` functions are call-level middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import attrs
+
+from .._core._errors import ConfigurationError, MiddlewareError
+from .._core._types import ChatRequest, ChatResponse, StreamingEvent
+
+__all__ = ["Call", "Middleware", "MiddlewareChain", "Next"]
+
+R = TypeVar("R")
+
+#: What a middleware calls to go on: the rest of the chain, then the request itself.
+Next = Callable[["Call"], Awaitable[Any]]
+
+
+@attrs.frozen
+class Call:
+    """An immutable view of one call (``attempt == 0``) or one attempt (``1, 2, ...``).
+
+    - ``request``: the ``ChatRequest`` about to be sent (``stream`` says which kind);
+    - ``provider`` / ``model``: the target's (for a call: the client's primary target);
+    - ``attempt``: 0 for the whole call; for an attempt, its number within the call, counted
+      across retries, fallbacks and hedges;
+    - ``target``: the target's position in the client's chain (0: the primary).
+    """
+
+    request: ChatRequest
+    provider: str
+    model: str
+    attempt: int = 0
+    target: int = 0
+
+    @property
+    def stream(self) -> bool:
+        return self.request.stream
+
+    @property
+    def is_attempt(self) -> bool:
+        return self.attempt > 0
+
+
+class Middleware:
+    """Base class: override the hooks you need; each default passes straight through (and
+    a hook left as it is costs nothing: the chain skips it)."""
+
+    async def on_call(self, call: Call, next: Next) -> Any:
+        """Around the whole call (retries, fallbacks and hedges inside)."""
+        return await next(call)
+
+    async def on_attempt(self, call: Call, next: Next) -> Any:
+        """Around one attempt against one target."""
+        return await next(call)
+
+    def on_event(self, call: Call, event: StreamingEvent) -> None:
+        """Each stream event, as the user receives it (``call`` is the call's view)."""
+
+
+class _Hook(Protocol):
+    def __call__(self, call: Call, next: Next) -> Awaitable[Any]: ...
+
+
+def _name(middleware: object) -> str:
+    """A function's name, or a middleware object's class name."""
+    name = getattr(middleware, "__name__", None)
+    return name if isinstance(name, str) else type(middleware).__name__
+
+
+class MiddlewareChain:
+    """The client's middleware, split by level once, when the client is configured."""
+
+    __slots__ = ("attempt_hooks", "call_hooks", "event_hooks")
+
+    def __init__(self, middleware: Sequence[object]) -> None:
+        calls: list[tuple[str, _Hook]] = []
+        attempts: list[tuple[str, _Hook]] = []
+        events: list[tuple[str, Callable[[Call, StreamingEvent], None]]] = []
+        for item in middleware:
+            name = _name(item)
+            if isinstance(item, Middleware):
+                cls = type(item)
+                if cls.on_call is not Middleware.on_call:
+                    calls.append((name, item.on_call))
+                if cls.on_attempt is not Middleware.on_attempt:
+                    attempts.append((name, item.on_attempt))
+                if cls.on_event is not Middleware.on_event:
+                    events.append((name, item.on_event))
+            elif callable(item):
+                calls.append((name, item))
+            else:
+                raise ConfigurationError(
+                    "middleware must be Middleware objects or async functions (call, next),"
+                    f" got {item!r}"
+                )
+        self.call_hooks = tuple(calls)
+        self.attempt_hooks = tuple(attempts)
+        self.event_hooks = tuple(events)
+
+    def __bool__(self) -> bool:
+        return bool(self.call_hooks or self.attempt_hooks or self.event_hooks)
+
+    async def run(
+        self,
+        hooks: tuple[tuple[str, _Hook], ...],
+        call: Call,
+        last: Callable[[Call], Awaitable[R]],
+        discard: Callable[[Any], Awaitable[None]] | None,
+    ) -> R:
+        """``last(call)`` inside ``hooks`` (outermost first). ``discard`` closes a stream
+        result that a middleware drops; a response of ``execute()`` must stay a
+        ``ChatResponse``."""
+        return await _link(hooks, 0, last, discard)(call)  # type: ignore[no-any-return]
+
+    def observe(self, call: Call, event: StreamingEvent) -> None:
+        """Hand one stream event to every ``on_event`` hook."""
+        for name, hook in self.event_hooks:
+            try:
+                hook(call, event)
+            except Exception as exc:
+                raise MiddlewareError(
+                    f"middleware {name} failed in on_event: {type(exc).__name__}: {exc}",
+                    middleware=name,
+                ) from exc
+
+
+def _link(
+    hooks: tuple[tuple[str, _Hook], ...],
+    index: int,
+    last: Callable[[Call], Awaitable[Any]],
+    discard: Callable[[Any], Awaitable[None]] | None,
+) -> Callable[[Call], Awaitable[Any]]:
+    if index == len(hooks):
+        return last
+    name, hook = hooks[index]
+    inner = _link(hooks, index + 1, last, discard)
+
+    async def step(call: Call) -> Any:
+        seen: list[object] = []  # what `next` returned or raised, in order
+        called = False
+
+        async def next_(forwarded: Call) -> Any:
+            nonlocal called
+            if not isinstance(forwarded, Call):
+                raise MiddlewareError(
+                    f"middleware {name} called next() with {forwarded!r}, not a Call",
+                    middleware=name,
+                )
+            if called and call.stream:
+                raise MiddlewareError(
+                    f"middleware {name} called next() twice for a stream", middleware=name
+                )
+            called = True
+            try:
+                result = await inner(forwarded)
+            except BaseException as exc:
+                seen.append(exc)
+                raise
+            seen.append(result)
+            return result
+
+        try:
+            result = await hook(call, next_)
+        except BaseException as exc:
+            await _drop(seen, None, discard)
+            if any(exc is item for item in seen) or not isinstance(exc, Exception):
+                raise  # next's own error, or cancellation: untouched
+            if isinstance(exc, MiddlewareError):
+                raise
+            raise MiddlewareError(
+                f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
+            ) from exc
+        if call.stream:
+            if not any(result is item for item in seen):
+                await _drop(seen, None, discard)
+                raise MiddlewareError(
+                    f"middleware {name} returned {type(result).__name__} for a stream;"
+                    " a stream can be observed or refused, not replaced",
+                    middleware=name,
+                )
+        elif not isinstance(result, ChatResponse):
+            raise MiddlewareError(
+                f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
+                middleware=name,
+            )
+        await _drop(seen, result, discard)
+        return result
+
+    return step
+
+
+async def _drop(
+    seen: list[object], kept: object, discard: Callable[[Any], Awaitable[None]] | None
+) -> None:
+    """Close every stream result of ``next`` except the one passed on."""
+    if discard is None:
+        return
+    for item in seen:
+        if item is not kept and not isinstance(item, BaseException):
+            with anyio.CancelScope(shield=True):
+                await discard(item)

@@ -1,0 +1,1 @@
+"""The resilience layer: retries, breakers, rate limits, fallbacks and hedges on anyio."""

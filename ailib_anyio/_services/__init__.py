@@ -1,0 +1,1 @@
+"""The services layer: built on the client's public API only."""

@@ -1,0 +1,1 @@
+"""The transport layer: the only place an HTTP client library is imported."""

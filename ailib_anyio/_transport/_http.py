@@ -1,0 +1,555 @@
+"""The transport: the only module that imports an HTTP library (httpx, or httpx2 when
+one of its clients is lent).
+
+One pooled ``httpx.AsyncClient`` per ``open_client`` block (or the lent
+``httpx.AsyncClient`` / ``httpx2.AsyncClient``), authentication headers built from the
+manifest's credential chain, the library's own response type (:class:`HttpResponse`) and
+the translation of the HTTP library's exceptions into the library's own (always chained
+with ``from exc``). Cancellation passes through untouched: only HTTP library exceptions
+are translated.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import sys
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import anyio
+import h11
+import httpx
+
+from .._core._errors import (
+    AiLibError,
+    ConfigurationError,
+    ConnectTimeoutError,
+    MalformedResponseError,
+    ReadTimeoutError,
+    TimeoutError,
+    TransportError,
+    WriteTimeoutError,
+)
+from .._core._secrets import scrub_exception_chain
+from .._protocol._credentials import resolve_credential
+from .._protocol._models import AuthSpec, ProviderManifest
+from .._protocol._validate import check_base_url
+from .._version import __version__
+
+if TYPE_CHECKING:
+    import httpx2
+
+    #: An HTTP client a user may lend (``http_client=``).
+    HttpClient: TypeAlias = httpx.AsyncClient | httpx2.AsyncClient
+    #: A timeout setting: seconds, or either library's ``Timeout``.
+    TimeoutSetting: TypeAlias = float | httpx.Timeout | httpx2.Timeout
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "HttpResponse",
+    "Transport",
+    "auth_material",
+    "base_url_from_env",
+    "http_timeout",
+    "is_timeout",
+    "map_transport_errors",
+    "resolve_auth",
+    "transport_errors",
+    "translate_transport_error",
+]
+
+#: Generous read timeout: reasoning models can think for minutes before the first byte.
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0, write=60.0, pool=60.0)
+USER_AGENT = f"ailib-anyio/{__version__}"
+#: The largest decoded (decompressed) body ``execute()`` accepts by default.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Decompression works in steps of at most this many output bytes, whatever one network
+#: read holds: a gzip bomb never inflates a whole read at once.
+INFLATE_STEP = 64 * 1024
+#: The only encodings asked for (and decoded in bounded steps).
+ACCEPT_ENCODING = "gzip, deflate"
+
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+
+
+def _httpx2() -> ModuleType | None:
+    """The httpx2 module if something imported it (never imported here: a lent client
+    did), else None."""
+    return sys.modules.get("httpx2")
+
+
+def _library(http_client: object) -> ModuleType:
+    """The HTTP library of a lent client: httpx2 for an ``httpx2.AsyncClient``, else
+    httpx."""
+    h2 = _httpx2()
+    if h2 is not None and isinstance(http_client, h2.AsyncClient):
+        return h2
+    return httpx
+
+
+def is_timeout(value: object) -> bool:
+    """Whether ``value`` is an ``httpx.Timeout`` or an ``httpx2.Timeout``."""
+    if isinstance(value, httpx.Timeout):
+        return True
+    h2 = _httpx2()
+    return h2 is not None and isinstance(value, h2.Timeout)
+
+
+def _as_timeout(value: Any, lib: ModuleType = httpx) -> Any:
+    """``value`` (either library's ``Timeout``) as a ``Timeout`` of ``lib``."""
+    if isinstance(value, lib.Timeout):
+        return value
+    return lib.Timeout(connect=value.connect, read=value.read, write=value.write, pool=value.pool)
+
+
+def transport_errors() -> tuple[type[Exception], ...]:
+    """The exception types the HTTP libraries raise (httpx's, and httpx2's once it is
+    imported), for an ``except`` clause: it is evaluated only when an exception passes,
+    so the per-chunk path pays nothing."""
+    h2 = _httpx2()
+    if h2 is None:
+        return (httpx.HTTPError, httpx.InvalidURL)
+    return (httpx.HTTPError, httpx.InvalidURL, h2.HTTPError, h2.InvalidURL)
+
+
+def http_timeout(
+    timeout: TimeoutSetting | None,
+    http_client: HttpClient | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> httpx.Timeout:
+    """The HTTP timeout a client uses: ``timeout=`` (seconds or an ``httpx.Timeout`` /
+    ``httpx2.Timeout``), else a lent ``http_client``'s own, else ``AI_HTTP_TIMEOUT_SECS``
+    (seconds, for every phase), else :data:`DEFAULT_TIMEOUT`. A bad variable raises
+    ``ConfigurationError``. Always an ``httpx.Timeout``."""
+    if is_timeout(timeout):
+        return _as_timeout(timeout)  # type: ignore[no-any-return]
+    if timeout is not None:
+        return httpx.Timeout(float(timeout))  # type: ignore[arg-type]
+    if http_client is not None:
+        return _as_timeout(http_client.timeout)  # type: ignore[no-any-return]
+    raw = (os.environ if environ is None else environ).get("AI_HTTP_TIMEOUT_SECS", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigurationError(
+            f"AI_HTTP_TIMEOUT_SECS must be a positive number of seconds, got {raw!r}"
+        )
+    return httpx.Timeout(seconds)
+
+
+def base_url_from_env(
+    names: tuple[str, ...], *, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The base URL set in ``<PROVIDER>_BASE_URL`` for the first of ``names`` (provider
+    ids, upper-cased, every character but A-Z and 0-9 turned into ``_``: ``OPENAI_BASE_URL``,
+    ``OPENAI_COMPATIBLE_BASE_URL``) whose variable is set, else None. A value that is not
+    a valid http(s) URL raises ``ConfigurationError`` naming the variable."""
+    env = os.environ if environ is None else environ
+    for name in dict.fromkeys(names):
+        var = f"{_NOT_ALNUM.sub('_', name.upper())}_BASE_URL"
+        value = env.get(var, "").strip()
+        if value:
+            return check_base_url(value, var)
+    return None
+
+
+def auth_material(
+    auth: AuthSpec | ProviderManifest,
+    provider: str,
+    api_key: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    host_supplied: bool = False,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers, query params) that authenticate a request, from the credential chain of
+    :func:`~ailib_anyio._protocol._credentials.resolve_credential` (``api_key``, the manifest's
+    variables, then ``{PROVIDER_ID}_API_KEY``). Given the whole manifest, ``endpoint.auth``
+    is the single source of truth over a divergent top-level ``auth`` block.
+
+    Raises ``ConfigurationError`` (its diagnostics, which never hold a secret) when the
+    manifest requires a credential and none is found, or the key holds a control
+    character. ``host_supplied``: ``api_key`` is the only source (no environment is
+    read)."""
+    headers, params, _ = resolve_auth(
+        auth, provider, api_key, environ=environ, host_supplied=host_supplied
+    )
+    return headers, params
+
+
+def resolve_auth(
+    auth: AuthSpec | ProviderManifest,
+    provider: str,
+    api_key: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    host_supplied: bool = False,
+) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+    """:func:`auth_material` plus the secrets to mask: the key itself and every header or
+    query value that carries it (those that differ from the redacted attachment)."""
+    resolution = resolve_credential(
+        auth, provider=provider, api_key=api_key, environ=environ, host_supplied=host_supplied
+    )
+    if resolution.status == "missing" and not resolution.optional:
+        raise ConfigurationError("\n".join(resolution.diagnostics), provider=provider)
+    headers, params = resolution.attachment()
+    if resolution.secret is None:
+        return headers, params, ()
+    shown_headers, shown_params = resolution.redacted()
+    secrets = {resolution.secret}
+    secrets.update(v for k, v in headers.items() if shown_headers.get(k) != v)
+    secrets.update(v for k, v in params.items() if shown_params.get(k) != v)
+    return headers, params, tuple(sorted(secrets))
+
+
+def translate_transport_error(exc: Exception, **context: Any) -> AiLibError:
+    """The library error for an httpx or httpx2 error (one of :func:`transport_errors`;
+    the caller chains it with ``from exc``).
+
+    The secrets of open clients are masked in ``exc`` and the exceptions it was raised
+    from, in place (h11 quotes a header it refuses, value included), and in the message
+    built from it."""
+    scrub_exception_chain(exc)
+    lib = httpx
+    h2 = _httpx2()
+    if h2 is not None and isinstance(exc, (h2.HTTPError, h2.InvalidURL)):
+        lib = h2
+    if isinstance(exc, lib.InvalidURL):
+        return ConfigurationError(f"invalid URL: {exc}", **context)
+    if isinstance(exc, lib.ConnectTimeout):
+        return ConnectTimeoutError("timed out connecting to the provider", **context)
+    if isinstance(exc, lib.ReadTimeout):
+        return ReadTimeoutError("timed out waiting for data from the provider", **context)
+    if isinstance(exc, lib.WriteTimeout):
+        return WriteTimeoutError("timed out sending the request", **context)
+    if isinstance(exc, lib.PoolTimeout):
+        return TimeoutError("timed out waiting for a free connection in the pool", **context)
+    if isinstance(exc, lib.TimeoutException):
+        return TimeoutError(f"timed out: {type(exc).__name__}", **context)
+    if isinstance(exc, lib.DecodingError):
+        return MalformedResponseError(f"could not decode the response body: {exc}", **context)
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, lib.LocalProtocolError):
+        # Our own request broke HTTP's rules: sending it again cannot help.
+        return TransportError(
+            f"the request could not be sent: {detail}", retryable=False, **context
+        )
+    return TransportError(f"connection to the provider failed: {detail}", **context)
+
+
+@contextmanager
+def map_transport_errors(**context: Any) -> Iterator[None]:
+    """Translate httpx/httpx2 exceptions raised inside the block into ``AiLibError``
+    subclasses."""
+    try:
+        yield
+    except transport_errors() as exc:
+        raise translate_transport_error(exc, **context) from exc
+
+
+class _Body(httpx.AsyncByteStream):
+    """A request body httpx can send without an async generator.
+
+    httpx's own byte stream iterates through one; a request cancelled while sending would
+    leave it suspended until garbage collection, which trio reports as a ResourceWarning.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._data)
+
+
+@functools.cache
+def _body_type(lib: ModuleType) -> type[_Body]:
+    """:class:`_Body` for ``lib`` (httpx2's transport asserts its own base class)."""
+    if lib is httpx:
+        return _Body
+    return type("_Body", (_Body, lib.AsyncByteStream), {"__slots__": ()})
+
+
+class _Once:
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self._data = data
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data
+
+
+class _Inflater:
+    """A gzip or deflate decoder that yields its output in pieces of at most
+    ``INFLATE_STEP`` bytes (zlib's ``max_length``), so memory never follows the ratio."""
+
+    __slots__ = ("_guess", "_z")
+
+    def __init__(self, encoding: str) -> None:
+        gzip = encoding in ("gzip", "x-gzip")
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+        # "deflate" is zlib-wrapped by the RFC, raw in practice: the first bytes decide.
+        self._guess = not gzip
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        z = self._z
+        try:
+            out = z.decompress(data, INFLATE_STEP)
+        except zlib.error:
+            if not self._guess:
+                raise
+            self._z = z = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = z.decompress(data, INFLATE_STEP)
+        self._guess = False
+        while True:
+            if out:
+                yield out
+            if not z.unconsumed_tail and len(out) < INFLATE_STEP:
+                return  # all input consumed and no output held back
+            out = z.decompress(z.unconsumed_tail, INFLATE_STEP)
+
+    def flush(self) -> Iterator[bytes]:
+        yield from self.pieces(b"")
+        rest = self._z.flush()
+        if rest:
+            yield rest
+
+
+def _inflater(response: httpx.Response) -> _Inflater | None:
+    """The bounded decoder for the response's ``content-encoding`` (None: identity).
+
+    Raises ``httpx.DecodingError`` for an encoding that was not asked for (brotli, zstd,
+    stacked encodings): those would be inflated without a bound."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _Inflater(encoding)
+    raise httpx.DecodingError(f"unsupported content-encoding {encoding!r}")
+
+
+async def _inflated(raw: AsyncIterable[bytes], inflater: _Inflater) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in raw:
+            for piece in inflater.pieces(chunk):
+                yield piece
+        for piece in inflater.flush():
+            yield piece
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"invalid compressed data: {exc}") from exc
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The decoded body of a streamed response, in pieces of bounded size.
+
+    Reads the response's byte stream directly (not ``aiter_raw``, which closes the
+    response, and so releases its connection, before :func:`forget_if_unclean` can look
+    at it). Errors are httpx's (``httpx.DecodingError`` for a bad or unknown encoding)."""
+    inflater = _inflater(response)
+    raw = response.stream.__aiter__()  # type: ignore[union-attr]
+    return raw if inflater is None else _inflated(raw, inflater)
+
+
+def _h11_state(response: httpx.Response) -> h11.Connection | None:
+    """The h11 connection under an httpx response from httpx's default transport.
+
+    httpx and httpcore expose no public way to it; the walk is defensive and answers None
+    for any other transport or layout."""
+    # httpx's BoundAsyncStream -> AsyncResponseStream -> httpcore's PoolByteStream ->
+    # HTTP11ConnectionByteStream, whose connection (AsyncHTTP11Connection) holds h11's.
+    stream: object = response.stream
+    for _ in range(8):
+        connection = getattr(stream, "_connection", None)
+        if connection is not None:
+            state = getattr(connection, "_h11_state", None)
+            return state if isinstance(state, h11.Connection) else None
+        stream = getattr(stream, "_stream", None) or getattr(stream, "_httpcore_stream", None)
+        if stream is None:
+            return None
+    return None
+
+
+def forget_if_unclean(response: httpx.Response) -> None:
+    """Make sure the connection of a complete response is not reused when the server sent
+    bytes past the response's end (they would be read as the next request's response).
+
+    Call it after the body was read and before the response is closed. httpcore puts a
+    connection back in the pool after a complete response without looking at what h11
+    still buffers; marking our side failed (h11's public ``send_failed``) makes it close
+    the connection instead."""
+    state = _h11_state(response)
+    if state is not None and state.their_state is h11.DONE and state.trailing_data[0]:
+        state.send_failed()
+
+
+async def _abandon(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
+    """Close a response whose body is left unread, and run its chain of body generators
+    to their end on the closed connection (else they stay suspended until garbage
+    collection, which trio reports as a ResourceWarning)."""
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+        for _ in range(100_000):  # bounded: only bytes already received can still come
+            try:
+                await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception:  # noqa: BLE001 - the connection is closed: any error ends it
+                return
+
+
+class HttpResponse:
+    """A response whose headers arrived and whose body is unread: the library's own view
+    of the HTTP library's response, whatever the library.
+
+    ``status_code`` and ``headers`` (case-insensitive mapping); :meth:`aread` for the
+    whole bounded body, :meth:`chunks` for the streamed body, :meth:`aclose` (always).
+    """
+
+    __slots__ = ("_raw", "_transport", "headers", "status_code")
+
+    def __init__(self, raw: Any, transport: Transport) -> None:
+        self._raw = raw
+        self._transport = transport
+        self.status_code: int = raw.status_code
+        self.headers: Mapping[str, str] = raw.headers
+
+    def __repr__(self) -> str:
+        return f"<HttpResponse {self.status_code}>"
+
+    def chunks(self, *, context: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        """The decoded body in pieces of bounded size: the underlying async iterator
+        itself (no wrapper, so no coroutine frame per chunk). Errors raised while it is
+        iterated are the HTTP library's (one of :func:`transport_errors`): catch them
+        with ``except transport_errors()`` and map them with
+        :func:`translate_transport_error`. An unknown ``content-encoding`` raises here,
+        translated."""
+        with map_transport_errors(**context):
+            return body_chunks(self._raw)
+
+    async def aread(self, *, context: Mapping[str, Any]) -> bytes:
+        """The whole decoded body (the caller still closes the response).
+
+        At most the transport's ``max_response_bytes`` decoded bytes are held: a larger
+        body (declared or inflated) raises ``MalformedResponseError`` as soon as it is
+        known, and decompression runs in bounded steps. A connection that carried bytes
+        past the response's end is not reused."""
+        return await self._transport.read_body(self._raw, context=context)
+
+    def forget_if_unclean(self) -> None:
+        """After the body was read to its end: see :func:`forget_if_unclean`."""
+        forget_if_unclean(self._raw)
+
+    async def aclose(self) -> None:
+        """Close the response (a response whose body is unread closes its connection)."""
+        await self._raw.aclose()
+
+
+class Transport:
+    """A pooled HTTP client (httpx's, or a lent httpx/httpx2 client) plus the provider's
+    authentication."""
+
+    def __init__(
+        self,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+        timeout: TimeoutSetting | None,
+        http_client: HttpClient | None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._headers = {
+            "user-agent": USER_AGENT,
+            "content-type": "application/json",
+            "accept-encoding": ACCEPT_ENCODING,
+            **headers,
+        }
+        self.max_response_bytes = max_response_bytes
+        self._params = dict(params)
+        self.timeout = http_timeout(timeout, http_client)
+        self._owns_client = http_client is None
+        #: The HTTP library in use (the ``httpx`` or ``httpx2`` module).
+        self.library = lib = _library(http_client)
+        self._timeout = _as_timeout(self.timeout, lib)  # in the library's own type
+        self._body = _body_type(lib)
+        self.client: Any = http_client or httpx.AsyncClient(
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:  # never show headers: they hold the key
+        return f"<Transport owns_client={self._owns_client}>"
+
+    async def send(
+        self,
+        url: str,
+        content: bytes,
+        *,
+        timeout: TimeoutSetting | None = None,  # noqa: ASYNC109 - the HTTP library's
+        context: Mapping[str, Any],
+    ) -> HttpResponse:
+        """POST ``content`` and return once the response headers arrived (body unread)."""
+        if timeout is None:
+            timeout = self._timeout
+        elif not isinstance(timeout, (int, float)):
+            timeout = _as_timeout(timeout, self.library)
+        with map_transport_errors(**context):
+            request = self.client.build_request(
+                "POST",
+                url,
+                content=content,
+                headers=self._headers,
+                params=self._params or None,
+                timeout=timeout,
+            )
+            request.stream = self._body(content)
+            return HttpResponse(await self.client.send(request, stream=True), self)
+
+    async def read_body(self, response: Any, *, context: Mapping[str, Any]) -> bytes:
+        """The whole decoded body of the HTTP library's streamed response (the caller
+        closes it): see :meth:`HttpResponse.aread`, which calls it."""
+        limit = self.max_response_bytes
+        parts: list[bytes] = []
+        size = 0
+        with map_transport_errors(**context):
+            chunks = body_chunks(response)
+            declared = response.headers.get("content-length", "")
+            if "content-encoding" not in response.headers and declared.isdigit():
+                size = int(declared)  # a declared size over the limit fails before reading
+            if size <= limit:
+                size = 0
+                async for piece in chunks:
+                    size += len(piece)
+                    if size > limit:
+                        break
+                    parts.append(piece)
+            if size > limit:
+                parts.clear()
+                await _abandon(response, chunks)
+                raise MalformedResponseError(
+                    f"the response body is larger than max_response_bytes ({limit} bytes)",
+                    **context,
+                )
+        forget_if_unclean(response)
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()

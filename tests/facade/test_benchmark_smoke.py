@@ -1,0 +1,49 @@
+"""Smoke test: the benchmark harness runs end to end and prints its ratio table.
+
+Only that it works is checked, never the figures: performance bars are measured by
+``benchmarks/bench_client.py`` and reported as ratios, not asserted in tests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks" / "bench_client.py"
+
+ROWS = (
+    "CPU / non-streaming request",
+    "CPU / streamed chunk (back to back)",
+    "CPU / streamed chunk (",
+    "import time",
+    "concurrent streams: CPU",
+    "concurrent streams: peak RSS increase",
+)
+RATIO = re.compile(r"\s(\d+\.\d+)x\s")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_benchmark_quick_run_prints_ratio_rows(backend: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--backend", backend],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "ratio" in output, output
+    # The table: the lines from its "metric" header to the first blank line.
+    after = output.split("results (median of runs", 1)[-1].splitlines()[1:]
+    table = after[: after.index("")] if "" in after else after
+    for metric in ROWS:
+        lines = [line for line in table if metric in line]
+        assert lines, f"no {metric!r} row in:\n{output}\n{proc.stderr}"
+        for line in lines:
+            assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{output}\n{proc.stderr}"
