@@ -6,7 +6,7 @@ is open) its transport — and runs one attempt: ``execute_once`` for a request,
 ``TargetStream.open`` for a stream up to its first event. It builds its errors complete
 (provider, model, status, request id, rate limits, partial response) where they happen.
 The ``Client`` orders its targets (the primary, then its fallbacks), owns their lifecycle
-and the ``max_inflight`` limiter they share, and races them (``_client.py``).
+and the ``max_inflight`` limiter they share, and races them (``_client/_client.py``).
 """
 
 from __future__ import annotations
