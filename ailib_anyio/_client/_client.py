@@ -36,7 +36,7 @@ from .._core._errors import (
     FirstTokenTimeoutError,
     IdleTimeoutError,
 )
-from .._core._secrets import install_log_redaction
+from .._core._logging import configure_logging
 from .._core._types import (
     ChatRequest,
     ChatResponse,
@@ -165,7 +165,7 @@ class Client:
         for fallback in self.targets[1:]:  # before anything starts: nothing to undo
             fallback.resolve_credentials(fallback=True)
         limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
-        install_log_redaction()
+        configure_logging()
         background = anyio.create_task_group()
         await background.__aenter__()
         self._background = background

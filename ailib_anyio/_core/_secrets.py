@@ -5,7 +5,8 @@ value) in :data:`SECRETS` while it is open; the library masks them in every text
 from something it did not write: error messages (``AiLibError`` masks its message, ``body``
 and ``str`` itself), the exception chain of a translated transport error
 (:func:`scrub_exception_chain`), and log records (:class:`RedactingFilter`, installed by
-:func:`install_log_redaction` on the ``httpx``, ``httpcore`` and ``ailib_anyio`` loggers).
+:func:`install_log_redaction` on the ``httpx``, ``httpcore`` and ``ailib_anyio`` loggers;
+it also masks any credential-looking value, :func:`mask_credentials`).
 
 Each secret (of at least ``MIN_SECRET_LENGTH`` characters) is masked as written,
 percent-encoded (a query parameter) and as Python writes it inside a bytes repr
@@ -26,8 +27,10 @@ __all__ = [
     "SECRETS",
     "RedactingFilter",
     "SecretRegistry",
+    "attach_redaction",
     "get_logger",
     "install_log_redaction",
+    "mask_credentials",
     "mask_json",
     "mask_text",
     "scrub_exception_chain",
@@ -171,29 +174,60 @@ def scrub_exception_chain(exc: BaseException) -> None:
         current = current.__cause__
 
 
+_HEADERS = r"(?:proxy-)?authorization|x-api-key|x-goog-api-key|api-key"
+_SCHEME = r"(?:(?:bearer|basic|token)\s+)?"
+
+#: ``name: value`` / ``"name": "value"`` / ``name=value`` (headers written as text or JSON)
+_HEADER_TEXT = re.compile(
+    rf"(?i)(\b(?:{_HEADERS})['\"]?\s*[:=]\s*['\"]?{_SCHEME})[^\s'\",;)}}\]]+"
+)
+#: httpcore's debug records: ``(b'authorization', b'Bearer sk-...')``
+_HEADER_TUPLE = re.compile(rf"(?i)(b?['\"](?:{_HEADERS})['\"],\s*b?['\"]{_SCHEME})[^'\"]+")
+#: ``?key=...`` / ``&api_key=...`` in a URL
+_QUERY = re.compile(r"(?i)([?&](?:key|api_key|api-key|access_token)=)[^&\s'\"#]+")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with every value that looks like a credential masked, whoever it belongs
+    to: the values of ``Authorization``, ``Proxy-Authorization``, ``x-api-key``,
+    ``x-goog-api-key`` and ``api-key`` headers (written as text, as ``"name": "value"`` or
+    as httpcore's ``(b'name', b'value')`` tuples) and of ``key=``, ``api_key=``,
+    ``api-key=`` and ``access_token=`` query parameters."""
+    if not any(marker in text.lower() for marker in ("auth", "key", "token")):
+        return text  # the common record: nothing to look for
+    text = _HEADER_TUPLE.sub(rf"\1{REDACTED}", text)
+    text = _HEADER_TEXT.sub(rf"\1{REDACTED}", text)
+    return _QUERY.sub(rf"\1{REDACTED}", text)
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks registered secrets in a record's message, exception
-    text and stack; it never drops a record. Costs one pattern check per record, and
-    nothing when no client is open or the logger is not enabled (no record is made)."""
+    """A logging filter that masks, in a record's message, exception text and stack, the
+    registered secrets and every credential-looking value (:func:`mask_credentials`); it
+    never drops a record. Costs a few pattern checks per record made, and nothing when the
+    logger is not enabled (no record is made)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        pattern = SECRETS.pattern
-        if pattern is None:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken record: logging reports it itself
             return True
-        masked = pattern.sub(REDACTED, message)
+        masked = _mask_all(message)
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = pattern.sub(REDACTED, record.exc_text)
+            record.exc_text = _mask_all(record.exc_text)
         if record.stack_info:
-            record.stack_info = pattern.sub(REDACTED, record.stack_info)
+            record.stack_info = _mask_all(record.stack_info)
         return True
+
+
+def _mask_all(text: str) -> str:
+    pattern = SECRETS.pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    return mask_credentials(text)
 
 
 _FILTER = RedactingFilter()
@@ -223,9 +257,13 @@ def install_log_redaction() -> None:
         if isinstance(name, str) and name.startswith(_PREFIXES)
     )
     for name in sorted(names):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+        attach_redaction(logging.getLogger(name))
+
+
+def attach_redaction(logger: logging.Logger) -> None:
+    """Attach :class:`RedactingFilter` to ``logger`` (idempotent)."""
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -235,6 +273,5 @@ def get_logger(name: str) -> logging.Logger:
     if name != "ailib_anyio" and not name.startswith("ailib_anyio."):
         raise ValueError(f"not a logger of the library: {name!r}")
     logger = logging.getLogger(name)
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
+    attach_redaction(logger)
     return logger

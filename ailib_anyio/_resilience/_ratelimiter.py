@@ -13,10 +13,14 @@ import attrs
 
 from .._core._bucket import RateLimiterConfig, TokenBucket
 from .._core._errors import RateLimitedError
+from .._core._logging import get_logger
 from .._core._retry import DEFAULT_MAX_RETRY_AFTER
 from .._core._types import RateLimitSnapshot
 
 __all__ = ["RateLimiter", "RateLimiterStats"]
+
+#: limiter waits, at DEBUG
+log = get_logger("ailib_anyio.ratelimit")
 
 
 @attrs.frozen
@@ -91,6 +95,7 @@ class RateLimiter:
                             retry_after=delay,
                         )
                     # then look again: the provider's headers may have moved the time
+                    log.debug("rate limiter wait", seconds=round(delay, 3), waiting=self._waiting)
                     await anyio.sleep(delay)
         finally:
             self._waiting -= 1

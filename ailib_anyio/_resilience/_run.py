@@ -17,6 +17,7 @@ after the user has seen anything.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,9 +38,10 @@ from .._core._errors import (
     TimeoutError,
     TransportError,
 )
+from .._core._logging import get_logger
 
 if TYPE_CHECKING:
-    from .._core._breaker import CircuitBreaker, CircuitBreakerConfig
+    from .._core._breaker import CircuitBreaker, CircuitBreakerConfig, CircuitState
     from .._core._bucket import RateLimiterConfig
     from .._core._retry import RetryPolicy
     from .._core._types import RateLimitSnapshot
@@ -56,6 +58,9 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: attempts, retries, fallbacks, hedges and circuit transitions, at DEBUG
+log = get_logger("ailib_anyio.attempts")
 
 #: kinds of remote errors that say the provider (not the caller) failed.
 _PROVIDER_KINDS = frozenset({"server_error", "overloaded", "timeout"})
@@ -209,6 +214,10 @@ class TargetGuard:
                     errors.append(error)
                     raise error
             outcome: AiLibError | None = None
+            debug = log.isEnabledFor(logging.DEBUG)
+            if debug:
+                log.debug("attempt", target=self.name, attempt=number + 1)
+                before = breaker.state(anyio.current_time()) if breaker is not None else None
             try:
                 result = await attempt()
             except AiLibError as exc:
@@ -231,13 +240,33 @@ class TargetGuard:
                 if breaker is not None and admission is not None:
                     breaker.record_success(admission, anyio.current_time())
                 self.observe(rate_limits(result))
+                if debug:
+                    log.debug("attempt succeeded", target=self.name, attempt=number + 1)
+                    self._log_transition(before)
                 return result
             number += 1
             delay = self._retry_delay(outcome, number)
+            if debug:
+                log.debug(
+                    "attempt failed",
+                    target=self.name,
+                    attempt=number,
+                    error=outcome.kind,
+                    status=outcome.status_code,
+                    retry_in=None if delay is None else round(delay, 3),
+                )
+                self._log_transition(before)
             if delay is None:
                 raise outcome
             self.retries += 1
             await anyio.sleep(delay)
+
+    def _log_transition(self, before: CircuitState | None) -> None:
+        if self.breaker is None or before is None:
+            return
+        after = self.breaker.state(anyio.current_time())
+        if after is not before:
+            log.debug("circuit", target=self.name, before=before.value, after=after.value)
 
     def _retry_delay(self, error: AiLibError, number: int) -> float | None:
         """Seconds to wait before retry ``number``, or None to give up with ``error``."""
@@ -300,7 +329,9 @@ async def race(
         if previous_failed is not None:
             with anyio.move_on_after(math.inf if hedge_delay is None else hedge_delay):
                 await previous_failed.wait()
-            on_next(not previous_failed.is_set())
+            hedged = not previous_failed.is_set()
+            on_next(hedged)
+            log.debug("hedge" if hedged else "fallback", candidate=repr(candidates[index]))
         failed = anyio.Event()
         if index + 1 < count:
             tg.start_soon(attempt, index + 1, failed)
