@@ -178,9 +178,7 @@ _HEADERS = r"(?:proxy-)?authorization|x-api-key|x-goog-api-key|api-key"
 _SCHEME = r"(?:(?:bearer|basic|token)\s+)?"
 
 #: ``name: value`` / ``"name": "value"`` / ``name=value`` (headers written as text or JSON)
-_HEADER_TEXT = re.compile(
-    rf"(?i)(\b(?:{_HEADERS})['\"]?\s*[:=]\s*['\"]?{_SCHEME})[^\s'\",;)}}\]]+"
-)
+_HEADER_TEXT = re.compile(rf"(?i)(\b(?:{_HEADERS})['\"]?\s*[:=]\s*['\"]?{_SCHEME})[^\s'\",;)}}\]]+")
 #: httpcore's debug records: ``(b'authorization', b'Bearer sk-...')``
 _HEADER_TUPLE = re.compile(rf"(?i)(b?['\"](?:{_HEADERS})['\"],\s*b?['\"]{_SCHEME})[^'\"]+")
 #: ``?key=...`` / ``&api_key=...`` in a URL

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -17,6 +18,7 @@ from ailib_anyio import (
     RetryConfig,
     open_client,
 )
+from ailib_anyio._protocol._registry import builtin_protocol_dir
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +41,19 @@ def formatted(record: logging.LogRecord) -> str:
     return text + (record.exc_text or "") + (record.stack_info or "")
 
 
-async def full_run(mock: MockProvider) -> None:
+def query_key_manifest(directory: Path) -> Path:
+    """Gemini's manifest sending the key as ``?key=``, as some gateways want: httpx then
+    logs it in every request line, unless masked."""
+    text = (builtin_protocol_dir() / "gemini.yaml").read_text()
+    old = "    type: header\n    header: x-goog-api-key\n"
+    assert old in text
+    text = text.replace(old, "    type: query\n    param_name: key\n")
+    text = text.replace("id: gemini\n", "id: querykey\n", 1)
+    (directory / "querykey.yaml").write_text(text)
+    return directory
+
+
+async def full_run(mock: MockProvider, protocols: Path) -> None:
     mock.enqueue(
         ScriptedReply(content="chat"),  # chat
         ScriptedReply(content="stream"),  # stream
@@ -84,19 +98,27 @@ async def full_run(mock: MockProvider) -> None:
         hedge=HedgeConfig(delay=0.1),
     ) as client:
         assert (await client.chat().user("hi").execute()).content == "fast"
-    mock.enqueue(ScriptedReply(content="gemini"))
+    mock.enqueue(ScriptedReply(content="gemini"), ScriptedReply(content="query"))
     async with open_client(
         "gemini/gemini-2.5-flash", api_key=GEMINI_KEY, base_url=mock.gemini_base_url
     ) as client:
         assert (await client.chat().user("hi").execute()).content == "gemini"
+    async with open_client(
+        "querykey/gemini-2.5-flash",
+        api_key=GEMINI_KEY,
+        base_url=mock.gemini_base_url,
+        protocol_path=protocols,
+    ) as client:
+        assert (await client.chat().user("hi").execute()).content == "query"
+    assert f"key={GEMINI_KEY}" in mock.requests[-1].path  # it was sent in the URL
 
 
 async def test_a_full_run_at_debug_logs_attempts_and_no_key(
-    mock: MockProvider, caplog: pytest.LogCaptureFixture
+    mock: MockProvider, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with anyio.fail_after(30):
-        await full_run(mock)
+        await full_run(mock, query_key_manifest(tmp_path))
     records = caplog.records
     for record in records:
         text = formatted(record)
@@ -114,7 +136,7 @@ async def test_a_full_run_at_debug_logs_attempts_and_no_key(
     assert any(m.startswith("hedge candidate=") for m in messages)
     assert any("error=authentication" in m for m in messages)
     # httpx and httpcore logged too (full URLs, headers) and were masked, not dropped
-    assert any(r.name == "httpx" for r in records)
+    assert any(r.name == "httpx" and "key=<redacted>" in r.getMessage() for r in records)
     assert any(r.name.startswith("httpcore") for r in records)
 
 
