@@ -48,6 +48,7 @@ class BatchResult(Generic[R]):
     ``failed_indices`` lists (ascending) the items that raised, so a function that
     *returns* an exception object is still counted as a success::
 
+        requests = [client.chat().user(q) for q in ("2+2?", "Capital of France?")]
         result = await client.batch(requests, max_concurrent=20)
         print(result.successful_count, result.failed_count)
         for index, error in result.get_errors():
@@ -106,6 +107,7 @@ class BatchExecutor(Generic[T, R]):
         async def ask(question: str) -> str:
             return (await client.chat().user(question).execute()).content
 
+        questions = ["2+2?", "Capital of France?"]
         result = await BatchExecutor(ask, max_concurrent=5).execute(questions)
         answers = result.get_successful_results()
 
@@ -224,7 +226,9 @@ class BatchCollector(Generic[T, R]):
 
     ::
 
-        async def embed_many(texts: list[str]) -> list[list[float]]: ...
+        async def embed_many(texts: list[str]) -> list[list[float]]:
+            result = await EmbeddingClient(client).embed(texts)  # one request per group
+            return [list(vector) for vector in result.vectors]
 
         async with BatchCollector(embed_many, max_size=64, max_wait=0.05) as collector:
             vector = await collector.submit("hello")  # from many tasks at once

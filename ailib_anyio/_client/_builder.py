@@ -10,7 +10,7 @@
         .max_inflight(20)
         .open()
     ) as client:
-        ...
+        reply = await client.chat().user("2+2?").execute()
 
 Each method sets one setting of a ``ClientConfig`` (``attrs.evolve``: a bad value is
 refused at once, by the config's validator) and returns the builder; ``open()`` (or

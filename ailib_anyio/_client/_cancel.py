@@ -156,9 +156,11 @@ class CancellableStream:
 
     Use it like the stream it wraps::
 
-        async with CancellableStream(builder.stream(), token) as stream:
+        token, handle = create_cancel_pair()
+        async with CancellableStream(client.chat().user("Hi").stream(), token) as stream:
             async for event in stream:
-                ...
+                handle.cancel()  # from any task; here, at the first event
+        assert stream.cancel_reason is CancelReason.USER_REQUEST
 
     When the token is cancelled, iteration stops (no exception), ``cancel_reason`` says
     why, the HTTP response is closed at once (shielded) and ``response`` keeps what was

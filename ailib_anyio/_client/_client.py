@@ -273,6 +273,7 @@ class Client:
         ``on_progress(done, total)`` are as in ``BatchExecutor``. The client's own
         ``max_inflight`` still applies; cancelling the caller cancels every request::
 
+            questions = ["2+2?", "Capital of France?"]
             result = await client.batch([client.chat().user(q) for q in questions])
             replies = result.get_successful_results()
         """

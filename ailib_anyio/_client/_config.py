@@ -219,7 +219,7 @@ class ClientConfig:
 
         config = ClientConfig(max_retries=2, max_inflight=16)
         async with Client("openai/gpt-4o", config) as client:
-            ...
+            reply = await client.chat().user("2+2?").execute()
     """
 
     api_key: str | None = attrs.field(default=None, repr=False, validator=_api_key)

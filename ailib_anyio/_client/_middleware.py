@@ -19,7 +19,8 @@ way an ASGI or httpx-auth middleware does::
         def on_event(self, call, event):
             ...  # each stream event the user receives
 
-    async with open_client("openai/gpt-4o", middleware=[Timing()]) as client: ...
+    async with open_client("openai/gpt-4o", middleware=[Timing()]) as client:
+        reply = await client.chat().user("2+2?").execute()  # prints the model and the time
 
 The first middleware of the list is the outermost. A middleware may replace the request
 (``await next(attrs.evolve(call, request=...))``), observe or replace the response of an

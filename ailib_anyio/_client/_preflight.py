@@ -174,9 +174,13 @@ class PreflightChecker:
     the manifest, the circuit breaker's state and the rate limiter's wait::
 
         checker = PreflightChecker(client)
-        for issue in checker.issues(client.chat().user("hi").tools([...])):
+        request = client.chat().user("hi").temperature(5.0)  # beyond the manifest's range
+        for issue in checker.issues(request):
             print(issue.check, issue.message)
-        checker.check(request)  # raises the first issue's error
+        try:
+            checker.check(request)  # raises the first issue's error
+        except InvalidRequestError as error:
+            print(error)
 
     Call it inside the client's block (the circuit and limiter checks read the clock).
     """

@@ -1,4 +1,6 @@
-"""The exception tree. Every error the library raises is an ``AiLibError``::
+"""The exception tree. Every error the library raises is an ``AiLibError``:
+
+.. code-block:: text
 
     AiLibError
     ├── ProtocolError                 a manifest is invalid (every problem, located)

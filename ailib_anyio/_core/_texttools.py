@@ -1,7 +1,9 @@
 """Text tool calls: the tool calls a model writes into its reply, for models without native
 tool calling (local models behind OpenAI-compatible servers, older models).
 
-The AI-Protocol format is a ``<tool_call>`` block holding one JSON object::
+The AI-Protocol format is a ``<tool_call>`` block holding one JSON object:
+
+.. code-block:: text
 
     I'll list the files for you.
     <tool_call>

@@ -40,8 +40,10 @@ class RateLimiter:
     ::
 
         limiter = RateLimiter(RateLimiterConfig.from_rps(2))
-        await limiter.acquire(tokens=estimated_tokens)  # before each request
-        limiter.observe(response.rate_limits)           # after it, when it has headers
+        await limiter.acquire(tokens=40)  # before each request, with its estimated tokens
+        response = await client.chat().user("2+2?").execute()
+        if response.rate_limits is not None:  # after it, when it had rate-limit headers
+            limiter.observe(response.rate_limits)
 
     One limiter may be shared by any number of tasks of one event loop. It needs no running
     loop to be created.

@@ -7,14 +7,18 @@ Gemini. ``encode_stream`` and ``encode_response`` are each dialect's encoder, th
 inverse of a manifest's decoder: unified events in, the provider's bytes out. ``render``
 turns a ``ScriptedReply`` into unified events and encodes them for the request, cut into
 writes (one SSE event per write, so delays and faults fall between whole events).
+``embeddings_body`` answers the embeddings endpoints (OpenAI's, Gemini's batch one).
 Everything here is synchronous and does no I/O; ``_mock`` wraps the result in a
 ``Reply`` together with the scripted fault knobs.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json as _json
 import re
+import struct
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -171,6 +175,60 @@ def _prompt_words(dialect: Dialect, request: Any) -> int:
     if dialect == "messages" and isinstance(request, dict):
         texts.append(_block_text(request.get("system")))
     return sum(_words(text) for text in texts)
+
+
+# ---------------------------------------------------------------------- embeddings
+
+_GEMINI_EMBED_ROUTE = re.compile(r"/(?:models|tunedModels)/[^/:]+:batchEmbedContents$")
+
+#: The length of a default vector when the request asks for none.
+EMBEDDING_DIMENSIONS = 8
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    """A stand-in vector for ``text``, the same for the same text: multiples of 1/128 in
+    [-1, 1), exact as float32 so they survive OpenAI's base64 form unchanged."""
+    digest = b""
+    while len(digest) < dimensions:
+        digest += hashlib.sha256(f"{len(digest)}:{text}".encode()).digest()
+    return [(byte - 128) / 128 for byte in digest[:dimensions]]
+
+
+def _dimensions(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 65536:
+        return value
+    return EMBEDDING_DIMENSIONS
+
+
+def embeddings_body(route: str, request: Any) -> dict[str, Any] | None:
+    """The body an embeddings endpoint answers ``request`` with, one vector per input
+    (see ``_vector``), or ``None`` when ``route`` is no embeddings endpoint.
+
+    ``.../embeddings`` is OpenAI's (``input`` a string or a list, ``dimensions``, and
+    ``encoding_format: base64`` as little-endian float32s); ``...:batchEmbedContents``
+    is Gemini's (``requests[*].content``, ``outputDimensionality``).
+    """
+    body = request if isinstance(request, dict) else {}
+    if route.endswith("/embeddings"):
+        given = body.get("input")
+        texts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+        dimensions = _dimensions(body.get("dimensions"))
+        data = []
+        for index, text in enumerate(texts):
+            vector: Any = _vector(str(text), dimensions)
+            if body.get("encoding_format") == "base64":
+                vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        words = sum(_words(str(text)) for text in texts)
+        usage = {"prompt_tokens": words, "total_tokens": words}
+        return {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
+    if _GEMINI_EMBED_ROUTE.search(route):
+        vectors = [
+            _vector(_parts_text(item.get("content")), _dimensions(item.get("outputDimensionality")))
+            for item in _dicts(body, "requests")
+        ]
+        return {"embeddings": [{"values": vector} for vector in vectors]}
+    return None
 
 
 # ------------------------------------------------------------------- event encoders

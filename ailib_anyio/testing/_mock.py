@@ -7,11 +7,15 @@ request path: OpenAI chat completions (``.../chat/completions``), Anthropic Mess
 also replay exact recorded bytes, and it injects faults (slow first byte, slow chunks,
 reset or stall mid-stream). It is built only on anyio and h11, so it runs inside a test's
 own event loop under asyncio and trio, and it records every request and whether the
-client hung up early, which is how tests check that streams really close.
+client hung up early, which is how tests check that streams really close::
 
     async with MockProvider() as mock:
         mock.enqueue(ScriptedReply(content="Hello!"), Reply.error(429, "Slow down"))
-        ...  # point a client at mock.openai_base_url (or anthropic_/gemini_base_url)
+        # point a client at mock.openai_base_url (or anthropic_/gemini_base_url)
+        url = mock.openai_base_url
+        async with open_client("openai/gpt-4o", api_key="test", base_url=url) as client:
+            reply = await client.chat().user("Hi").execute()
+        assert reply.content == "Hello!"
         assert mock.requests[0].json["model"] == "gpt-4o"
 
 How each dialect renders a ``ScriptedReply`` lives in ``_dialects``.
@@ -84,7 +88,8 @@ class Reply:
     The body reaches the client byte for byte; ``split`` (or ``chunk_sizes``) only decides
     how it is cut into writes, each write being one HTTP chunk when chunked::
 
-        Reply(body=recorded_sse, headers={"content-type": "text/event-stream"}, split="bytes")
+        recorded = b'data: {"choices": []}\\n\\ndata: [DONE]\\n\\n'  # what a provider sent
+        Reply(body=recorded, headers={"content-type": "text/event-stream"}, split="bytes")
         Reply.sse([{"choices": []}], delay_between_chunks=0.05)
         Reply.error(429, "Rate limit reached", headers={"retry-after": "2"})
 
@@ -285,6 +290,8 @@ class MockProvider:
 
     ::
 
+        import httpx
+
         async with MockProvider() as mock:
             mock.enqueue(ScriptedReply(content="Hi"), Reply.error(500, "boom"))
             async with httpx.AsyncClient(base_url=mock.openai_base_url) as http:
@@ -300,7 +307,10 @@ class MockProvider:
     next queued reply. With the queue empty, a POST to one of the dialect endpoints gets
     a default ``ScriptedReply`` (``"Mock reply to: <last user text>"``; the
     ``x-mock-chunks: N`` request header makes it N deltas of ``"tok "``,
-    ``x-mock-delay-ms`` spaces them out) and any other route a 404 OpenAI-shaped error.
+    ``x-mock-delay-ms`` spaces them out), a POST to an embeddings endpoint (OpenAI's
+    ``.../embeddings``, Gemini's ``...:batchEmbedContents``) one made-up vector per input
+    (8 numbers unless the request asks for a size; the same text, the same vector), and
+    any other route a 404 OpenAI-shaped error.
     Replies carry a request id header unless they set one: ``request-id: req_mock_<n>``
     on Anthropic routes, ``x-request-id: req_mock_<n>`` elsewhere.
 
@@ -526,6 +536,8 @@ class MockProvider:
                 item = self._queue.popleft()
             elif method == "POST" and endpoint is not None:
                 item = _default_reply(endpoint.dialect, parsed, headers)
+            elif method == "POST" and (vectors := _dialects.embeddings_body(route, parsed)):
+                item = Reply.json(vectors)
             else:
                 item = Reply.error(404, f"Unknown route: {method} {route}", code="unknown_url")
             if endpoint is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 import ailib_anyio.testing
+from ailib_anyio import EmbeddingClient, open_client
 from ailib_anyio.testing import (
     MockProvider,
     Reply,
@@ -945,6 +948,49 @@ async def test_max_active_requests_counts_concurrent_requests() -> None:
         assert mock.max_active_requests == 0
         await client.post("/chat/completions", json=CHAT)
         assert mock.max_active_requests == 1
+
+
+async def test_embeddings_endpoints_answer_by_default() -> None:
+    """OpenAI's /embeddings and Gemini's :batchEmbedContents answer with one vector per
+    input: the same text gives the same vector, sizes and base64 as asked; the library's
+    ``EmbeddingClient`` reads both."""
+    async with MockProvider() as mock, client_for(mock) as client:
+        floats = await client.post("/embeddings", json={"model": "m", "input": ["a b", "c"]})
+        again = await client.post("/embeddings", json={"model": "m", "input": "a b"})
+        packed = await client.post(
+            "/embeddings",
+            json={"model": "m", "input": ["a b"], "dimensions": 3, "encoding_format": "base64"},
+        )
+        gemini = await client.post(
+            mock.gemini_base_url + "/models/gemini-embedding-001:batchEmbedContents",
+            json={
+                "requests": [
+                    {"content": {"parts": [{"text": "a b"}]}, "outputDimensionality": 4},
+                    {"content": {"parts": [{"text": "c"}]}},
+                ]
+            },
+        )
+        async with open_client(
+            "gemini/gemini-embedding-001", api_key="k", base_url=mock.gemini_base_url
+        ) as gemini_client:
+            via_library = await EmbeddingClient(gemini_client).embed("a b")
+        async with open_client(
+            "openai/text-embedding-3-small", api_key="k", base_url=mock.openai_base_url
+        ) as openai_client:  # the manifest asks for base64
+            via_base64 = await EmbeddingClient(openai_client).embed("a b")
+    body = floats.json()
+    first, second = (item["embedding"] for item in body["data"])
+    assert [item["index"] for item in body["data"]] == [0, 1]
+    assert len(first) == len(second) == 8
+    assert first != second
+    assert all(-1 <= x < 1 for x in first)
+    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+    assert again.json()["data"][0]["embedding"] == first
+    raw = base64.b64decode(packed.json()["data"][0]["embedding"])
+    assert list(struct.unpack("<3f", raw)) == first[:3]
+    vectors = [item["values"] for item in gemini.json()["embeddings"]]
+    assert vectors == [first[:4], second]
+    assert list(via_library.vectors[0]) == list(via_base64.vectors[0]) == first
 
 
 async def test_unknown_route_is_a_recorded_404_and_health_is_not_recorded() -> None:
