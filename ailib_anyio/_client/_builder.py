@@ -134,6 +134,10 @@ class ClientBuilder:
         """Middleware around each call and attempt, outermost first (see ``Middleware``)."""
         return self._set("middleware", middleware)
 
+    def with_plugins(self, plugins: Sequence[object]) -> ClientBuilder:
+        """Plugins (``ailib_anyio.plugins``), inside the middleware."""
+        return self._set("plugins", plugins)
+
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""
         if not isinstance(config, HedgeConfig):

@@ -113,7 +113,7 @@ class Client:
         self._hedge = config.hedge
         self._deadlines = config.deadlines or Deadlines()
         #: the middleware, split by level (see ``Middleware``)
-        self.middleware = MiddlewareChain(config.middleware)
+        self.middleware = MiddlewareChain((*config.middleware, *config.plugins))
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._state = State.UNOPENED
@@ -768,6 +768,9 @@ def open_client(model: str, **settings: Any) -> Client:
       variable is read (a host or sandbox that hands credentials over).
     - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
       32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
+    - ``middleware``: ``Middleware`` objects or ``async def mw(call, next)`` functions
+      around each call and attempt, outermost first; ``plugins``: ``ailib_anyio.plugins``
+      objects (a plugin is a call-level middleware), inside the ``middleware``.
 
     Example::
 

@@ -26,7 +26,7 @@ from .._core._wire import check_headers
 from .._protocol._validate import check_base_url
 from .._resilience._run import Deadlines, HedgeConfig
 from .._transport._http import DEFAULT_MAX_RESPONSE_BYTES, is_timeout
-from ._middleware import MiddlewareChain
+from ._middleware import Middleware, MiddlewareChain
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
@@ -200,6 +200,15 @@ def _middleware(_: Any, attribute: attrs.Attribute[Any], value: tuple[object, ..
     MiddlewareChain(value)  # refuses what is neither a Middleware nor a callable
 
 
+def _plugins(_: Any, attribute: attrs.Attribute[Any], value: tuple[object, ...]) -> None:
+    for plugin in value:
+        if not isinstance(plugin, Middleware):
+            raise ConfigurationError(
+                "plugins must be Plugin objects (ailib_anyio.plugins: Plugin, PluginRegistry,"
+                f" HookManager), got {plugin!r}"
+            )
+
+
 def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | Client, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return (value,)  # one target; a wrong type is refused by the validator
@@ -255,6 +264,9 @@ class ClientConfig:
     )
     middleware: tuple[object, ...] = attrs.field(
         default=(), converter=_as_middleware, validator=_middleware
+    )
+    plugins: tuple[object, ...] = attrs.field(
+        default=(), converter=_as_middleware, validator=_plugins
     )
 
     def __attrs_post_init__(self) -> None:

@@ -107,9 +107,13 @@ class _Hook(Protocol):
 
 
 def _name(middleware: object) -> str:
-    """A function's name, or a middleware object's class name."""
-    name = getattr(middleware, "__name__", None)
-    return name if isinstance(name, str) else type(middleware).__name__
+    """A middleware object's ``display_name`` (a plugin's name), a function's name, or the
+    object's class name."""
+    for attribute in ("display_name", "__name__"):
+        name = getattr(middleware, attribute, None)
+        if isinstance(name, str) and name:
+            return name
+    return type(middleware).__name__
 
 
 class MiddlewareChain:

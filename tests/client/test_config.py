@@ -78,6 +78,12 @@ BAD = [
         [42],
         "middleware must be Middleware objects or async functions (call, next), got 42",
     ),
+    (
+        "plugins",
+        ["audit"],
+        "plugins must be Plugin objects (ailib_anyio.plugins: Plugin, PluginRegistry,"
+        " HookManager), got 'audit'",
+    ),
     ("hedge", 0.5, "hedge must be a HedgeConfig, got 0.5"),
     ("rate_limit", 5, "rate_limit must be a RateLimiterConfig, got 5"),
     ("circuit_breaker", {}, "circuit_breaker must be a CircuitBreakerConfig, got {}"),
@@ -93,6 +99,7 @@ METHOD = {
     "retry": "with_retry",
     "fallbacks": "with_fallbacks",
     "middleware": "with_middleware",
+    "plugins": "with_plugins",
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
 }
