@@ -426,13 +426,15 @@ def test_every_declared_recipe_is_known_to_the_counter() -> None:
 @pytest.mark.anyio
 async def test_anthropic_counts_through_its_endpoint() -> None:
     tools = [ToolDefinition("get_weather", "Weather", {"type": "object", "properties": {}})]
-    async with MockProvider() as mock:
-        async with open_client(
+    async with (
+        MockProvider() as mock,
+        open_client(
             "anthropic/claude-sonnet-5-5", api_key="k", base_url=mock.anthropic_base_url
-        ) as client:
-            builder = client.chat().system("Be brief.").user("How many tokens?")
-            counted = await count_tokens(client, builder.max_tokens(50).tools(tools))
-            reply = await builder.execute()
+        ) as client,
+    ):
+        builder = client.chat().system("Be brief.").user("How many tokens?")
+        counted = await count_tokens(client, builder.max_tokens(50).tools(tools))
+        reply = await builder.execute()
     assert counted == TokenCount(5, exact=True, method="provider")
     assert reply.usage is not None and reply.usage.input_tokens == counted.tokens
     sent = mock.requests[0]
