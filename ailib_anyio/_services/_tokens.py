@@ -168,7 +168,12 @@ class _Sources:
 
     @property
     def key(self) -> tuple[str | None, str | None, str | None]:
-        return tuple(str(p) if p else None for p in (self.explicit, self.cache, self.packaged))  # type: ignore[return-value]
+        explicit, cache, packaged = self.explicit, self.cache, self.packaged
+        return (
+            None if explicit is None else str(explicit),
+            None if cache is None else str(cache),
+            None if packaged is None else str(packaged),
+        )
 
     def read(self, url: str, expected_hash: str | None) -> bytes:
         """The vocabulary tiktoken would fetch from ``url``, from a local file."""
@@ -327,6 +332,7 @@ class TokenCounter:
         self._vocab_dir = vocab_dir
         #: tiktoken is installed, so an encoding can be used
         self._local = encoding is not None and _have_tiktoken()
+        self._encode: Callable[[str], int] | None = None  # loaded on the first count
 
     def __repr__(self) -> str:
         return f"<TokenCounter {self.model or self.encoding} {self.method}>"
@@ -376,9 +382,12 @@ class TokenCounter:
     def _counter(self) -> Callable[[str], int]:
         if not self._local:
             return estimate_tokens
-        assert self.encoding is not None
-        encode = load_encoding(self.encoding, vocab_dir=self._vocab_dir).encode_ordinary
-        return lambda text: len(encode(text))
+        counter = self._encode
+        if counter is None:
+            assert self.encoding is not None
+            encode = load_encoding(self.encoding, vocab_dir=self._vocab_dir).encode_ordinary
+            counter = self._encode = lambda text: len(encode(text))
+        return counter
 
     def _result(self, tokens: int, exact: bool) -> TokenCount:
         local = self._local

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 import yaml
 from conformance import (
@@ -382,7 +383,7 @@ async def test_a_stream_carries_cost_when_finished_broken_or_cancelled() -> None
     prices = yaml_prices("anthropic")["claude-sonnet-5-5"]["pricing"]
     async with MockProvider() as mock:
         scripted = ScriptedReply(content="one two three four", usage=(100, 50), chunk_size=4)
-        mock.enqueue(scripted, scripted, attrs_evolve(scripted, delay_between_chunks=0.05))
+        mock.enqueue(scripted, scripted, attrs.evolve(scripted, delay_between_chunks=0.05))
         async with open_client(
             "anthropic/claude-sonnet-5-5", api_key="k", base_url=mock.anthropic_base_url
         ) as client:
@@ -409,12 +410,6 @@ async def test_a_stream_carries_cost_when_finished_broken_or_cancelled() -> None
         assert partial.usage == Usage(100, 1)
         assert partial.cost is not None
         assert partial.cost.total_cost == by_hand(prices, 100, 1)
-
-
-def attrs_evolve(reply: ScriptedReply, **changes: Any) -> ScriptedReply:
-    import attrs
-
-    return attrs.evolve(reply, **changes)
 
 
 @pytest.mark.anyio
