@@ -49,6 +49,7 @@ from ._core._errors import RemoteTimeoutError as RemoteTimeoutError
 from ._core._errors import RequestTooLargeError as RequestTooLargeError
 from ._core._errors import ServerError as ServerError
 from ._core._errors import TimeoutError as TimeoutError
+from ._core._errors import TokenizerDataError as TokenizerDataError
 from ._core._errors import TransportError as TransportError
 from ._core._errors import WriteTimeoutError as WriteTimeoutError
 from ._core._types import ChatRequest as ChatRequest
@@ -94,6 +95,8 @@ if _TYPE_CHECKING:
     from ._core._breaker import CircuitSnapshot as CircuitSnapshot
     from ._core._breaker import CircuitState as CircuitState
     from ._core._bucket import RateLimiterConfig as RateLimiterConfig
+    from ._core._cost import CostEstimate as CostEstimate
+    from ._core._cost import ModelPricing as ModelPricing
     from ._core._retry import RetryConfig as RetryConfig
     from ._core._retry import RetryDecision as RetryDecision
     from ._core._retry import RetryPolicy as RetryPolicy
@@ -104,6 +107,11 @@ if _TYPE_CHECKING:
     from ._resilience._signals import SignalsSnapshot as SignalsSnapshot
     from ._services._embeddings import EmbeddingClient as EmbeddingClient
     from ._services._embeddings import EmbeddingResponse as EmbeddingResponse
+    from ._services._pricing import estimate_cost as estimate_cost
+    from ._services._pricing import get_model_pricing as get_model_pricing
+    from ._services._tokens import TokenCount as TokenCount
+    from ._services._tokens import TokenCounter as TokenCounter
+    from ._services._tokens import count_tokens as count_tokens
 
 #: names loaded on first use (they are not needed to open a client): import stays fast
 _LAZY = {
@@ -132,6 +140,13 @@ _LAZY = {
     "text_tool_prompt": "._core._texttools",
     "EmbeddingClient": "._services._embeddings",
     "EmbeddingResponse": "._services._embeddings",
+    "CostEstimate": "._core._cost",
+    "ModelPricing": "._core._cost",
+    "estimate_cost": "._services._pricing",
+    "get_model_pricing": "._services._pricing",
+    "TokenCount": "._services._tokens",
+    "TokenCounter": "._services._tokens",
+    "count_tokens": "._services._tokens",
 }
 
 __all__ = [
@@ -163,6 +178,7 @@ __all__ = [
     "ContentDelta",
     "ContentFilterError",
     "ContextLengthExceededError",
+    "CostEstimate",
     "CredentialResolution",
     "DeadlineExceededError",
     "Deadlines",
@@ -179,6 +195,7 @@ __all__ = [
     "MessageRole",
     "Middleware",
     "MiddlewareError",
+    "ModelPricing",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -209,6 +226,9 @@ __all__ = [
     "StreamingEvent",
     "TextToolParse",
     "TimeoutError",
+    "TokenCount",
+    "TokenCounter",
+    "TokenizerDataError",
     "ToolCall",
     "ToolCallCompleted",
     "ToolCallDelta",
@@ -217,7 +237,10 @@ __all__ = [
     "TransportError",
     "Usage",
     "WriteTimeoutError",
+    "count_tokens",
     "create_cancel_pair",
+    "estimate_cost",
+    "get_model_pricing",
     "load_manifest",
     "open_client",
     "parse_text_tool_calls",

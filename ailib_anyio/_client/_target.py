@@ -24,6 +24,7 @@ import anyio.lowlevel
 import attrs
 
 from .._core._classify import ErrorInfo, classify_error, error_from_info
+from .._core._cost import ModelPricing
 from .._core._encode import EncoderOptions, encode_request
 from .._core._errors import (
     AiLibError,
@@ -164,6 +165,9 @@ class Target:
             request_defaults=self.manifest.parameter_defaults if config.parameter_defaults else {},
         )
         self._response_decoder: ResponseDecoder | None = None
+        #: the model's prices from its manifest (None: unpriced): every response this
+        #: target builds carries them, and its ``cost`` from them
+        self.pricing: ModelPricing | None = self.manifest.model_pricing(self.model_id)
         chat = self.manifest.chat_endpoint
         self.chat_url = self.base_url + self.expand_path(chat.path)
         self.stream_url = self.base_url + self.expand_path(chat.stream_path or chat.path)
@@ -390,6 +394,7 @@ class Target:
             rate_limits=self.rate_limits_of(response),
             provider=self.provider,
             model=self.model_id,
+            pricing=self.pricing,
         )
 
 
@@ -589,6 +594,7 @@ class TargetStream(ClosedOnExit):
             request_id=self.request_id,
             model=self._target.model_id,
             rate_limits=self.rate_limits,
+            pricing=self._target.pricing,
         )
 
     def __aiter__(self) -> TargetStream:

@@ -5,8 +5,10 @@
     AiLibError
     ├── ProtocolError                 a manifest is invalid (every problem, located)
     ├── ConfigurationError            an argument the library cannot use: unknown provider,
-    │                                 missing API key, malformed base_url, a message whose
-    │                                 content is not text or blocks, NaN in a body...
+    │   │                             missing API key, malformed base_url, a message whose
+    │   │                             content is not text or blocks, NaN in a body...
+    │   └── TokenizerDataError        a tokenizer's vocabulary is not installed, or fails
+    │                                 its hash check (it is never downloaded)
     ├── InvalidRequestError           the request is invalid (found here or by the provider)
     │   ├── RequestTooLargeError
     │   │   └── ContextLengthExceededError
@@ -98,6 +100,7 @@ __all__ = [
     "RequestTooLargeError",
     "ServerError",
     "TimeoutError",
+    "TokenizerDataError",
     "TransportError",
     "WriteTimeoutError",
     "error_class_for_kind",
@@ -228,6 +231,15 @@ class ProtocolError(AiLibError):
 
 class ConfigurationError(AiLibError, ValueError):
     """The caller passed something the library cannot use (unknown provider, no API key...)."""
+
+    kind = "configuration"
+
+
+class TokenizerDataError(ConfigurationError):
+    """A tokenizer's vocabulary file cannot be used: not found in any of the places looked
+    at (the message lists them), or not the file it should be (its SHA-256 differs). The
+    library never downloads one: install the ``tokens`` extra or point
+    ``AI_LIB_TIKTOKEN_DIR`` at the files."""
 
     kind = "configuration"
 

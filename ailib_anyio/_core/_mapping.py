@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ._classify import DEFAULT_ERROR_RULES, ErrorRules, classify_error, error_from_info
+from ._cost import ModelPricing
 from ._errors import (
     AiLibError,
     ConfigurationError,
@@ -778,6 +779,7 @@ class ResponseDecoder:
         provider: str | None = None,
         model: str | None = None,
         events: list[StreamingEvent] | None = None,
+        pricing: ModelPricing | None = None,
     ) -> ChatResponse:
         """Decode ``body`` (parsed JSON); ``events``, if given, receives the unified events
         in order, up to a failure. ``status``/``headers`` are the HTTP response's."""
@@ -805,7 +807,12 @@ class ResponseDecoder:
                 events.append(event)  # type: ignore[arg-type]
             acc.add(event)  # type: ignore[arg-type]
         return acc.build(
-            mapper=mapper, request_id=request_id, raw=body, model=model, rate_limits=rate_limits
+            mapper=mapper,
+            request_id=request_id,
+            raw=body,
+            model=model,
+            rate_limits=rate_limits,
+            pricing=pricing,
         )
 
 
@@ -861,7 +868,10 @@ class ResponseAccumulator:
         raw: Any = None,
         model: str | None = None,
         rate_limits: RateLimitSnapshot | None = None,
+        pricing: ModelPricing | None = None,
     ) -> ChatResponse:
+        """The response so far; ``pricing`` (the model's prices, data from its manifest)
+        gives it a ``cost``."""
         tool_calls = list(self.tool_calls)
         usage = self.usage
         if mapper is not None:
@@ -881,4 +891,5 @@ class ResponseAccumulator:
             raw=raw,
             reasoning_signature=self.reasoning_signature,
             rate_limits=rate_limits,
+            pricing=pricing,
         )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._cost import CostEstimate, ModelPricing, cost_of_usage
 from ._errors import ConfigurationError
 from ._jsoncheck import check_json
 
@@ -357,6 +358,16 @@ class ChatResponse:
     reasoning_signature: str | None = None
     #: the provider's rate-limit headers on this response, parsed
     rate_limits: RateLimitSnapshot | None = None
+    #: the answering model's prices (from its manifest), which ``cost`` applies
+    pricing: ModelPricing | None = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def cost(self) -> CostEstimate | None:
+        """What this response cost, from its ``usage`` at the model's manifest prices, the
+        way the provider bills (cache hits at the cached-input price, reasoning as output
+        unless priced apart); None when the model has no price or no usage was reported.
+        A stream's ``response`` has the cost of the usage seen so far."""
+        return cost_of_usage(self.pricing, self.usage)
 
     def to_message(self) -> Message:
         """This response as the assistant turn of the next request (tool calls and signed

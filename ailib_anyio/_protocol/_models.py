@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -16,6 +17,7 @@ import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from .._core._classify import DEFAULT_ERROR_RULES, ErrorRules
+from .._core._cost import ModelPricing
 from .._core._embeddings import EmbeddingRules
 from .._core._errors import CapabilityNotDeclaredError
 from .._core._jsonpath import JSONPathError, Selector, compile_path
@@ -47,6 +49,7 @@ __all__ = [
     "RetryPolicySpec",
     "StreamingSpec",
     "TerminationSpec",
+    "TokenizerSpec",
     "ToolingSpec",
     "make_converter",
     "manifest_prechecks",
@@ -97,6 +100,14 @@ AUTH_TYPES: Mapping[str, str] = {
 }
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 
+#: tiktoken encodings a model's ``tokenizer`` may name (those whose vocabulary the
+#: ``tokens`` extra ships; ``o200k_harmony`` is ``o200k_base`` with more special tokens)
+TOKENIZER_ENCODINGS = ("cl100k_base", "o200k_base", "o200k_harmony")
+
+#: chat formats with a published token-counting recipe (per-message overhead) that a
+#: model's ``tokenizer.messages`` may name: OpenAI's chat completions
+MESSAGE_FORMATS = ("openai_chat",)
+
 
 class ManifestIssues(ValueError):
     """Problems found inside one value; each is (sub-path, message)."""
@@ -143,10 +154,23 @@ class EndpointSpec:
 
 @attrs.frozen
 class NamedEndpoint:
+    """An operation's endpoint (``endpoints.<operation>``).
+
+    For operations whose body is the chat body reshaped (``count_tokens``): ``body_keys``
+    keeps only those top-level keys of the encoded chat request, ``body_fields`` adds
+    fields (``{model}`` in a value is the model id), and ``body_wrap`` then nests the
+    whole under that key. ``result`` is the JSONPath of the operation's answer in the
+    response (the token count).
+    """
+
     path: str
     method: str = "POST"
     adapter: str | None = None
     stream_path: str | None = None
+    result: Selector | None = attrs.field(default=None, eq=False)
+    body_keys: tuple[str, ...] | None = None
+    body_wrap: str | None = None
+    body_fields: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -202,11 +226,25 @@ class ToolingSpec:
 
 @attrs.frozen
 class Pricing:
-    """Prices in USD per 1M tokens."""
+    """Prices per 1M tokens, in ``currency`` (USD unless said): input, output, cache hits
+    (``cached_input_per_1m``) and, where a provider prices reasoning tokens apart from
+    output, ``reasoning_per_1m``."""
 
     input_per_1m: float | None = None
     output_per_1m: float | None = None
     cached_input_per_1m: float | None = None
+    reasoning_per_1m: float | None = None
+    currency: str = "USD"
+
+
+@attrs.frozen
+class TokenizerSpec:
+    """How a model tokenizes: ``encoding`` is its tiktoken encoding (counts of text with
+    it are exact); ``messages`` names the published chat-format recipe whose per-message
+    overhead makes counts of messages exact (``openai_chat``), None when there is none."""
+
+    encoding: str
+    messages: str | None = None
 
 
 @attrs.frozen
@@ -215,6 +253,7 @@ class ModelInfo:
     max_output_tokens: int | None = None
     pricing: Pricing | None = None
     model_capabilities: Mapping[str, Any] = attrs.field(factory=dict)
+    tokenizer: TokenizerSpec | None = None
 
 
 @attrs.frozen
@@ -346,6 +385,35 @@ class ProviderManifest:
 
     def model_info(self, model: str) -> ModelInfo | None:
         return self.metadata.models.get(model) if self.metadata is not None else None
+
+    def model_pricing(self, model: str) -> ModelPricing | None:
+        """The model's prices (``metadata.models.<model>.pricing``) as a ``ModelPricing``;
+        None unless the manifest gives both its input and output price."""
+        info = self.model_info(model)
+        pricing = info.pricing if info is not None else None
+        if pricing is None or pricing.input_per_1m is None or pricing.output_per_1m is None:
+            return None
+        assert info is not None
+        return ModelPricing(
+            model=model,
+            input_per_1m=_decimal(pricing.input_per_1m),
+            output_per_1m=_decimal(pricing.output_per_1m),
+            cached_input_per_1m=_decimal_or_none(pricing.cached_input_per_1m),
+            reasoning_per_1m=_decimal_or_none(pricing.reasoning_per_1m),
+            currency=pricing.currency,
+            provider=self.id,
+            context_window=info.context_window,
+            max_output_tokens=info.max_output_tokens,
+        )
+
+
+def _decimal(value: float) -> Decimal:
+    # repr: the shortest text that reads back as the float, i.e. the number as written
+    return Decimal(repr(value))
+
+
+def _decimal_or_none(value: float | None) -> Decimal | None:
+    return None if value is None else _decimal(value)
 
 
 # ---------------------------------------------------------------- converter hooks
@@ -558,12 +626,82 @@ def _endpoint_hook(value: Any, _: type) -> NamedEndpoint:
         raise _one(f"expected a mapping or a path, got {_describe(value)}")
     if "path" not in value:
         raise _one("endpoint has no 'path'")
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    result: Selector | None = None
+    if value.get("result") is not None:
+        try:
+            result = _selector_hook(value["result"], Selector)
+        except ManifestIssues as exc:
+            issues.extend((("result", *p), m) for p, m in exc.issues)
+    keys = value.get("body_keys")
+    if keys is not None and not (
+        isinstance(keys, list) and all(isinstance(k, str) and k for k in keys)
+    ):
+        issues.append((("body_keys",), f"expected a list of key names, got {_describe(keys)}"))
+        keys = None
+    wrap = value.get("body_wrap")
+    if wrap is not None and not (isinstance(wrap, str) and wrap):
+        issues.append((("body_wrap",), f"expected a key name, got {_describe(wrap)}"))
+    fields = value.get("body_fields")
+    if fields is not None and not (
+        isinstance(fields, Mapping) and all(isinstance(v, str) for v in fields.values())
+    ):
+        issues.append(
+            (("body_fields",), f"expected a mapping of names to strings, got {_describe(fields)}")
+        )
+        fields = None
+    if issues:
+        raise ManifestIssues(issues)
     return NamedEndpoint(
         path=_str_hook(value["path"], str),
         method=str(value.get("method", "POST")).upper(),
         adapter=None if value.get("adapter") is None else str(value["adapter"]),
         stream_path=None if value.get("stream_path") is None else str(value["stream_path"]),
+        result=result,
+        body_keys=None if keys is None else tuple(keys),
+        body_wrap=wrap,
+        body_fields={str(k): v for k, v in (fields or {}).items()},
     )
+
+
+def _price_issues(value: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    for name in ("input_per_1m", "output_per_1m", "cached_input_per_1m", "reasoning_per_1m"):
+        price = value.get(name)
+        if price is None:
+            continue
+        if isinstance(price, bool) or not isinstance(price, (int, float)):
+            issues.append(((name,), f"expected a price (a number), got {_describe(price)}"))
+        elif not (0 <= price < float("inf")):
+            issues.append(((name,), f"a price must be a finite number >= 0, got {price!r}"))
+    currency = value.get("currency")
+    if currency is not None and not (
+        isinstance(currency, str) and re.fullmatch("[A-Z]{3}", currency)
+    ):
+        issues.append(
+            (("currency",), f"expected an ISO 4217 code such as 'USD', got {_describe(currency)}")
+        )
+    return issues
+
+
+def _tokenizer_hook(value: Any, _: type) -> TokenizerSpec:
+    if isinstance(value, str):
+        value = {"encoding": value}
+    if not isinstance(value, Mapping):
+        raise _one(f"expected an encoding name or a mapping, got {_describe(value)}")
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    encoding = value.get("encoding")
+    if encoding not in TOKENIZER_ENCODINGS:
+        known = ", ".join(TOKENIZER_ENCODINGS)
+        got = "nothing" if encoding is None else repr(encoding)
+        issues.append((("encoding",), f"unknown tokenizer encoding {got} (known: {known})"))
+    messages = value.get("messages")
+    if messages is not None and messages not in MESSAGE_FORMATS:
+        known = ", ".join(MESSAGE_FORMATS)
+        issues.append((("messages",), f"no counting recipe for {messages!r} (known: {known})"))
+    if issues:
+        raise ManifestIssues(issues)
+    return TokenizerSpec(encoding=str(encoding), messages=messages)
 
 
 def _extra_headers_hook(value: Any, _: type) -> Mapping[str, str]:
@@ -640,6 +778,22 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(EventRule, lambda v, _: _rule_hook(v, strict))
     conv.register_structure_hook(ErrorRules, _error_rules_hook)
     conv.register_structure_hook(NamedEndpoint, _endpoint_hook)
+    conv.register_structure_hook(TokenizerSpec, _tokenizer_hook)
+
+    base_pricing = cattrs.gen.make_dict_structure_fn(
+        Pricing, conv, _cattrs_forbid_extra_keys=strict
+    )
+
+    def pricing_hook(value: Any, cls: type) -> Pricing:
+        if not isinstance(value, Mapping):
+            raise _one(f"expected a mapping, got {_describe(value)}")
+        issues = _price_issues(value)
+        if issues:
+            raise ManifestIssues(issues)
+        pricing: Pricing = base_pricing(value, cls)
+        return pricing
+
+    conv.register_structure_hook(Pricing, pricing_hook)
 
     base_auth = cattrs.gen.make_dict_structure_fn(AuthSpec, conv, _cattrs_forbid_extra_keys=strict)
 
@@ -799,6 +953,16 @@ def manifest_prechecks(value: Any, *, strict: bool) -> list[tuple[tuple[str | in
         issues.append((where, f"expected a URL string, got {_describe(url)}"))
     if "capability_profile" in value:
         issues.extend(_capability_profile_issues(value["capability_profile"]))
+    endpoints = value.get("endpoints")
+    count = endpoints.get("count_tokens") if isinstance(endpoints, Mapping) else None
+    if isinstance(count, Mapping) and count.get("result") is None:
+        issues.append(
+            (
+                ("endpoints", "count_tokens"),
+                "a count_tokens endpoint needs 'result': the JSONPath of the count in the"
+                " response (e.g. $.input_tokens)",
+            )
+        )
     return issues
 
 

@@ -58,7 +58,7 @@ GEMINI_JSON_HEADERS: Mapping[str, str] = {"content-type": "application/json; cha
 GEMINI_SSE_HEADERS: Mapping[str, str] = {"content-type": "text/event-stream"}
 
 _GEMINI_ROUTE = re.compile(
-    r"/(?:models|tunedModels)/([^/:]+):(generateContent|streamGenerateContent)$"
+    r"/(?:models|tunedModels)/([^/:]+):(generateContent|streamGenerateContent|countTokens)$"
 )
 
 
@@ -74,13 +74,15 @@ class Endpoint:
     ``stream`` is ``None`` when the request body decides (``"stream": true``), as in the
     OpenAI and Anthropic dialects; Gemini says it in the path, and ``model`` too.
     ``sse`` is false for a Gemini ``:streamGenerateContent`` without ``?alt=sse``, which
-    Gemini answers with a streamed JSON array.
+    Gemini answers with a streamed JSON array. ``operation`` is ``"count_tokens"`` for a
+    dialect's token-counting endpoint (``.../messages/count_tokens``, ``:countTokens``).
     """
 
     dialect: Dialect
     stream: bool | None = None
     model: str | None = None
     sse: bool = True
+    operation: Literal["chat", "count_tokens"] = "chat"
 
 
 CHAT_COMPLETIONS = Endpoint("chat_completions")
@@ -93,9 +95,13 @@ def endpoint_for(target: str) -> Endpoint | None:
         return CHAT_COMPLETIONS
     if route.endswith("/messages"):
         return Endpoint("messages")
+    if route.endswith("/messages/count_tokens"):
+        return Endpoint("messages", stream=False, operation="count_tokens")
     match = _GEMINI_ROUTE.search(route)
     if match is not None:
         model = urllib.parse.unquote(match.group(1))
+        if match.group(2) == "countTokens":
+            return Endpoint("generate_content", stream=False, model=model, operation="count_tokens")
         if match.group(2) == "generateContent":
             return Endpoint("generate_content", stream=False, model=model)
         sse = "sse" in urllib.parse.parse_qs(query).get("alt", ())
@@ -815,6 +821,8 @@ def render(
     dialect = endpoint.dialect
     style = _STYLES[dialect]
     req: dict[str, Any] = request if isinstance(request, dict) else {}
+    if endpoint.operation == "count_tokens":
+        return _render_count(scripted, dialect, req)
     requested = endpoint.model if endpoint.model is not None else req.get("model")
     model = scripted.model or (requested if isinstance(requested, str) else "mock")
     stream = endpoint.stream if endpoint.stream is not None else req.get("stream") is True
@@ -869,3 +877,24 @@ def render(
     )
     headers = style.sse_headers if endpoint.sse else style.json_headers
     return Rendered(headers, pieces, streamed=True)
+
+
+#: where each dialect's token-counting endpoint puts the count
+_COUNT_FIELDS: Mapping[Dialect, str] = {
+    "messages": "input_tokens",
+    "generate_content": "totalTokens",
+}
+
+
+def _render_count(scripted: ScriptedReply, dialect: Dialect, request: dict[str, Any]) -> Rendered:
+    """A token-counting endpoint's answer: the prompt's words, the same count the mock
+    reports as input usage for that request (``scripted.usage[0]`` when given). A Gemini
+    count may wrap the request in ``generateContentRequest``."""
+    inner = request.get("generateContentRequest")
+    prompt = inner if isinstance(inner, dict) else request
+    if scripted.usage is not None:
+        tokens = scripted.usage[0]
+    else:
+        tokens = max(1, _prompt_words(dialect, prompt))
+    body: dict[str, Any] = {_COUNT_FIELDS.get(dialect, "input_tokens"): tokens}
+    return Rendered(_STYLES[dialect].json_headers, [dumps(body).encode()])

@@ -301,6 +301,10 @@ class MockProvider:
     provider name: ``POST .../chat/completions`` is OpenAI chat completions,
     ``POST .../messages`` Anthropic Messages, ``POST .../models/{model}:generateContent``
     and ``:streamGenerateContent?alt=sse`` Gemini (any other path renders as OpenAI).
+    The token-counting endpoints ``POST .../messages/count_tokens`` and
+    ``.../models/{model}:countTokens`` answer ``{"input_tokens": N}`` and
+    ``{"totalTokens": N}``: N is the prompt's words, the input usage the mock reports for
+    the same request (a queued ``ScriptedReply(usage=(N, ...))`` sets it).
     ``anthropic_base_url`` and ``gemini_base_url`` are the base URLs those SDKs expect.
 
     Every request except ``GET /_mock/health`` is recorded in ``requests`` and takes the

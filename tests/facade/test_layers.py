@@ -58,22 +58,25 @@ FOLDERS: Mapping[str, str] = {
     "ailib_anyio._cli": "cli",
 }
 
-#: The only modules outside a layer's folder.
+#: The only private modules outside a layer's folder (public ones are the facade).
 TOP_LEVEL: Mapping[str, str] = {
     "ailib_anyio": "facade",
-    "ailib_anyio.sync": "facade",
-    "ailib_anyio.plugins": "facade",
     "ailib_anyio._version": "core",
     "ailib_anyio.__main__": "cli",
 }
 
 
 def layer_map(names: Iterable[str]) -> dict[str, str]:
-    """``module -> layer`` for every module that is top-level or under a layer's folder."""
+    """``module -> layer`` for every module that is top-level or under a layer's folder;
+    a public top-level module (``ailib_anyio.tokens``...) is part of the facade."""
     found = {}
     for name in names:
         if name in TOP_LEVEL:
             found[name] = TOP_LEVEL[name]
+            continue
+        parts = name.split(".")
+        if len(parts) == 2 and not parts[1].startswith("_") and name not in FOLDERS:
+            found[name] = "facade"
             continue
         for folder, layer in FOLDERS.items():
             if name == folder or name.startswith(folder + "."):
