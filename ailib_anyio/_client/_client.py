@@ -254,7 +254,10 @@ class Client:
     # ------------------------------------------------------------ requests
 
     def chat(self) -> ChatBuilder:
-        """Start building a chat request."""
+        """Start building a chat request. A model the manifest marks ``chat: false`` (an
+        embedding model) raises ``CapabilityNotDeclaredError`` here, before any I/O."""
+        if not self.primary.chats:
+            raise self.primary.chat_refusal()
         return ChatBuilder(self)
 
     async def batch(

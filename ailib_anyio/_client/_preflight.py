@@ -199,6 +199,9 @@ class PreflightChecker:
             )
             for check, message in request_problems(client.manifest, client.model_id, request)
         ]
+        if not client.primary.chats:  # no chat at all: that comes first
+            refusal = client.primary.chat_refusal()
+            found.insert(0, PreflightIssue("capability", refusal.message, refusal))
         guard = client.primary.guard
         now = anyio.current_time()
         if guard.breaker is not None and guard.breaker.state(now).value == "open":

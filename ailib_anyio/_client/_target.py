@@ -28,6 +28,7 @@ from .._core._cost import ModelPricing
 from .._core._encode import EncoderOptions, encode_request
 from .._core._errors import (
     AiLibError,
+    CapabilityNotDeclaredError,
     ConfigurationError,
     DeadlineExceededError,
     IdleTimeoutError,
@@ -168,6 +169,9 @@ class Target:
         #: the model's prices from its manifest (None: unpriced): every response this
         #: target builds carries them, and its ``cost`` from them
         self.pricing: ModelPricing | None = self.manifest.model_pricing(self.model_id)
+        info = self.manifest.model_info(self.model_id)
+        #: False for a model the manifest marks ``chat: false``: chat requests are refused
+        self.chats = info is None or info.supports_chat
         chat = self.manifest.chat_endpoint
         self.chat_url = self.base_url + self.expand_path(chat.path)
         self.stream_url = self.base_url + self.expand_path(chat.stream_path or chat.path)
@@ -270,11 +274,28 @@ class Target:
     def context(self, **extra: Any) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model_id, **extra}
 
+    def chat_refusal(self) -> CapabilityNotDeclaredError:
+        """The error a chat request to a model that cannot chat raises (``chats`` false)."""
+        info = self.manifest.model_info(self.model_id)
+        hint = (
+            "; it is an embedding model: use EmbeddingClient(client).embed(...)"
+            if info is not None and info.embeds
+            else ""
+        )
+        return CapabilityNotDeclaredError(
+            f"{self.model_id} is not a chat model (its manifest says chat: false){hint}",
+            capability="chat",
+            **self.context(),
+        )
+
     def check_request(self, request: ChatRequest) -> None:
-        """Reject malformed arguments, out-of-range parameters, capabilities the model
-        lacks and prompts clearly longer than its context window, before I/O."""
+        """Reject a model that cannot chat, malformed arguments, out-of-range parameters,
+        capabilities the model lacks and prompts clearly longer than its context window,
+        before I/O."""
         from ._preflight import preflight_error, request_problems  # loaded on first use
 
+        if not self.chats:
+            raise self.chat_refusal()
         try:
             check_request(request)
         except ConfigurationError as exc:

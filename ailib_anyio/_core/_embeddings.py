@@ -3,8 +3,8 @@
 Families: ``openai_embeddings`` (OpenAI and compatible servers; a manifest may ask for
 base64 vectors, the compact form, decoded here) and ``gemini_embed``
 (``batchEmbedContents``).
-Where the vectors and the usage are in a response is manifest data (``embeddings`` section),
-compiled into ``EmbeddingRules``.
+Where the vectors and the usage are in a response, and how many texts one request may
+carry, is manifest data (``embeddings`` section), compiled into ``EmbeddingRules``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ class EmbeddingRules:
     vectors: Selector = _OPENAI_VECTORS
     input_tokens: FieldSpec | None = None
     encoding_format: str | None = None
+    #: the most texts the provider takes in one request (``None``: no stated limit);
+    #: ``embed_batch`` splits longer lists into requests of at most this many
+    max_inputs_per_request: int | None = None
 
 
 def _openai_embeddings(request: EmbeddingRequest) -> dict[str, Any]:

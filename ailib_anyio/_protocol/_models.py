@@ -255,6 +255,17 @@ class ModelInfo:
     model_capabilities: Mapping[str, Any] = attrs.field(factory=dict)
     tokenizer: TokenizerSpec | None = None
 
+    @property
+    def supports_chat(self) -> bool:
+        """False for a model whose ``model_capabilities`` say ``chat: false`` (an embedding
+        model, say): a chat request to it is refused before any I/O."""
+        return self.model_capabilities.get("chat") is not False
+
+    @property
+    def embeds(self) -> bool:
+        """True for a model whose ``model_capabilities`` say ``embeddings: true``."""
+        return self.model_capabilities.get("embeddings") is True
+
 
 @attrs.frozen
 class MetadataSpec:
@@ -845,6 +856,26 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         return decoder
 
     conv.register_structure_hook(DecoderSpec, decoder_hook)
+
+    base_embeddings = cattrs.gen.make_dict_structure_fn(
+        EmbeddingRules, conv, _cattrs_forbid_extra_keys=strict
+    )
+
+    def embeddings_hook(value: Any, cls: type) -> EmbeddingRules:
+        if not isinstance(value, Mapping):
+            raise _one(f"expected a mapping, got {_describe(value)}")
+        limit = value.get("max_inputs_per_request")
+        # cattrs would take "10", 2.5 or true for an int: a limit must be one, and positive
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise _one(
+                f"expected a positive integer, got {_describe(limit)}", "max_inputs_per_request"
+            )
+        rules: EmbeddingRules = base_embeddings(value, cls)
+        return rules
+
+    conv.register_structure_hook(EmbeddingRules, embeddings_hook)
     # The top level's unknown keys are checked by manifest_prechecks, which knows the
     # spec's keys that the runtime does not model.
     base_manifest = cattrs.gen.make_dict_structure_fn(

@@ -2,12 +2,15 @@
 
 ``MockProvider`` is a real loopback mock provider speaking three wire dialects, picked
 from the request path: OpenAI chat completions, Anthropic Messages and Gemini
-generateContent. ``wire_stream``/``wire_response`` encode unified events as a server of
+generateContent, and embeddings (``ScriptedEmbeddings``, ``mock_embedding``).
+``wire_stream``/``wire_response`` encode unified events as a server of
 an API family sends them, and ``decode_stream``/``decode_response`` decode bytes with a
 manifest as the client does. Hypothesis strategies live in
 ``ailib_anyio.testing.strategies`` (imported on its own: hypothesis is a test dependency).
 """
 
+from ._embeddings import ScriptedEmbeddings as ScriptedEmbeddings
+from ._embeddings import mock_embedding as mock_embedding
 from ._mock import MockProvider as MockProvider
 from ._mock import RecordedRequest as RecordedRequest
 from ._mock import Reply as Reply
@@ -25,10 +28,12 @@ __all__ = [
     "MockProvider",
     "RecordedRequest",
     "Reply",
+    "ScriptedEmbeddings",
     "ScriptedReply",
     "ScriptedToolCall",
     "decode_response",
     "decode_stream",
+    "mock_embedding",
     "serve_forever",
     "wire_response",
     "wire_stream",

@@ -5,7 +5,9 @@ request path: OpenAI chat completions (``.../chat/completions``), Anthropic Mess
 (``.../messages``) and Gemini generateContent (``.../models/{model}:generateContent`` and
 ``:streamGenerateContent``), each as JSON or as that provider's own stream framing. It can
 also replay exact recorded bytes, and it injects faults (slow first byte, slow chunks,
-reset or stall mid-stream). It is built only on anyio and h11, so it runs inside a test's
+reset or stall mid-stream). It answers embeddings routes too (``.../embeddings``,
+Gemini's ``:batchEmbedContents`` and ``:embedContent``) with vectors computed from the
+texts (``_embeddings``). It is built only on anyio and h11, so it runs inside a test's
 own event loop under asyncio and trio, and it records every request and whether the
 client hung up early, which is how tests check that streams really close::
 
@@ -41,6 +43,13 @@ import h11
 
 from .._resilience._taskgroups import exit_task_group
 from . import _dialects
+from ._embeddings import (
+    BadEmbeddingsRequest,
+    EmbeddingsRoute,
+    ScriptedEmbeddings,
+    embeddings_route,
+    render_embeddings,
+)
 from ._script import ScriptedReply, ScriptedToolCall, _Headers, _non_negative, _positive
 
 __all__ = [
@@ -305,16 +314,18 @@ class MockProvider:
     ``.../models/{model}:countTokens`` answer ``{"input_tokens": N}`` and
     ``{"totalTokens": N}``: N is the prompt's words, the input usage the mock reports for
     the same request (a queued ``ScriptedReply(usage=(N, ...))`` sets it).
+    Embeddings routes (``POST .../embeddings``, ``:batchEmbedContents``,
+    ``:embedContent``) are answered with ``mock_embedding`` vectors of the request's texts
+    (a queued ``ScriptedEmbeddings`` adds fault knobs).
     ``anthropic_base_url`` and ``gemini_base_url`` are the base URLs those SDKs expect.
 
     Every request except ``GET /_mock/health`` is recorded in ``requests`` and takes the
     next queued reply. With the queue empty, a POST to one of the dialect endpoints gets
     a default ``ScriptedReply`` (``"Mock reply to: <last user text>"``; the
     ``x-mock-chunks: N`` request header makes it N deltas of ``"tok "``,
-    ``x-mock-delay-ms`` spaces them out), a POST to an embeddings endpoint (OpenAI's
-    ``.../embeddings``, Gemini's ``...:batchEmbedContents``) one made-up vector per input
-    (8 numbers unless the request asks for a size; the same text, the same vector), and
-    any other route a 404 OpenAI-shaped error.
+    ``x-mock-delay-ms`` spaces them out), a POST to an embeddings route a default
+    ``ScriptedEmbeddings`` (``x-mock-delay-ms`` delays its headers) and any other route
+    a 404 OpenAI-shaped error.
     Replies carry a request id header unless they set one: ``request-id: req_mock_<n>``
     on Anthropic routes, ``x-request-id: req_mock_<n>`` elsewhere.
 
@@ -338,7 +349,9 @@ class MockProvider:
         self.max_active_requests = 0
         #: Unexpected exceptions from handlers (bugs, not disconnects); a 500 was sent.
         self.errors: list[Exception] = []
-        self._queue: collections.deque[Reply | ScriptedReply] = collections.deque()
+        self._queue: collections.deque[Reply | ScriptedReply | ScriptedEmbeddings] = (
+            collections.deque()
+        )
         self._request_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
         self._listeners: list[anyio.abc.SocketListener] = []
@@ -368,7 +381,7 @@ class MockProvider:
         """``base_url + "/v1beta"``: Gemini's base path, above ``/models/{model}:...``."""
         return self.base_url + "/v1beta"
 
-    def enqueue(self, *replies: Reply | ScriptedReply) -> None:
+    def enqueue(self, *replies: Reply | ScriptedReply | ScriptedEmbeddings) -> None:
         """Queue replies; each recorded request takes the oldest one (FIFO)."""
         self._queue.extend(replies)
 
@@ -535,9 +548,12 @@ class MockProvider:
 
         try:
             endpoint = _dialects.endpoint_for(target)
-            item: Reply | ScriptedReply
+            embeddings = embeddings_route(target) if method == "POST" else None
+            item: Reply | ScriptedReply | ScriptedEmbeddings
             if self._queue:
                 item = self._queue.popleft()
+            elif embeddings is not None:
+                item = ScriptedEmbeddings(delay_before_headers=_delay(headers))
             elif method == "POST" and endpoint is not None:
                 item = _default_reply(endpoint.dialect, parsed, headers)
             elif method == "POST" and (vectors := _dialects.embeddings_body(route, parsed)):
@@ -546,7 +562,9 @@ class MockProvider:
                 item = Reply.error(404, f"Unknown route: {method} {route}", code="unknown_url")
             if endpoint is None:
                 endpoint = _dialects.CHAT_COMPLETIONS
-            if isinstance(item, ScriptedReply):
+            if isinstance(item, ScriptedEmbeddings):
+                reply = _render_embeddings(item, parsed, embeddings)
+            elif isinstance(item, ScriptedReply):
                 reply = _render_scripted(item, parsed, endpoint, number, self._next_call_id)
             else:
                 reply = item
@@ -791,19 +809,47 @@ def _parse_json(body: bytes) -> Any:
 # ------------------------------------------------------------- default replies
 
 
+def _delay(headers: Mapping[str, str]) -> float:
+    """The ``x-mock-delay-ms`` request header, in seconds (0 when absent or not a number)."""
+    try:
+        return max(0.0, float(headers.get("x-mock-delay-ms", "0")) / 1000)
+    except ValueError:
+        return 0.0
+
+
 def _default_reply(
     dialect: _dialects.Dialect, request: Any, headers: Mapping[str, str]
 ) -> ScriptedReply:
-    delay = 0.0
-    try:
-        delay = max(0.0, float(headers.get("x-mock-delay-ms", "0")) / 1000)
-    except ValueError:
-        pass
+    delay = _delay(headers)
     chunks = headers.get("x-mock-chunks")
     if chunks is not None and chunks.strip().isdigit():
         return ScriptedReply(content="tok " * int(chunks), chunk_size=4, delay_between_chunks=delay)
     text = _dialects.last_user_text(dialect, request)
     return ScriptedReply(content=f"Mock reply to: {text}", delay_between_chunks=delay)
+
+
+def _render_embeddings(
+    scripted: ScriptedEmbeddings, request: Any, route: EmbeddingsRoute | None
+) -> Reply:
+    """A ``ScriptedEmbeddings`` answered on ``route``: the vectors, or a 400 in the shape
+    the route's provider uses when the request is malformed or not an embeddings one."""
+    knobs: dict[str, Any] = {
+        "headers": scripted.headers,
+        "delay_before_headers": scripted.delay_before_headers,
+        "close_after_bytes": scripted.close_after_bytes,
+    }
+    if route is None:
+        return Reply.error(400, "ScriptedEmbeddings answers embeddings routes only", **knobs)
+    try:
+        body = render_embeddings(scripted, request, route)
+    except BadEmbeddingsRequest as exc:
+        if route == "embeddings":
+            return Reply.error(400, str(exc), **knobs)
+        return Reply.gemini_error(400, str(exc), **knobs)
+    if route == "embeddings":
+        return Reply.json(body, **knobs)
+    knobs["headers"] = _with_defaults(_dialects.GEMINI_JSON_HEADERS, scripted.headers)
+    return Reply.json(body, **knobs)
 
 
 def _render_scripted(

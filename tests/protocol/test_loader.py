@@ -175,6 +175,26 @@ def test_single_mistakes(text: str, needle: str, issue: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "described"),
+    [
+        ("0", "int 0"),
+        ("-2", "int -2"),
+        ('"10"', "str '10'"),
+        ("2.5", "float 2.5"),
+        ("true", "bool True"),
+    ],
+)
+def test_max_inputs_per_request_must_be_a_positive_integer(value: str, described: str) -> None:
+    text = HEAD + ENDPOINT + f"embeddings:\n  max_inputs_per_request: {value}\n"
+    assert issues_of(text) == [
+        f"m.yaml:{at(text, value, text.count(value) - 1)}: $.embeddings.max_inputs_per_request:"
+        f" expected a positive integer, got {described}"
+    ]
+    good = load_manifest_text(HEAD + ENDPOINT + "embeddings:\n  max_inputs_per_request: 96\n")
+    assert good.embeddings is not None and good.embeddings.max_inputs_per_request == 96
+
+
+@pytest.mark.parametrize(
     ("text", "needle", "issue"),
     [
         (
