@@ -48,6 +48,7 @@ from ._core._errors import RemoteRequestTooLargeError as RemoteRequestTooLargeEr
 from ._core._errors import RemoteTimeoutError as RemoteTimeoutError
 from ._core._errors import RequestTooLargeError as RequestTooLargeError
 from ._core._errors import ServerError as ServerError
+from ._core._errors import StructuredOutputError as StructuredOutputError
 from ._core._errors import TimeoutError as TimeoutError
 from ._core._errors import TokenizerDataError as TokenizerDataError
 from ._core._errors import TransportError as TransportError
@@ -224,6 +225,7 @@ __all__ = [
     "ServerError",
     "SignalsSnapshot",
     "StreamingEvent",
+    "StructuredOutputError",
     "TextToolParse",
     "TimeoutError",
     "TokenCount",

@@ -318,8 +318,20 @@ class SyncChatBuilder:
         self._builder.tool_choice(choice)
         return self
 
-    def response_format(self, value: Mapping[str, Any]) -> SyncChatBuilder:
-        self._builder.response_format(value)
+    def response_format(
+        self,
+        schema: Mapping[str, Any] | type,
+        *,
+        name: str | None = None,
+        strict: bool | None = None,
+    ) -> SyncChatBuilder:
+        """JSON replies parsed into ``reply.parsed`` (see ``ChatBuilder.response_format``)."""
+        self._builder.response_format(schema, name=name, strict=strict)
+        return self
+
+    def json_mode(self) -> SyncChatBuilder:
+        """JSON mode (see ``ChatBuilder.json_mode``)."""
+        self._builder.json_mode()
         return self
 
     def extra_body(self, value: Mapping[str, Any]) -> SyncChatBuilder:

@@ -37,6 +37,14 @@ from .._core._errors import (
     IdleTimeoutError,
 )
 from .._core._logging import configure_logging
+from .._core._structured import (
+    ToolReplyEvents,
+    reply_events,
+    reply_tool_name,
+    response_format_for,
+    structured_reply,
+    unwrap_tool_reply,
+)
 from .._core._types import (
     ChatRequest,
     ChatResponse,
@@ -51,7 +59,6 @@ from .._protocol._models import ProviderManifest, StreamingSpec
 from .._protocol._validate import (
     check_mapping,
     check_number,
-    check_response_format,
     check_tool_choice,
 )
 from .._resilience._run import Deadlines, race, within
@@ -376,16 +383,23 @@ class Client:
     ) -> ChatResponse:
         """Send a ``ChatRequest`` and return the whole response (``ChatBuilder.execute``
         does this): the call middleware, then the race of retries, fallbacks and hedges.
-        ``http_timeout`` is this request's HTTP timeout, overriding the client's."""
+        ``http_timeout`` is this request's HTTP timeout, overriding the client's.
+
+        A request that asked for JSON (``response_format``) gets its reply parsed into
+        ``parsed``, or raises ``StructuredOutputError``."""
         hooks = self.middleware.call_hooks
         if hooks:
-            return await self.middleware.run(
+            response = await self.middleware.run(
                 hooks,
                 self.call_view(request),
                 lambda call: self._execute_call(call.request, http_timeout),
                 None,
             )
-        return await self._execute_call(request, http_timeout)
+        else:
+            response = await self._execute_call(request, http_timeout)
+        if request.response_format is not None:
+            return structured_reply(request, response)
+        return response
 
     async def _execute_call(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
         self._check_open()
@@ -549,11 +563,48 @@ class ChatBuilder:
             raise ConfigurationError(f"tool_choice must be a string, got {choice!r}")
         return self._set("tool_choice", choice)
 
-    def response_format(self, value: Mapping[str, Any]) -> ChatBuilder:
-        """An OpenAI-style format: ``{"type": "json_object"}``, ``{"type": "json_schema",
-        "json_schema": {...}}`` or ``{"type": "text"}``."""
-        check_response_format(value)
-        return self._set("response_format", value)
+    def response_format(
+        self,
+        schema: Mapping[str, Any] | type,
+        *,
+        name: str | None = None,
+        strict: bool | None = None,
+    ) -> ChatBuilder:
+        """Ask for a reply in JSON, parsed into ``reply.parsed`` (``stream.response.parsed``
+        at the end of a stream). ``schema`` is one of:
+
+        - an attrs class: its JSON schema is generated (msgspec, the ``structured`` extra)
+          and the reply is structured into an instance by cattrs;
+        - a JSON schema (a mapping, ``{"type": "object", "properties": ...}``): the reply
+          is the JSON value, checked against it;
+        - an OpenAI-style format: ``{"type": "json_object"}`` (JSON mode, see
+          ``json_mode``), ``{"type": "json_schema", "json_schema": {"name": ...,
+          "schema": ...}}`` or ``{"type": "text"}`` (no JSON).
+
+        ``name`` names the schema (default: the class's name, the schema's ``title``, or
+        ``response``); ``strict`` overrides the manifest's strict mode. Each provider gets
+        it the way its manifest's ``structured_output`` says (a native field, or a forced
+        tool call), the schema adapted to strict mode where the manifest asks. A reply that
+        is not JSON or does not match raises ``StructuredOutputError`` (its ``path`` says
+        where, ``raw_text`` holds the reply)::
+
+            @attrs.define
+            class City:
+                name: str
+                population: int
+
+            reply = await client.chat().user("Largest city?").response_format(City).execute()
+            reply.parsed  # City(name='Tokyo', population=37400068)
+        """
+        fmt, output_type = response_format_for(schema, name=name, strict=strict)
+        self._set("output_type", output_type)
+        return self._set("response_format", fmt)
+
+    def json_mode(self) -> ChatBuilder:
+        """JSON mode: the reply is any JSON value, parsed into ``reply.parsed`` (the same as
+        ``response_format({"type": "json_object"})``). Some providers want the word "json"
+        in the prompt for it."""
+        return self.response_format({"type": "json_object"})
 
     def extra_body(self, value: Mapping[str, Any]) -> ChatBuilder:
         """Provider-specific fields merged into the encoded body last, objects key by key;
@@ -633,6 +684,12 @@ class ChatStream(ClosedOnExit):
         self._timeout = timeout
         self._state = State.UNOPENED
         self._live: TargetStream | None = None
+        #: a request that asked for JSON: how its events are read, and the parsed reply
+        self._json: _JsonReply | None = None
+        if request.response_format is not None:
+            events = reply_events(request)
+            if events is not None:
+                self._json = _JsonReply(events)
         _stream_rules(client)
 
     async def __aenter__(self) -> ChatStream:
@@ -659,10 +716,20 @@ class ChatStream(ClosedOnExit):
             )
         if self._live is None:
             return _EmptyStream()
+        if self._json is not None:
+            return self._json.iterator(self)
         chain = self._client.middleware
         if chain.event_hooks:
             return _Observed(self._live, chain, self._client.call_view(self._request))
         # The attempt that won iterates itself: no extra frame per event.
+        return self._live
+
+    def _events(self) -> AsyncIterator[StreamingEvent]:
+        """The events as they come (seen by the middleware's ``on_event`` hooks)."""
+        assert self._live is not None
+        chain = self._client.middleware
+        if chain.event_hooks:
+            return _Observed(self._live, chain, self._client.call_view(self._request))
         return self._live
 
     async def __anext__(self) -> StreamingEvent:
@@ -670,9 +737,13 @@ class ChatStream(ClosedOnExit):
 
     @property
     def response(self) -> ChatResponse:
-        """Everything delivered so far, accumulated."""
+        """Everything delivered so far, accumulated. A request that asked for JSON has
+        its reply in ``content`` (a forced reply-tool call unwrapped) and, once the stream
+        has been iterated to its end, the parsed value in ``parsed``."""
         if self._live is None:
             return ChatResponse(model=self._client.model_id)
+        if self._json is not None:
+            return self._json.response(self._request, self._live.response)
         return self._live.response
 
     @property
@@ -719,6 +790,65 @@ class _Observed:
         event = await self._live.__anext__()
         self._chain.observe(self._call, event)
         return event
+
+
+class _JsonReply:
+    """A stream that asked for JSON: the events of a forced reply-tool call turned into
+    content as they arrive, and the whole reply parsed at the end of the stream (a
+    mismatch raised there, as ``StructuredOutputError``, instead of the end)."""
+
+    __slots__ = ("_events", "_iterator", "finished", "parsed")
+
+    def __init__(self, events: ToolReplyEvents) -> None:
+        self._events = events
+        self._iterator: _JsonEvents | None = None
+        self.finished = False
+        self.parsed: Any = None
+
+    def iterator(self, stream: ChatStream) -> _JsonEvents:
+        if self._iterator is None:
+            self._iterator = _JsonEvents(stream._events(), self._events, self, stream)
+        return self._iterator
+
+    def response(self, request: ChatRequest, response: ChatResponse) -> ChatResponse:
+        fmt = request.response_format
+        assert fmt is not None
+        response = unwrap_tool_reply(response, reply_tool_name(fmt))
+        if self.finished:
+            return attrs.evolve(response, parsed=self.parsed)
+        return response
+
+
+class _JsonEvents:
+    __slots__ = ("_convert", "_events", "_reply", "_stream")
+
+    def __init__(
+        self,
+        events: AsyncIterator[StreamingEvent],
+        convert: ToolReplyEvents,
+        reply: _JsonReply,
+        stream: ChatStream,
+    ) -> None:
+        self._events, self._convert, self._reply, self._stream = events, convert, reply, stream
+
+    def __aiter__(self) -> _JsonEvents:
+        return self
+
+    async def __anext__(self) -> StreamingEvent:
+        while True:
+            try:
+                event = await self._events.__anext__()
+            except StopAsyncIteration:
+                break
+            converted = self._convert.convert(event)
+            if converted is not None:
+                return converted
+        reply = self._reply
+        if not reply.finished:
+            reply.finished = True  # parsed once: a mismatch is raised once, then the end
+            stream = self._stream
+            reply.parsed = structured_reply(stream._request, stream.response).parsed
+        raise StopAsyncIteration
 
 
 class _EmptyStream:

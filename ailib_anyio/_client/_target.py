@@ -38,6 +38,7 @@ from .._core._errors import (
 from .._core._mapping import DecodeFailure, ResponseAccumulator, ResponseDecoder, StreamFailure
 from .._core._ratelimit import parse_rate_limits
 from .._core._secrets import SECRETS, mask_json, mask_text
+from .._core._structured import StructuredOutputRules
 from .._core._types import (
     ChatRequest,
     ChatResponse,
@@ -164,6 +165,7 @@ class Target:
                 if spec.required and spec.default is not None
             },
             request_defaults=self.manifest.parameter_defaults if config.parameter_defaults else {},
+            structured=self.manifest.structured_output or StructuredOutputRules(),
         )
         self._response_decoder: ResponseDecoder | None = None
         #: the model's prices from its manifest (None: unpriced): every response this

@@ -10,7 +10,8 @@ provider's name. The families:
     ``system`` string; messages alternate strictly, so same-role neighbours are merged and
     tool results travel as ``tool_result`` blocks of a user turn; a signed reasoning is sent
     back as a ``thinking`` block; ``max_tokens`` is required (from the request, else the
-    manifest default in ``EncoderOptions.defaults``); ``response_format`` is refused.
+    manifest default in ``EncoderOptions.defaults``); it has no native structured output,
+    so a JSON ``response_format`` goes as a forced tool call (see below).
 ``gemini_generate``
     Gemini ``generateContent``. The model and streaming are part of the URL, so the body has
     neither; system messages become ``systemInstruction``; sampling parameters and JSON
@@ -37,6 +38,10 @@ Rules shared by all families:
   keys to those objects, or setting ``tools`` when the request has none, is allowed).
 - What the API cannot express raises ``InvalidRequestError`` before any HTTP call, with a
   message naming the family and the problem.
+- A JSON ``response_format`` (a schema, or JSON mode) goes the way the manifest's
+  ``structured_output`` section says (``EncoderOptions.structured``): in the family's
+  native field, or as a forced call of a reply tool, the schema adapted to strict mode
+  when asked (``_structured.encodable_request``); the family's encoder sees the result.
 - ``extra_body`` may not ask for several choices (``n``, Gemini's ``candidateCount``): a
   response holds one, so that raises ``ConfigurationError`` instead of dropping the rest.
 - Encoders are pure and synchronous: the request is never mutated. The Anthropic and
@@ -54,6 +59,7 @@ import attrs
 
 from ._errors import ConfigurationError, InvalidRequestError
 from ._jsoncheck import json_problem
+from ._structured import StructuredOutputRules, encodable_request
 from ._types import ChatRequest, ContentBlock, Message, MessageRole, ToolCall, ToolDefinition
 
 __all__ = ["ENCODERS", "EncoderOptions", "encode_request"]
@@ -72,6 +78,8 @@ class EncoderOptions:
     #: opt-in (``open_client(..., parameter_defaults=True)``): manifest defaults sent for
     #: the unified parameters (``DEFAULTABLE_PARAMETERS``) a request leaves out
     request_defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    #: how a JSON response format is sent (the manifest's ``structured_output``)
+    structured: StructuredOutputRules = attrs.field(factory=StructuredOutputRules)
 
 
 #: the unified request parameters a manifest's ``parameters.<name>.default`` can fill
@@ -548,8 +556,9 @@ def encode_anthropic_messages(request: ChatRequest, options: EncoderOptions) -> 
     fmt = request.response_format
     if fmt is not None and fmt.get("type") != "text":
         raise InvalidRequestError(
-            f"{_ANTHROPIC} cannot encode response_format {fmt.get('type')!r}: pass Anthropic's "
-            "own structured-output fields in extra_body, or force a tool call with tool_choice"
+            f"{_ANTHROPIC} has no native response_format ({fmt.get('type')!r}): structured"
+            " output goes as a forced tool call, which the manifest's structured_output"
+            " section selects with schema: tool and json_mode: tool"
         )
     if request.stream:
         body["stream"] = True
@@ -796,4 +805,6 @@ def encode_request(family: str, request: ChatRequest, options: EncoderOptions) -
     }
     if fill:
         request = attrs.evolve(request, **fill)
+    if request.response_format is not None:
+        request = encodable_request(request, family, options.structured)
     return encoder(request, options)

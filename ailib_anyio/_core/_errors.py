@@ -24,6 +24,7 @@
     ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
     ├── MiddlewareError               a middleware raised (``middleware`` names it)
     ├── MalformedResponseError        the server sent bytes that are not the protocol
+    ├── StructuredOutputError         the reply does not match the response format asked for
     └── RemoteError                   the provider answered with an error
         ├── RemoteInvalidRequestError     (also an InvalidRequestError)
         │   └── RemoteRequestTooLargeError    (also a RequestTooLargeError)
@@ -99,6 +100,7 @@ __all__ = [
     "RemoteTimeoutError",
     "RequestTooLargeError",
     "ServerError",
+    "StructuredOutputError",
     "TimeoutError",
     "TokenizerDataError",
     "TransportError",
@@ -316,6 +318,28 @@ class MalformedResponseError(AiLibError):
     """The server's bytes do not follow the protocol (bad JSON, bad framing, wrong shape)."""
 
     kind = "malformed_response"
+
+
+class StructuredOutputError(AiLibError):
+    """The reply does not match the structured output asked for (``response_format``): it is
+    not JSON, or it breaks the JSON schema, or it cannot be structured into the attrs class.
+
+    ``raw_text`` is the reply's text as the model wrote it (a forced tool call's arguments,
+    where the provider answers that way), ``path`` where in it the problem is (``$`` for
+    the whole reply, ``$.items[2].price`` inside it) and ``problem`` what it is; the
+    ``response`` is attached. Not retryable by the library: asking again may help, which
+    is the caller's choice.
+    """
+
+    kind = "structured_output"
+
+    def __init__(
+        self, message: str, *, raw_text: str, path: str, problem: str, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.raw_text = mask_text(raw_text)
+        self.path = path
+        self.problem = mask_text(problem)
 
 
 class RemoteError(AiLibError):

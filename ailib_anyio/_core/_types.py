@@ -270,7 +270,14 @@ ToolChoice = Literal["auto", "none", "required"] | str
 
 @attrs.frozen
 class ChatRequest:
-    """A provider-neutral chat request, as the builder assembles it."""
+    """A provider-neutral chat request, as the builder assembles it.
+
+    ``response_format`` is OpenAI-shaped (``{"type": "json_object"}``, ``{"type":
+    "json_schema", "json_schema": {"name": ..., "schema": {...}}}``); each encoder sends
+    it the way its manifest's ``structured_output`` says. ``output_type`` is the attrs
+    class the reply is structured into (``ChatResponse.parsed``), whose JSON schema is the
+    one in ``response_format``.
+    """
 
     model: str
     messages: Sequence[Message]
@@ -283,6 +290,7 @@ class ChatRequest:
     response_format: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
     stream: bool = False
+    output_type: type | None = None
 
 
 @attrs.frozen
@@ -358,6 +366,11 @@ class ChatResponse:
     reasoning_signature: str | None = None
     #: the provider's rate-limit headers on this response, parsed
     rate_limits: RateLimitSnapshot | None = None
+    #: with a JSON ``response_format``: the reply parsed (an instance of the request's
+    #: attrs class, else the JSON value), checked against the schema; None otherwise, and
+    #: when the model called tools instead of answering (see ``StructuredOutputError``)
+    parsed: Any = attrs.field(default=None, eq=False)
+
     #: the answering model's prices (from its manifest), which ``cost`` applies
     pricing: ModelPricing | None = attrs.field(default=None, repr=False, eq=False)
 

@@ -33,6 +33,7 @@ from .._core._rules import (
     tool_calls_array_fields,
     usage_object_fields,
 )
+from .._core._structured import StructuredOutputRules
 from ._defaults import RESPONSE_RULES, STREAM_RULES, declared_format
 
 __all__ = [
@@ -295,6 +296,9 @@ class ProviderManifest:
     retry_policy: RetryPolicySpec | None = None
     termination: TerminationSpec | None = None
     tooling: ToolingSpec | None = None
+    #: how a JSON response format is sent: ``schema``/``json_mode`` ``native`` or ``tool``,
+    #: ``strict`` (left out: the API family's native field where it has one, else a tool)
+    structured_output: StructuredOutputRules | None = None
     capabilities: Any = None
     metadata: MetadataSpec | None = None
     embeddings: EmbeddingRules | None = None

@@ -13,6 +13,8 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from .._core._errors import ConfigurationError
 from .._core._jsoncheck import check_json, json_problem
 from .._core._types import ChatRequest, Message, ToolDefinition
@@ -120,5 +122,16 @@ def check_request(request: ChatRequest) -> None:
         check_tool_choice(request.tool_choice, request.tools)
     if request.response_format is not None:
         check_response_format(request.response_format)
+    if request.output_type is not None:
+        fmt = request.response_format
+        if not (isinstance(request.output_type, type) and attrs.has(request.output_type)):
+            raise ConfigurationError(
+                f"output_type must be an attrs class, got {request.output_type!r}"
+            )
+        if fmt is None or fmt.get("type") != "json_schema":
+            raise ConfigurationError(
+                "output_type needs a json_schema response_format (its schema): build both"
+                " with ChatBuilder.response_format(cls)"
+            )
     if request.extra_body is not None:
         check_mapping("extra_body", request.extra_body)

@@ -651,7 +651,6 @@ class _Expressible:
     """What a family's requests can carry, of what ``chat_requests`` draws."""
 
     audio: bool = True
-    json_output: bool = True
     max_temperature: float = 2.0
 
 
@@ -659,9 +658,9 @@ _EXPRESSIBLE: Mapping[str | None, _Expressible] = {
     # any family: temperatures every family takes
     None: _Expressible(max_temperature=1.0),
     "openai_chat": _Expressible(),
-    # Anthropic takes no audio, structured output only through its own fields, and
+    # Anthropic takes no audio (structured output goes as a forced tool call), and
     # temperatures up to 1
-    "anthropic_messages": _Expressible(audio=False, json_output=False, max_temperature=1.0),
+    "anthropic_messages": _Expressible(audio=False, max_temperature=1.0),
     "gemini_generate": _Expressible(),
 }
 
@@ -742,13 +741,21 @@ _TOOLS = st.lists(
 @st.composite
 def _chat_request(draw: st.DrawFn, api_family: str | None) -> ChatRequest:
     tools = draw(_TOOLS)
-    choices = ["auto", "none", "required", *(tool.name for tool in tools)]
-    formats: list[Mapping[str, Any] | None] = [None, {"type": "text"}]
-    if _EXPRESSIBLE[api_family].json_output:
-        formats += [
-            {"type": "json_object"},
-            {"type": "json_schema", "json_schema": {"name": "out", "schema": draw(_SCHEMA)}},
-        ]
+    formats: list[Mapping[str, Any] | None] = [
+        None,
+        {"type": "text"},
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"name": "out", "schema": draw(_SCHEMA)}},
+    ]
+    response_format = draw(st.sampled_from(formats))
+    if response_format is not None and response_format["type"] != "text":
+        # A JSON reply may go as a forced call of a reply tool (as the manifest's
+        # structured_output says): no tool may have its name, and tool_choice can only
+        # leave the choice open.
+        tools = [tool for tool in tools if tool.name not in ("out", "json_response")]
+        choices = ["auto", "required"]
+    else:
+        choices = ["auto", "none", "required", *(tool.name for tool in tools)]
     return ChatRequest(
         model=draw(st.text(string.ascii_lowercase + string.digits + ".-", min_size=1, max_size=12)),
         messages=draw(_conversation(api_family)),
@@ -758,7 +765,7 @@ def _chat_request(draw: st.DrawFn, api_family: str | None) -> ChatRequest:
         stop=draw(st.lists(_texts, max_size=3)),
         tools=tools,
         tool_choice=draw(st.none() | st.sampled_from(choices)) if tools else None,
-        response_format=draw(st.sampled_from(formats)),
+        response_format=response_format,
         stream=draw(st.booleans()),
     )
 

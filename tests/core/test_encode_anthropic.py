@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ailib_anyio._core._encode import EncoderOptions, encode_request
 from ailib_anyio._core._errors import ConfigurationError, InvalidRequestError
+from ailib_anyio._core._structured import StructuredOutputRules
 from ailib_anyio._core._types import (
     ChatRequest,
     ContentBlock,
@@ -521,12 +522,22 @@ def test_parameter_mappings() -> None:
 
 
 @pytest.mark.parametrize(
-    "fmt", [{"type": "json_object"}, {"type": "json_schema", "json_schema": {"schema": {}}}]
+    "fmt",
+    [
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+    ],
 )
-def test_response_format_is_an_error(fmt: dict[str, Any]) -> None:
-    assert error_of(req(Message.user("?"), response_format=fmt)) == (
-        f"anthropic_messages cannot encode response_format {fmt['type']!r}: pass Anthropic's "
-        "own structured-output fields in extra_body, or force a tool call with tool_choice"
+def test_native_response_format_is_an_error(fmt: dict[str, Any]) -> None:
+    # Anthropic has no response_format: a manifest declaring the native mode gets told
+    # (the default, and the shipped manifest, send a forced tool call: tests/core/
+    # test_structured.py).
+    native = StructuredOutputRules(schema="native", json_mode="native")
+    options = EncoderOptions(defaults={"max_tokens": 1024}, structured=native)
+    assert error_of(req(Message.user("?"), response_format=fmt), options) == (
+        f"anthropic_messages has no native response_format ({fmt['type']!r}): structured"
+        " output goes as a forced tool call, which the manifest's structured_output"
+        " section selects with schema: tool and json_mode: tool"
     )
 
 

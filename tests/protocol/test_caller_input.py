@@ -125,8 +125,8 @@ BUILDER_CASES: list[tuple[str, Callable[[ChatBuilder], object], str]] = [
     (
         "response-format-str",
         lambda b: b.response_format("json"),  # type: ignore[arg-type]
-        'response_format must be a mapping with a "type", such as {"type": "json_object"},'
-        " got 'json'",
+        "response_format takes a JSON schema (a mapping), an attrs class, or a format such"
+        ' as {"type": "json_object"}, got \'json\'',
     ),
     (
         "response-format-inf",

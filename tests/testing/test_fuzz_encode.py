@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from ailib_anyio._core._encode import EncoderOptions, encode_request
 from ailib_anyio._core._errors import InvalidRequestError
+from ailib_anyio._core._structured import StructuredOutputRules
 from ailib_anyio._core._types import ChatRequest
 from ailib_anyio._protocol._models import ProviderManifest
 from ailib_anyio._protocol._registry import ProtocolRegistry
@@ -50,6 +51,7 @@ def options(manifest: ProviderManifest) -> EncoderOptions:
             for name, spec in manifest.parameters.items()
             if spec.required and spec.default is not None
         },
+        structured=manifest.structured_output or StructuredOutputRules(),
     )
 
 
