@@ -85,9 +85,8 @@ class EmbeddingClient:
         )
         try:
             body = encode_embeddings(self._family, request)
-        except AiLibError as exc:
-            exc.provider, exc.model = client.provider, client.model_id
-            raise
+        except AiLibError as exc:  # the core knows nothing of the target
+            raise exc.with_context(**target.context())  # noqa: B904 - chained as exc was
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         # The client's retry policy, circuit breaker and rate limiter apply; its fallbacks
         # do not (another model's vectors live in another space).

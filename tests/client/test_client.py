@@ -18,7 +18,9 @@ from ailib_anyio import (
     AuthenticationError,
     ConfigurationError,
     ContentDelta,
+    Deadlines,
     Finished,
+    IdleTimeoutError,
     InvalidRequestError,
     MalformedResponseError,
     Message,
@@ -238,6 +240,52 @@ async def test_garbage_stream_is_a_typed_error(mock: MockProvider) -> None:
                     pass
     assert info.value.response is not None and info.value.response.content == "ok"
     assert info.value.status_code == 200
+
+
+MID_STREAM_HEADERS = {"x-request-id": "req-mid", "x-ratelimit-remaining-requests": "41"}
+HELLO = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+
+
+@pytest.mark.parametrize("fault", ["cut", "cut-timed", "malformed", "truncated", "idle"])
+async def test_a_mid_stream_failure_carries_where_it_happened(
+    mock: MockProvider, fault: str
+) -> None:
+    # Each error is built with its context where it is raised, by whichever path: the
+    # transport's error (untimed and timed reads), the decoder's failure, the idle limit.
+    headers = MID_STREAM_HEADERS
+    replies: dict[str, Reply | ScriptedReply] = {
+        "cut": ScriptedReply(content=LONG, chunk_size=4, close_after_bytes=900, headers=headers),
+        "cut-timed": ScriptedReply(
+            content=LONG, chunk_size=4, close_after_bytes=900, headers=headers
+        ),
+        "malformed": Reply.sse([HELLO, "data: {not json\n\n"], headers=headers),
+        "truncated": Reply.sse([HELLO], done=False, headers=headers),
+        "idle": ScriptedReply(content=LONG, chunk_size=4, stall_after_bytes=900, headers=headers),
+    }
+    expected: dict[str, type[AiLibError]] = {
+        "cut": TransportError,
+        "cut-timed": TransportError,
+        "malformed": MalformedResponseError,
+        "truncated": TransportError,
+        "idle": IdleTimeoutError,
+    }
+    limits = {"cut-timed": Deadlines(idle=60), "idle": Deadlines(idle=0.3)}
+    mock.enqueue(replies[fault])
+    seen: list[str] = []
+    async with client_for(mock, deadlines=limits.get(fault)) as client:
+        with pytest.raises(expected[fault]) as info:
+            async with client.chat().user("hi").stream() as stream:
+                async for event in stream:
+                    if isinstance(event, ContentDelta):
+                        seen.append(event.text)
+    error = info.value
+    assert type(error) is expected[fault]
+    assert (error.provider, error.model) == ("openai", "gpt-4o")
+    assert (error.status_code, error.request_id) == (200, "req-mid")
+    assert error.rate_limits is not None and error.rate_limits.requests_remaining == 41
+    assert seen and error.response is not None
+    assert error.response.content == "".join(seen) == stream.response.content
+    assert error.response.request_id == "req-mid"
 
 
 async def test_garbage_json_body_is_a_typed_error(mock: MockProvider) -> None:
