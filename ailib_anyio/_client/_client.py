@@ -1,14 +1,12 @@
 """The client: ``open_client``, the chat builder, responses and streams.
 
 A client is an async context manager that owns its connection pool (and anything else it
-starts); leaving the block closes everything, even on cancellation. It is used from any
-task while open and may be closed from another task than the one that opened it, unless
-it runs background work (``start_background``): that binds it to the task that started
-the work. A request is encoded
-by the manifest's API family, sent through the transport under the ``max_inflight``
-limiter, and decoded by the manifest's rules in the sans-IO core. A stream is an async
-context manager too: leaving its block — normally, by ``break``, by an exception or by
-cancellation — closes the HTTP response at once, in a shielded scope.
+starts); leaving the block closes everything, even on cancellation. Any task may use it
+and close it, unless it runs background work: that binds it to the task that started it.
+A request is encoded by the manifest's API family, sent through the transport under the
+``max_inflight`` limiter, and decoded by the manifest's rules in the sans-IO core. A
+stream is an async context manager too: leaving its block — normally, by ``break``, by
+an exception or by cancellation — closes the HTTP response at once, in a shielded scope.
 """
 
 from __future__ import annotations
@@ -186,8 +184,7 @@ class Client:
     async def aclose(self) -> None:
         """Stop background work and close the connection pool. Idempotent; completes even
         when cancelled. Inside ``async with``, leaving the block does this. With background
-        work running, only the task that started it may close the client (``RuntimeError``
-        otherwise, and the client stays open)."""
+        work, only the task that started it may (see ``start_background``)."""
         await self._close(None, None, None)
 
     async def _close(
