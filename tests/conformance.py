@@ -157,10 +157,9 @@ def core_result(
             partial = acc.build(mapper=pipe.mapper)
             return None, pipe.error(event, status=status, headers=headers, partial=partial)
         if isinstance(event, DecodeFailure):  # the client raises it with what came before
-            error = event.error
-            error.status_code = error.status_code or status
-            error.response = acc.build(mapper=pipe.mapper)
-            return None, error
+            return None, event.error_with(
+                status_code=status, response=acc.build(mapper=pipe.mapper)
+            )
         acc.add(event)
     return acc.build(mapper=pipe.mapper), None
 

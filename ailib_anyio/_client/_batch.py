@@ -221,8 +221,10 @@ class BatchCollector(Generic[T, R]):
       a task group the collector owns; leaving the block hands over the group still
       collecting at once and waits for the handler (or cancels it, if the block raises);
     - ``BatchCollector(..., task_group=tg)`` — a task group the caller owns;
-    - ``BatchCollector(..., task_group=client)`` — the client's background task group,
-      cancelled when the client's block exits.
+    - ``BatchCollector(..., task_group=client)`` — the client's background task group
+      (``Client.start_background``), cancelled when the client closes. The first
+      ``submit`` starts that group in its task, which binds the client to it: submit first
+      from the task that closes the client, at the level of the client's block.
 
     ::
 
@@ -261,10 +263,14 @@ class BatchCollector(Generic[T, R]):
         self._handler = handler
         self.max_size = max_size
         self.max_wait = float(max_wait)
+        # Where a group's task starts: a task group's start_soon, or the client's
+        # start_background (awaited).
         self._spawner: Callable[..., object] | None = None
-        if task_group is not None:
-            start_background = getattr(task_group, "start_background", None)
-            self._spawner = start_background or task_group.start_soon  # type: ignore[union-attr]
+        self._client: Client | None = None
+        if isinstance(task_group, anyio.abc.TaskGroup):
+            self._spawner = task_group.start_soon
+        elif task_group is not None:
+            self._client = task_group
         self._owned: anyio.abc.TaskGroup | None = None
         self._group: _Group[T, R] | None = None
         self._closed = False
@@ -277,7 +283,7 @@ class BatchCollector(Generic[T, R]):
         )
 
     async def __aenter__(self) -> BatchCollector[T, R]:
-        if self._spawner is not None or self._closed:
+        if self._spawner is not None or self._client is not None or self._closed:
             raise RuntimeError(
                 "a BatchCollector is entered once, and only when it has no task_group"
             )
@@ -311,15 +317,18 @@ class BatchCollector(Generic[T, R]):
         """Add ``item`` to the current group; return its result once the group is handled."""
         if self._closed:
             raise RuntimeError("the BatchCollector is closed")
-        if self._spawner is None:
-            raise RuntimeError(
-                "use 'async with BatchCollector(...)' or pass task_group= (a task group or "
-                "a client)"
-            )
         group = self._group
         if group is None:
             group = _Group()
-            self._spawner(self._run_group, group)
+            if self._client is not None:
+                await self._client.start_background(self._run_group, group)
+            elif self._spawner is not None:
+                self._spawner(self._run_group, group)
+            else:
+                raise RuntimeError(
+                    "use 'async with BatchCollector(...)' or pass task_group= (a task group"
+                    " or a client)"
+                )
             self._group = group
         slot: _Slot[T, R] = _Slot(item)
         group.slots.append(slot)

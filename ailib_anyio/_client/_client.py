@@ -1,11 +1,12 @@
 """The client: ``open_client``, the chat builder, responses and streams.
 
 A client is an async context manager that owns its connection pool (and anything else it
-starts); leaving the block closes everything, even on cancellation. A request is encoded
-by the manifest's API family, sent through the transport under the ``max_inflight``
-limiter, and decoded by the manifest's rules in the sans-IO core. A stream is an async
-context manager too: leaving its block — normally, by ``break``, by an exception or by
-cancellation — closes the HTTP response at once, in a shielded scope.
+starts); leaving the block closes everything, even on cancellation. Any task may use it
+and close it, unless it runs background work: that binds it to the task that started it.
+A request is encoded by the manifest's API family, sent through the transport under the
+``max_inflight`` limiter, and decoded by the manifest's rules in the sans-IO core. A
+stream is an async context manager too: leaving its block — normally, by ``break``, by
+an exception or by cancellation — closes the HTTP response at once, in a shielded scope.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class Client:
         self.middleware = MiddlewareChain((*config.middleware, *config.plugins))
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
+        self._background_task: int | None = None  # the id of the task that entered it
         self._state = State.UNOPENED
         self._fallbacks_used = 0
         self._hedges_started = 0
@@ -173,9 +175,6 @@ class Client:
             fallback.resolve_credentials(fallback=True)
         limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
         configure_logging()
-        background = anyio.create_task_group()
-        await background.__aenter__()
-        self._background = background
         for target in self.targets:  # one max_inflight for the whole chain
             target.open(limiter)
         self._state = State.OPEN
@@ -191,7 +190,8 @@ class Client:
 
     async def aclose(self) -> None:
         """Stop background work and close the connection pool. Idempotent; completes even
-        when cancelled. Inside ``async with``, leaving the block does this."""
+        when cancelled. Inside ``async with``, leaving the block does this. With background
+        work, only the task that started it may (see ``start_background``)."""
         await self._close(None, None, None)
 
     async def _close(
@@ -202,11 +202,19 @@ class Client:
     ) -> bool | None:
         if self._state is State.CLOSED:
             return None
+        background = self._background
+        if background is not None and anyio.get_current_task().id != self._background_task:
+            # Nothing changes: the task that started the background work can still close it.
+            raise RuntimeError(
+                "this client is closed in another task than the one that started its"
+                " background work: background work started with start_background binds a"
+                " client to the task that started it; close the client in that task"
+            )
         self._state = State.CLOSED
-        background, self._background = self._background, None
+        self._background = None
         try:
             if background is not None:
-                # Everything the client started ends with its block (structured concurrency).
+                # Everything the client started ends with it (structured concurrency).
                 background.cancel_scope.cancel()
                 return await exit_task_group(background, exc_type, exc, tb)
             return None
@@ -215,15 +223,26 @@ class Client:
                 for target in self.targets:
                     await target.aclose()
 
-    def start_background(
+    async def start_background(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
     ) -> None:
         """Run ``func(*args)`` in the client's own task group: it is cancelled when the
-        client's block exits, and an error in it cancels the block (structured concurrency).
+        client closes, and an error in it cancels the block it was started from
+        (structured concurrency).
+
+        The task group is entered on first use, in the calling task, which the client is
+        then bound to: close the client in that task, and make that first call where the
+        client's block is, not inside a cancel scope or task group that ends before the
+        client does. A client without background work can be closed from any task.
         """
-        if self._state is not State.OPEN or self._background is None:
+        if self._state is not State.OPEN:
             raise RuntimeError("background work needs an open client")
-        self._background.start_soon(func, *args, name=name)
+        background = self._background
+        if background is None:
+            background = anyio.create_task_group()
+            await background.__aenter__()
+            self._background, self._background_task = background, anyio.get_current_task().id
+        background.start_soon(func, *args, name=name)
 
     def _check_open(self) -> None:
         if self._state is not State.OPEN:

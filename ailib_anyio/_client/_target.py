@@ -23,7 +23,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from .._core._classify import ErrorInfo, classify_error, error_from_info
+from .._core._classify import classify_error, error_from_info
 from .._core._cost import ModelPricing
 from .._core._encode import EncoderOptions, encode_request
 from .._core._errors import (
@@ -216,11 +216,9 @@ class Target:
     def expand_path(self, template: str) -> str:
         """An endpoint path with the model id as one encoded path segment (refused before
         any I/O when it cannot be one: ``/``, ``?``, ``#``, ``..``, control characters)."""
-        try:
-            return expand_path(template, {"model": self.model_id}, provider=self.provider)
-        except ConfigurationError as exc:
-            exc.model = self.model_id
-            raise
+        return expand_path(
+            template, {"model": self.model_id}, provider=self.provider, model=self.model_id
+        )
 
     def _retry_policy(
         self, retry: RetryConfig | None, max_retries: int | None
@@ -298,11 +296,7 @@ class Target:
 
         if not self.chats:
             raise self.chat_refusal()
-        try:
-            check_request(request)
-        except ConfigurationError as exc:
-            exc.provider, exc.model = self.provider, self.model_id
-            raise
+        check_request(request, **self.context())
         problems = request_problems(self.manifest, self.model_id, request)
         if problems:
             raise preflight_error(*problems[0], **self.context())
@@ -311,9 +305,8 @@ class Target:
         self.check_request(request)
         try:
             body = encode_request(self.manifest.api_family, request, self._encoder_options)
-        except AiLibError as exc:
-            exc.provider, exc.model = self.provider, self.model_id
-            raise
+        except AiLibError as exc:  # the core knows nothing of the target
+            raise exc.with_context(**self.context())  # noqa: B904 - chained as exc was
         try:
             return json.dumps(
                 body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
@@ -332,25 +325,6 @@ class Target:
             if value:
                 return mask_text(value)  # a proxy may echo anything into it
         return None
-
-    def _remote_error(
-        self,
-        info: ErrorInfo,
-        *,
-        request_id: str | None,
-        body: Any,
-        partial: ChatResponse | None = None,
-        mid_stream: bool = False,
-    ) -> RemoteError:
-        return error_from_info(
-            info,
-            request_id=request_id,
-            body=body,
-            partial=partial,
-            mid_stream=mid_stream,
-            provider=self.provider,
-            model=self.model_id,
-        )
 
     async def _read_and_close(self, response: HttpResponse) -> bytes:
         """The whole body (bounded), the response closed whatever happens (shielded)."""
@@ -371,9 +345,13 @@ class Target:
         info = classify_error(
             self.manifest.error_classification, response.status_code, response.headers, body
         )
-        error = self._remote_error(info, request_id=self.request_id_of(response), body=body)
-        error.rate_limits = self.rate_limits_of(response)
-        return error
+        return error_from_info(
+            info,
+            request_id=self.request_id_of(response),
+            body=body,
+            rate_limits=self.rate_limits_of(response),
+            **self.context(),
+        )
 
     async def post_json(
         self, url: str, content: bytes, http_timeout: float | None
@@ -533,8 +511,7 @@ class TargetStream(ClosedOnExit):
             self._end_of_body()
             return
         except transport_errors() as exc:
-            context = self._target.context(status_code=self._status())
-            raise self._with_partial(translate_transport_error(exc, **context)) from exc
+            raise translate_transport_error(exc, **self._error_context()) from exc
         pending = self._pending
         self._pipeline.feed(chunk, pending)
         if pending:
@@ -548,20 +525,23 @@ class TargetStream(ClosedOnExit):
         trickle) do not reset it."""
         assert self._chunks is not None
         limit = math.inf
-        error: AiLibError | None = None
+        deadline = False  # which limit runs out first: the total deadline or the idle one
         if self._idle is not None:
             if self._idle_at == math.inf:
                 self._idle_at = anyio.current_time() + self._idle
             limit = self._idle_at
-            error = IdleTimeoutError(f"no event from the provider for {self._idle:g}s")
         if self._deadline is not None and self._deadline <= limit:
-            limit = self._deadline
-            error = DeadlineExceededError("the request's total deadline ran out")
+            limit, deadline = self._deadline, True
         with anyio.CancelScope(deadline=limit):
             return await self._chunks.__anext__()
         await anyio.lowlevel.checkpoint_if_cancelled()  # the caller's own cancellation wins
-        assert error is not None
-        raise self._with_partial(error)
+        if deadline:
+            raise DeadlineExceededError(
+                "the request's total deadline ran out", **self._error_context()
+            )
+        raise IdleTimeoutError(
+            f"no event from the provider for {self._idle:g}s", **self._error_context()
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
@@ -644,8 +624,7 @@ class TargetStream(ClosedOnExit):
                 self._end_of_body()
                 continue
             except transport_errors() as exc:
-                context = self._target.context(status_code=self._status())
-                raise self._with_partial(translate_transport_error(exc, **context)) from exc
+                raise translate_transport_error(exc, **self._error_context()) from exc
             self._pipeline.feed(chunk, pending)
         event = pending.popleft()
         cls = type(event)
@@ -655,7 +634,7 @@ class TargetStream(ClosedOnExit):
         if cls is StreamFailure:
             raise self._stream_error(event)  # type: ignore[arg-type]
         if cls is DecodeFailure:
-            raise self._with_partial(event.error)  # type: ignore[union-attr]
+            raise event.error_with(**self._error_context())  # type: ignore[union-attr]
         self._acc.add(event)  # type: ignore[arg-type]
         return event  # type: ignore[return-value]
 
@@ -666,14 +645,15 @@ class TargetStream(ClosedOnExit):
     def _status(self) -> int | None:
         return self._response.status_code if self._response is not None else None
 
-    def _with_partial(self, exc: AiLibError) -> AiLibError:
-        target = self._target
-        exc.provider, exc.model = target.provider, target.model_id
-        exc.status_code = exc.status_code or self._status()
-        exc.response = self.response
-        exc.request_id = exc.request_id or self.request_id
-        exc.rate_limits = exc.rate_limits or self.rate_limits
-        return exc
+    def _error_context(self) -> dict[str, Any]:
+        """Where a failure of this stream happened, for the error built for it: provider,
+        model, status code, request id, rate limits and the partial response."""
+        return self._target.context(
+            status_code=self._status(),
+            request_id=self.request_id,
+            rate_limits=self.rate_limits,
+            response=self.response,
+        )
 
     def _stream_error(self, failure: StreamFailure) -> RemoteError:
         target = self._target

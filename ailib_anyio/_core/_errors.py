@@ -53,7 +53,10 @@ Each error carries ``provider``, ``model``, ``status_code``, ``request_id``, ``k
 AI-Protocol standard error name), ``retryable`` and ``retry_after``; errors raised after a
 stream started also carry ``response``, the partial result received before the failure.
 An error raised after retries or fallbacks carries ``attempts``: every attempt's error, in
-the order they happened (the raised error is the last of them).
+the order they happened (the raised error is the last of them). An error is built complete
+where it is raised; one the sans-IO core raised without knowing where it ran (a request
+the encoder refuses, bytes the decoder cannot read) is built again by the layer that knows,
+with ``with_context``, rather than changed.
 Cancellation is never wrapped: the backend's cancellation exception propagates untouched.
 No error message or repr ever contains an API key or an Authorization header: every error
 masks the secrets of the open clients (see ``_secrets``) in its message, ``args``, ``body``
@@ -69,6 +72,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._secrets import mask_json, mask_text
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ._types import ChatResponse, RateLimitSnapshot
 
 __all__ = [
@@ -131,6 +136,10 @@ STANDARD_ERRORS: dict[str, tuple[str, bool]] = {
 }
 
 
+#: the fields that say where an error happened (``AiLibError.with_context`` fills them)
+CONTEXT_FIELDS = ("provider", "model", "status_code", "request_id", "rate_limits", "response")
+
+
 def standard_error(kind: str) -> tuple[str, bool]:
     """(AI-Protocol error code, fallbackable) of a kind; unknown kinds are E9999."""
     return STANDARD_ERRORS.get(kind, STANDARD_ERRORS["unknown"])
@@ -172,6 +181,41 @@ class AiLibError(Exception):
         self.rate_limits = rate_limits
         #: Every attempt's error when retries or fallbacks ran (this one last), else ().
         self.attempts: tuple[AiLibError, ...] = ()
+
+    def with_context(self, **context: Any) -> Self:
+        """A new error like this one, with ``context`` (any of ``CONTEXT_FIELDS``:
+        ``provider``, ``model``, ``status_code``, ``request_id``, ``rate_limits``,
+        ``response``) filling the fields this one left unset.
+
+        This error is not changed; the new one has its class, message, code, body,
+        retryability, ``__cause__`` and traceback. The layer that knows where an error of
+        the sans-IO core happened raises this instead of it.
+
+        >>> error = MalformedResponseError("bad frame").with_context(provider="openai")
+        >>> str(error), error.retryable
+        ('bad frame (openai)', False)
+        """
+        unknown = sorted(context.keys() - set(CONTEXT_FIELDS))
+        if unknown:
+            raise TypeError(f"with_context() takes no {', '.join(unknown)}")
+        fields = {name: getattr(self, name) for name in CONTEXT_FIELDS}
+        for name, value in context.items():
+            if fields[name] is None:
+                fields[name] = value
+        error = self._rebuild(
+            retryable=self.retryable,
+            retry_after=self.retry_after,
+            code=self.code,
+            body=self.body,
+            **fields,
+        )
+        error.__cause__ = self.__cause__  # chained as this one was
+        return error.with_traceback(self.__traceback__)
+
+    def _rebuild(self, **kwargs: Any) -> Self:
+        """A new error of this class with this message and ``kwargs`` (``AiLibError``'s
+        keyword arguments); a class whose constructor takes more overrides it."""
+        return type(self)(self.message, **kwargs)
 
     @property
     def error_code(self) -> str:
@@ -215,7 +259,12 @@ class ProtocolError(AiLibError):
     kind = "protocol"
 
     def __init__(
-        self, issues: list[str], *, source: str | None = None, head: str | None = None
+        self,
+        issues: list[str],
+        *,
+        source: str | None = None,
+        head: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self.issues = list(issues)
         self.source = source
@@ -225,7 +274,11 @@ class ProtocolError(AiLibError):
                 if source
                 else "invalid manifest"
             )
-        super().__init__(head + ":\n" + "\n".join(self.issues))
+        self.head = head
+        super().__init__(head + ":\n" + "\n".join(self.issues), **kwargs)
+
+    def _rebuild(self, **kwargs: Any) -> Self:
+        return type(self)(self.issues, source=self.source, head=self.head, **kwargs)
 
     def __str__(self) -> str:
         return self.message
@@ -313,6 +366,9 @@ class MiddlewareError(AiLibError):
         super().__init__(message, **kwargs)
         self.middleware = middleware
 
+    def _rebuild(self, **kwargs: Any) -> Self:
+        return type(self)(self.message, middleware=self.middleware, **kwargs)
+
 
 class MalformedResponseError(AiLibError):
     """The server's bytes do not follow the protocol (bad JSON, bad framing, wrong shape)."""
@@ -397,6 +453,9 @@ class CapabilityNotDeclaredError(InvalidRequestError):
     def __init__(self, message: str, *, capability: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.capability = capability
+
+    def _rebuild(self, **kwargs: Any) -> Self:
+        return type(self)(self.message, capability=self.capability, **kwargs)
 
     @property
     def error_code(self) -> str:

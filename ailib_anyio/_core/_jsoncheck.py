@@ -58,8 +58,9 @@ def json_problem(value: Any, where: str, *, depth: int = 0) -> str | None:
     return f"{where} is of type {type(value).__name__}, which is not JSON"
 
 
-def check_json(name: str, value: Any) -> None:
-    """Raise ``ConfigurationError`` unless ``value`` is JSON the wire can carry."""
+def check_json(name: str, value: Any, **context: Any) -> None:
+    """Raise ``ConfigurationError`` (with ``context``: ``provider``, ``model``) unless
+    ``value`` is JSON the wire can carry."""
     problem = json_problem(value, name)
     if problem is not None:
-        raise ConfigurationError(problem)
+        raise ConfigurationError(problem, **context)

@@ -113,6 +113,12 @@ class DecodeFailure:
     error: AiLibError
     truncated: bool = False
 
+    def error_with(self, **context: Any) -> AiLibError:
+        """The error to raise, built with where it happened (``provider``, ``model``,
+        ``status_code``, ``request_id``, ``rate_limits``, the partial ``response``): the
+        pipeline knows none of them. See ``AiLibError.with_context``."""
+        return self.error.with_context(**context)
+
 
 #: a manifest's ``streaming.decoder.format`` -> the framing its bytes use. The loader
 #: rejects any other name (located), so a manifest never falls back to SSE silently.

@@ -53,9 +53,11 @@ def _segment_problem(value: str) -> str | None:
     return None
 
 
-def expand_path(template: str, values: Mapping[str, str], *, provider: str) -> str:
+def expand_path(
+    template: str, values: Mapping[str, str], *, provider: str, model: str | None = None
+) -> str:
     """``template`` with each ``{name}`` replaced by ``values[name]`` as one percent-encoded
-    path segment (see the module docstring)."""
+    path segment (see the module docstring); ``provider`` and ``model`` are the errors'."""
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -65,6 +67,7 @@ def expand_path(template: str, values: Mapping[str, str], *, provider: str) -> s
                 f"endpoint path {template!r} of provider {provider!r} names an unknown"
                 f" placeholder {{{name}}} (known: {known})",
                 provider=provider,
+                model=model,
             )
         value = values[name]
         problem = _segment_problem(value)
@@ -73,6 +76,7 @@ def expand_path(template: str, values: Mapping[str, str], *, provider: str) -> s
                 f"{name} {value!r} cannot go into the URL path {template!r} of provider"
                 f" {provider!r}: {problem}, and it must be exactly one path segment",
                 provider=provider,
+                model=model,
             )
         return quote(value, safe=_SEGMENT_SAFE)
 

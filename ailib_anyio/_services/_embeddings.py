@@ -236,9 +236,8 @@ class EmbeddingClient:
         )
         try:
             body = encode_embeddings(self._family, request)
-        except AiLibError as exc:
-            exc.provider, exc.model = client.provider, client.model_id
-            raise
+        except AiLibError as exc:  # the core knows nothing of the target
+            raise exc.with_context(**client.primary.context())  # noqa: B904 - chained as exc was
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def _send(self, content: bytes, count: int, timeout: float | None) -> _Part:

@@ -18,7 +18,9 @@ from ailib_anyio import (
     AuthenticationError,
     ConfigurationError,
     ContentDelta,
+    Deadlines,
     Finished,
+    IdleTimeoutError,
     InvalidRequestError,
     MalformedResponseError,
     Message,
@@ -240,6 +242,52 @@ async def test_garbage_stream_is_a_typed_error(mock: MockProvider) -> None:
     assert info.value.status_code == 200
 
 
+MID_STREAM_HEADERS = {"x-request-id": "req-mid", "x-ratelimit-remaining-requests": "41"}
+HELLO = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+
+
+@pytest.mark.parametrize("fault", ["cut", "cut-timed", "malformed", "truncated", "idle"])
+async def test_a_mid_stream_failure_carries_where_it_happened(
+    mock: MockProvider, fault: str
+) -> None:
+    # Each error is built with its context where it is raised, by whichever path: the
+    # transport's error (untimed and timed reads), the decoder's failure, the idle limit.
+    headers = MID_STREAM_HEADERS
+    replies: dict[str, Reply | ScriptedReply] = {
+        "cut": ScriptedReply(content=LONG, chunk_size=4, close_after_bytes=900, headers=headers),
+        "cut-timed": ScriptedReply(
+            content=LONG, chunk_size=4, close_after_bytes=900, headers=headers
+        ),
+        "malformed": Reply.sse([HELLO, "data: {not json\n\n"], headers=headers),
+        "truncated": Reply.sse([HELLO], done=False, headers=headers),
+        "idle": ScriptedReply(content=LONG, chunk_size=4, stall_after_bytes=900, headers=headers),
+    }
+    expected: dict[str, type[AiLibError]] = {
+        "cut": TransportError,
+        "cut-timed": TransportError,
+        "malformed": MalformedResponseError,
+        "truncated": TransportError,
+        "idle": IdleTimeoutError,
+    }
+    limits = {"cut-timed": Deadlines(idle=60), "idle": Deadlines(idle=0.3)}
+    mock.enqueue(replies[fault])
+    seen: list[str] = []
+    async with client_for(mock, deadlines=limits.get(fault)) as client:
+        with pytest.raises(expected[fault]) as info:
+            async with client.chat().user("hi").stream() as stream:
+                async for event in stream:
+                    if isinstance(event, ContentDelta):
+                        seen.append(event.text)
+    error = info.value
+    assert type(error) is expected[fault]
+    assert (error.provider, error.model) == ("openai", "gpt-4o")
+    assert (error.status_code, error.request_id) == (200, "req-mid")
+    assert error.rate_limits is not None and error.rate_limits.requests_remaining == 41
+    assert seen and error.response is not None
+    assert error.response.content == "".join(seen) == stream.response.content
+    assert error.response.request_id == "req-mid"
+
+
 async def test_garbage_json_body_is_a_typed_error(mock: MockProvider) -> None:
     mock.enqueue(Reply(body=b"<html>oops</html>", headers={"content-type": "text/html"}))
     async with client_for(mock) as client:
@@ -409,12 +457,12 @@ async def test_background_work_ends_with_the_client_block(mock: MockProvider) ->
             cancelled.set()
 
     async with client_for(mock) as client:
-        client.start_background(forever, name="sweeper")
+        await client.start_background(forever, name="sweeper")
         await started.wait()
         assert not cancelled.is_set()
     assert cancelled.is_set()
     with pytest.raises(RuntimeError, match="needs an open client"):
-        client.start_background(forever)
+        await client.start_background(forever)
 
 
 async def test_a_failing_background_task_cancels_the_block(mock: MockProvider) -> None:
@@ -423,14 +471,97 @@ async def test_a_failing_background_task_cancels_the_block(mock: MockProvider) -
 
     with pytest.raises(BaseExceptionGroup) as info:
         async with client_for(mock) as client:
-            client.start_background(broken)
+            await client.start_background(broken)
             await anyio.sleep_forever()
     assert info.group_contains(ValueError, match="background failure")
 
 
+async def test_a_client_opened_in_one_task_is_closed_in_another(mock: MockProvider) -> None:
+    # e.g. opened lazily by the first request handler, closed at shutdown by another task
+    for i in range(3):
+        mock.enqueue(ScriptedReply(content=f"reply {i}"))
+    client = client_for(mock)
+    replies: list[str] = []
+
+    async def ask() -> None:
+        replies.append((await client.chat().user("hi").execute()).content or "")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.__aenter__)
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(ask)
+    assert client.current_inflight == 0
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.aclose)
+    assert sorted(replies) == ["reply 0", "reply 1", "reply 2"]
+    assert repr(client).endswith(" closed>")
+    with pytest.raises(RuntimeError, match="the client is closed"):
+        await client.chat().user("hi").execute()
+
+
+async def test_clients_opened_in_gathered_tasks(mock: MockProvider) -> None:
+    for _ in range(4):
+        mock.enqueue(ScriptedReply(content="ok"))
+    replies: list[str | None] = []
+
+    async def handler() -> None:
+        async with client_for(mock) as client:
+            replies.append((await client.chat().user("hi").execute()).content)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(handler)
+    assert replies == ["ok"] * 4
+
+
+async def test_background_work_binds_the_client_to_the_task_that_started_it(
+    mock: MockProvider,
+) -> None:
+    mock.enqueue(ScriptedReply(content="still open"))
+    client = client_for(mock)
+    await client.__aenter__()  # opened in this task
+    running, cancelled, close_now = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def worker() -> None:
+        running.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async def owner() -> None:
+        await client.start_background(worker)  # binds the client to this task
+        await close_now.wait()
+        await client.aclose()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(owner)
+        await running.wait()
+        # This task opened the client, but the background work is the owner's.
+        with pytest.raises(RuntimeError) as info:
+            await client.aclose()
+        assert str(info.value) == (
+            "this client is closed in another task than the one that started its background"
+            " work: background work started with start_background binds a client to the"
+            " task that started it; close the client in that task"
+        )
+        # Nothing changed: the client still works and its background work still runs.
+        assert (await client.chat().user("hi").execute()).content == "still open"
+        assert not cancelled.is_set()
+        close_now.set()
+    assert cancelled.is_set()
+    assert repr(client).endswith(" closed>")
+    await client.aclose()  # idempotent, from any task once closed
+
+
 async def test_the_block_s_own_exception_propagates_unchanged(mock: MockProvider) -> None:
-    # the client enters a task group for background work; the caller's exception must not
-    # come out wrapped in an exception group
+    # with background work the client enters a task group; the caller's exception must
+    # not come out wrapped in an exception group
+    with pytest.raises(KeyError, match="mine"):
+        async with client_for(mock) as client:
+            await client.start_background(anyio.sleep_forever)
+            raise KeyError("mine")
     with pytest.raises(KeyError, match="mine"):
         async with client_for(mock):
             raise KeyError("mine")

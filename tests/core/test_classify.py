@@ -21,6 +21,13 @@ from ailib_anyio._core._classify import (
     classify_error,
     parse_retry_after,
 )
+from ailib_anyio._core._errors import (
+    CapabilityNotDeclaredError,
+    ConfigurationError,
+    MiddlewareError,
+    ProtocolError,
+    RateLimitedError,
+)
 from ailib_anyio._core._rules import FieldSpec
 from ailib_anyio._protocol._registry import ProtocolRegistry
 
@@ -438,3 +445,42 @@ def test_standard_error_codes_and_fallbackable(kind: str, code: str, fallbackabl
     if kind != "something_new":
         error = error_class_for_kind(kind)("m")
         assert (error.error_code, error.fallbackable) == (code, fallbackable)
+
+
+def test_with_context_builds_a_new_error_filling_only_what_is_unset() -> None:
+    original = RateLimitedError("slow down", provider="openai", retry_after=2.0, body={"a": 1})
+    error = original.with_context(provider="other", model="gpt-4o", status_code=429)
+    assert type(error) is RateLimitedError and error is not original
+    assert (error.provider, error.model, error.status_code) == ("openai", "gpt-4o", 429)
+    assert (error.retry_after, error.body, error.retryable) == (2.0, {"a": 1}, True)
+    assert (original.model, original.status_code) == (None, None)
+    with pytest.raises(TypeError, match=r"^with_context\(\) takes no attempts, colour$"):
+        original.with_context(colour="red", attempts=())
+
+
+def test_with_context_keeps_what_other_constructors_take() -> None:
+    capability = CapabilityNotDeclaredError("no vision", capability="vision")
+    middleware = MiddlewareError("it broke", middleware="Cache")
+    protocol = ProtocolError(["a.yaml:1:1: $: bad"], source="a.yaml")
+    context = {"provider": "openai", "model": "gpt-4o"}
+    assert capability.with_context(**context).capability == "vision"
+    assert middleware.with_context(**context).middleware == "Cache"
+    rebuilt = protocol.with_context(**context)
+    assert (rebuilt.issues, rebuilt.source) == (protocol.issues, "a.yaml")
+    assert str(rebuilt) == str(protocol)
+    for original in (capability, middleware, protocol, ConfigurationError("bad base_url")):
+        copy = original.with_context(**context)
+        assert type(copy) is type(original) and copy.message == original.message
+        assert (copy.provider, copy.model) == ("openai", "gpt-4o")
+
+
+def test_errors_doctests() -> None:
+    import doctest
+
+    from ailib_anyio._core import _errors
+
+    # The classes say they are ailib_anyio's, so testmod would skip their methods.
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(_errors.AiLibError, module=False, globs=vars(_errors)):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0

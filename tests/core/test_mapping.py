@@ -594,6 +594,38 @@ def test_pipeline_delivers_good_events_then_the_decode_failure(provider: str) ->
     )
 
 
+def test_a_decode_failure_builds_its_error_with_where_it_happened() -> None:
+    bad, cut = pipeline("openai").feed(sse("not json", done=False))[0], pipeline("openai")
+    cut.feed(sse(chunk({"content": "a"}), done=False))
+    truncated = cut.close()[-1]
+    partial = ChatResponse(content="so far")
+    context = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "status_code": 200,
+        "request_id": "req-1",
+        "response": partial,
+    }
+    for failure in (bad, truncated):
+        assert isinstance(failure, DecodeFailure)
+        original = failure.error
+        error = failure.error_with(**context)
+        assert error is not original and type(error) is type(original)
+        assert (error.provider, error.model, error.status_code) == ("openai", "gpt-4o", 200)
+        assert (error.request_id, error.response) == ("req-1", partial)
+        assert (error.message, error.retryable, error.code) == (
+            original.message,
+            original.retryable,
+            original.code,
+        )
+        assert error.__cause__ is original.__cause__
+        assert error.__traceback__ is original.__traceback__
+        # the failure's own error is left as the pipeline made it
+        assert (original.provider, original.status_code, original.response) == (None, None, None)
+    assert isinstance(bad.error_with().__cause__, json.JSONDecodeError)
+    assert truncated.error_with().retryable is True
+
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_events_up_to_a_decode_failure_do_not_depend_on_splits(data: st.DataObject) -> None:
