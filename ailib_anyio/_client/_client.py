@@ -607,13 +607,19 @@ class ChatBuilder:
         is not JSON or does not match raises ``StructuredOutputError`` (its ``path`` says
         where, ``raw_text`` holds the reply)::
 
+            import attrs
+
             @attrs.define
             class City:
                 name: str
                 population: int
 
-            reply = await client.chat().user("Largest city?").response_format(City).execute()
-            reply.parsed  # City(name='Tokyo', population=37400068)
+            async with MockProvider() as mock, open_client(
+                "openai/gpt-4o", base_url=mock.openai_base_url, api_key="test"
+            ) as client:
+                mock.enqueue(ScriptedReply(content='{"name": "Tokyo", "population": 37400068}'))
+                reply = await client.chat().user("Largest city?").response_format(City).execute()
+            assert reply.parsed == City(name="Tokyo", population=37400068)
         """
         fmt, output_type = response_format_for(schema, name=name, strict=strict)
         self._set("output_type", output_type)

@@ -2,12 +2,13 @@
 
 ::
 
+    texts = ["a cat", "a dog", "a car"]
     async with open_client("openai/text-embedding-3-small") as client:
         embedder = EmbeddingClient(client)
         one = await embedder.embed("Hello, world!")            # one request
         one.first.vector[:4], one.dimensions, one.usage
         many = await embedder.embed_batch(texts)                # split as the provider needs
-        [e.vector for e in many.embeddings]                     # in input order
+        assert len(many.vectors) == len(texts)                  # in input order
 
 The manifest's ``endpoints.embeddings`` names the path and API family; its ``embeddings``
 section says where the vectors and usage are in a response and how many texts one request

@@ -162,9 +162,12 @@ def _np_scores(np: Any, query: Any, matrix: Any) -> Any:
 def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
     """The cosine of the angle between two vectors of the same length, in ``[-1, 1]``
     (0.0 when either is all zeros). Anything but finite numbers, or vectors of different
-    lengths, raise ``ConfigurationError``::
+    lengths, raise ``ConfigurationError``.
 
-        cosine_similarity(response.embeddings[0].vector, response.embeddings[1].vector)
+    >>> round(cosine_similarity([1.0, 0.0], [1.0, 1.0]), 6)
+    0.707107
+    >>> cosine_similarity([1.0, 2.0], [0.0, 0.0])
+    0.0
     """
     np = _numpy()
     if np is None:
@@ -184,10 +187,14 @@ def find_most_similar(
     """The ``top_k`` candidates most similar to ``query`` by cosine similarity, best
     first (ties: lower index first), as ``SimilarityMatch(index, score)``, which unpack
     as pairs; ``top_k=None`` ranks them all. With numpy, ``candidates`` may also be a
-    2-D array::
+    2-D array.
 
-        for index, score in find_most_similar(query, vectors, top_k=2):
-            print(texts[index], f"{score:.4f}")
+    >>> texts = ["north", "east", "north-east"]
+    >>> vectors = [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    >>> for index, score in find_most_similar([0.2, 1.0], vectors, top_k=2):
+    ...     print(texts[index], f"{score:.4f}")
+    north 0.9806
+    north-east 0.8321
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ConfigurationError(f"top_k must be a positive integer or None, got {top_k!r}")

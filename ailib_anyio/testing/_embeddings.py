@@ -52,7 +52,12 @@ def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
 class ScriptedEmbeddings:
     """One embeddings reply computed from the request it answers (see the module docs)::
 
-        mock.enqueue(ScriptedEmbeddings(delay_before_headers=0.2), ScriptedEmbeddings())
+        async with MockProvider() as mock, open_client(
+            "openai/text-embedding-3-small", base_url=mock.openai_base_url, api_key="test"
+        ) as client:
+            mock.enqueue(ScriptedEmbeddings(dimensions=4, delay_before_headers=0.01))
+            response = await EmbeddingClient(client).embed("Hello")
+        assert response.first.vector == mock_embedding("Hello", dimensions=4)
 
     ``dimensions`` is the vector length unless the request asks for one; ``usage`` is
     the prompt's word count (OpenAI shape only), or ``input_tokens`` when given;

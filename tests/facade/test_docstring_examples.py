@@ -5,8 +5,10 @@ docstrings, read from the source, so nested and decorated ones are found too); a
 example is picked up without touching this file:
 
 - ``>>>`` examples: found by ``doctest.DocTestFinder`` and run by doctest with the
-  module's globals, as ``python -m doctest`` does. A cross-check fails if the finder
-  misses a docstring of the source that holds one.
+  module's globals, as ``python -m doctest`` does, each under the module whose source
+  defines it (``SourceFinder``: the facade's ``__module__`` says otherwise for the names
+  it publishes). A cross-check fails if the finder misses a docstring of the source that
+  holds one.
 - Python blocks: the indented block after a line ending in ``::`` (a reST literal block),
   a ``.. code-block:: python`` directive, or a fenced block (```` ```python ```` or
   ```` ``` ````). A block that starts with ``>>>`` is a doctest, run as one (once).
@@ -221,6 +223,53 @@ def parse_blocks(doc: Docstring) -> tuple[list[Block], list[str]]:
     return blocks, problems
 
 
+def _classes_in(node: ast.AST, prefix: str) -> Iterator[str]:
+    """Qualified names of the classes defined by the source under ``node`` (not those
+    inside functions: no finder reaches them)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.ClassDef):
+            name = f"{prefix}.{child.name}" if prefix else child.name
+            yield name
+            yield from _classes_in(child, name)
+        elif not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield from _classes_in(child, prefix)  # under if/try/with blocks
+
+
+#: module name -> qualified names of the classes its source defines
+CLASSES = {
+    module_name(path): frozenset(_classes_in(ast.parse(path.read_text(encoding="utf-8")), ""))
+    for path in sorted(PACKAGE.rglob("*.py"))
+}
+
+
+class SourceFinder(doctest.DocTestFinder):
+    """A ``DocTestFinder`` that finds an object under the module whose source defines it.
+
+    The stock one goes by ``__module__``, which the facade sets to ``ailib_anyio`` on the
+    names it publishes: it skips a published class in its own module, and the class's
+    methods in both (a method's ``__module__`` is left alone), so their examples never
+    run; and it finds a lazily published name under either module, depending on whether
+    the name was looked up yet. Here a class belongs to the module whose source defines it
+    (and that holds it under that name), a function to the module of its globals
+    (unwrapped first, as the stock finder does to tell a function)."""
+
+    def _from_module(self, module: Any, obj: Any) -> bool:
+        if inspect.isclass(obj):
+            if obj.__qualname__ not in CLASSES.get(module.__name__, ()):
+                return False
+            held: Any = module
+            for part in obj.__qualname__.split("."):
+                held = getattr(held, part, None)
+            return held is obj
+        try:
+            function = inspect.unwrap(obj)
+        except ValueError:  # a cycle of __wrapped__
+            function = obj
+        if inspect.isfunction(function):
+            return function.__globals__ is vars(module)
+        return bool(super()._from_module(module, obj))  # type: ignore[misc]
+
+
 DOCSTRINGS = list(docstrings())
 PARSED = [parse_blocks(doc) for doc in DOCSTRINGS]
 BLOCKS = [block for blocks, _ in PARSED for block in blocks]
@@ -228,7 +277,7 @@ PYTHON_BLOCKS = [block for block in BLOCKS if block.is_python]
 
 
 def _find_doctests() -> list[doctest.DocTest]:
-    finder = doctest.DocTestFinder()
+    finder = SourceFinder()
     found: list[doctest.DocTest] = []
     for module in sorted({doc.module for doc in DOCSTRINGS}):
         found.extend(test for test in finder.find(importlib.import_module(module)) if test.examples)
