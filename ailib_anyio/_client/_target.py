@@ -31,6 +31,7 @@ from .._core._errors import (
     DeadlineExceededError,
     IdleTimeoutError,
     MalformedResponseError,
+    MiddlewareError,
     RemoteError,
 )
 from .._core._mapping import DecodeFailure, ResponseAccumulator, ResponseDecoder, StreamFailure
@@ -70,6 +71,11 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
 
 #: Header names whose values are credentials: masked like the API key.
 _SENSITIVE_HEADER = ("auth", "key", "token", "secret", "cookie", "session", "password")
+
+
+def _qualname(func: object) -> str:
+    name = getattr(func, "__qualname__", None)
+    return name if isinstance(name, str) else type(func).__name__
 
 
 class State(enum.Enum):
@@ -432,6 +438,12 @@ class TargetStream(ClosedOnExit):
         self._acc = ResponseAccumulator()
         self.request_id: str | None = None
         self.rate_limits: RateLimitSnapshot | None = None
+        #: what ended the stream early: an error it raised, or the exception (cancellation
+        #: included) its block exited with; None when it ended normally or by ``break``
+        self.error: BaseException | None = None
+        #: closed unused: a hedge that lost a photo finish, or dropped by a middleware
+        self.discarded = False
+        self._on_close: list[Callable[[TargetStream], None]] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -553,6 +565,38 @@ class TargetStream(ClosedOnExit):
                 if self._holds_slot and self._target.limiter is not None:
                     self._holds_slot = False
                     self._target.limiter.release_on_behalf_of(self)
+                callbacks, self._on_close = self._on_close, None
+                if callbacks:
+                    self._closed(callbacks)
+
+    def on_close(self, callback: Callable[[TargetStream], None]) -> None:
+        """Call ``callback(stream)`` once, when the stream is closed (its response and
+        in-flight slot released): at the end of its block, by ``aclose()``, or at once if
+        it already is. It reads ``response`` (all that was delivered), ``error`` and
+        ``discarded``. This is how a middleware sees a stream end without a hook per
+        event; what a callback raises is a ``MiddlewareError``, raised once all have run."""
+        if self._state is State.CLOSED:
+            self._closed([callback])
+        elif self._on_close is None:
+            self._on_close = [callback]
+        else:
+            self._on_close.append(callback)
+
+    def _closed(self, callbacks: list[Callable[[TargetStream], None]]) -> None:
+        failed: tuple[Callable[[TargetStream], None], Exception] | None = None
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:  # noqa: BLE001 - every callback runs; the first is raised
+                failed = failed or (callback, exc)
+        if failed is not None:
+            culprit, error = failed
+            owner = getattr(culprit, "__self__", None)
+            name = type(owner).__name__ if owner is not None else _qualname(culprit)
+            raise MiddlewareError(
+                f"middleware {name} failed in on_close: {type(error).__name__}: {error}",
+                middleware=name,
+            ) from error
 
     async def _drain_iterators(self) -> None:
         """Run httpx's chain of body generators to their end on the closed connection.
@@ -638,6 +682,8 @@ class TargetStream(ClosedOnExit):
         return self._response.status_code if self._response is not None else None
 
     def _with_partial(self, exc: AiLibError) -> AiLibError:
+        if self.error is None:
+            self.error = exc
         target = self._target
         exc.provider, exc.model = target.provider, target.model_id
         exc.status_code = exc.status_code or self._status()
@@ -648,7 +694,7 @@ class TargetStream(ClosedOnExit):
 
     def _stream_error(self, failure: StreamFailure) -> RemoteError:
         target = self._target
-        return self._pipeline.error(
+        self.error = error = self._pipeline.error(
             failure,
             status=self._status() or 200,
             headers=self._response.headers if self._response is not None else None,
@@ -658,3 +704,4 @@ class TargetStream(ClosedOnExit):
             provider=target.provider,
             model=target.model_id,
         )
+        return error

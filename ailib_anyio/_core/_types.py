@@ -357,6 +357,9 @@ class ChatResponse:
     reasoning_signature: str | None = None
     #: the provider's rate-limit headers on this response, parsed
     rate_limits: RateLimitSnapshot | None = None
+    #: the provider's id of this completion (``chatcmpl-...``, ``msg_...``), where its
+    #: manifest maps one; not part of equality (two identical answers differ in it)
+    response_id: str | None = attrs.field(default=None, eq=False)
 
     def to_message(self) -> Message:
         """This response as the assistant turn of the next request (tool calls and signed
