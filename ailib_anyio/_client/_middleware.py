@@ -25,7 +25,12 @@ The first middleware of the list is the outermost. A middleware may replace the 
 (``await next(attrs.evolve(call, request=...))``), observe or replace the response of an
 ``execute()`` (return another ``ChatResponse``, or one without calling ``next``), observe
 each stream event, and see every error (``next`` raises it). A stream attempt's result is
-the opened stream: it can be observed or refused (raise), not replaced.
+the opened stream: it can be observed or refused (raise), not replaced; its
+``on_close(callback)`` calls back once when it is closed, with what it delivered
+(``stream.response``) and what ended it (``stream.error``), at no cost per event.
+
+Services installed on every client (OpenTelemetry, when it is installed) come first, from
+factories registered with ``add_default_middleware``.
 
 Rules the chain enforces:
 

@@ -175,10 +175,11 @@ async def test_a_chat_is_a_client_span_with_the_genai_attributes(
     assert attempt.name == "attempt openai/gpt-4o"
     assert attempt.kind is SpanKind.INTERNAL
     assert attempt.context.trace_id == call.context.trace_id
-    assert attributes(attempt)["ailib.attempt.number"] == 1
-    assert attributes(attempt)["ailib.attempt.target"] == 0
-    assert attributes(attempt)["ailib.attempt.outcome"] == "ok"
-    assert attributes(attempt)["gen_ai.usage.output_tokens"] == 3
+    assert attributes(attempt) == {
+        "ailib.attempt.number": 1,
+        "ailib.attempt.target": 0,
+        "ailib.attempt.outcome": "ok",
+    }
     assert len(otel.spans()) == 2
 
 
@@ -275,7 +276,6 @@ async def test_a_fallback_is_a_sibling_attempt_on_the_next_target(
     assert (first.name, second.name) == ("attempt openai/gpt-4o", "attempt openai/gpt-4o-mini")
     assert [attributes(a)["ailib.attempt.target"] for a in (first, second)] == [0, 1]
     assert attributes(first)["error.type"] == "ServerError"
-    assert attributes(second)["gen_ai.request.model"] == "gpt-4o-mini"
     assert attributes(call)["gen_ai.response.model"] == "gpt-4o-mini"
 
 
@@ -319,7 +319,6 @@ async def test_a_hedged_stream_keeps_the_winner_open_and_the_loser_cancelled(
     slow, fast = otel.attempts_of(call)
     assert attributes(slow)["ailib.attempt.outcome"] == "cancelled"
     assert attributes(fast)["ailib.attempt.outcome"] == "ok"
-    assert attributes(fast)["gen_ai.response.finish_reasons"] == ("stop",)
     assert fast.end_time is not None and slow.end_time is not None
     assert fast.end_time > slow.end_time  # the winner ended with the stream
 
@@ -556,6 +555,52 @@ def test_without_opentelemetry_a_client_runs_without_middleware() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "Mock reply to: hi"
+
+
+def test_spans_go_to_the_global_providers_once_they_are_set() -> None:
+    # In a fresh process (the global providers can be set once): until an SDK is set the
+    # calls pass straight through; once it is, with no other opt-in, they are traced.
+    code = textwrap.dedent(
+        """
+        import anyio
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+        from ailib_anyio import open_client
+        from ailib_anyio.testing import MockProvider
+
+        exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+
+        async def main():
+            async with MockProvider() as mock:
+                url = mock.openai_base_url
+                async with open_client("openai/gpt-4o", api_key="k", base_url=url) as c:
+                    await c.chat().user("before").execute()
+                    provider = TracerProvider()
+                    provider.add_span_processor(SimpleSpanProcessor(exporter))
+                    trace.set_tracer_provider(provider)
+                    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+                    await c.chat().user("after").execute()
+
+        anyio.run(main)
+        names = sorted(span.name for span in exporter.get_finished_spans())
+        data = reader.get_metrics_data()
+        measured = sorted(
+            m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics
+        )
+        print(names, measured)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        "['attempt openai/gpt-4o', 'chat gpt-4o']"
+        " ['gen_ai.client.operation.duration', 'gen_ai.client.token.usage']"
+    )
 
 
 def test_tracer_span_is_a_current_opentelemetry_span(otel: Otel) -> None:

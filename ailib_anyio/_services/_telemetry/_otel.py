@@ -3,8 +3,8 @@
 Imported only when ``opentelemetry-api`` is installed (``_install.py`` checks), and then
 installed on every client as its outermost middleware, as natively instrumented libraries
 do: spans go to the global tracer provider (or the client's ``tracer_provider``), metrics
-to the global meter provider (or ``meter_provider``). Without an SDK configured, the API's
-spans are non-recording and nothing but their creation is done.
+to the global meter provider (or ``meter_provider``). While neither global provider has
+been set (the API without an SDK), each call passes straight through.
 
 What it emits (names in ``_semconv.py``):
 
@@ -12,12 +12,15 @@ What it emits (names in ``_semconv.py``):
   its start and the response's (model, id, finish reasons, usage) or ``error.type`` at its
   end; a stream's span ends when the stream is closed (not when it opens), with what the
   stream delivered, and carries ``gen_ai.response.time_to_first_chunk``;
-- one child span per attempt, ``attempt {provider}/{model}`` (kind INTERNAL): retries,
-  fallbacks and hedges are sibling attempts under their call, each with its outcome
-  (``ailib.attempt.outcome``: ok, error, cancelled — a hedge that lost —, discarded);
+- one child span per attempt, ``attempt {provider}/{model}`` (kind INTERNAL), so that
+  retries, fallbacks and hedges are sibling attempts under their call; it carries only
+  ``ailib.attempt.number``, ``ailib.attempt.target`` and how it ended,
+  ``ailib.attempt.outcome`` (ok, error with ``error.type``, cancelled — a hedge that
+  lost —, discarded), the GenAI attributes being the call's;
 - the histograms ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` per
   call, and ``gen_ai.client.operation.time_to_first_chunk`` per stream, recorded once when
-  its first event is ready: nothing is done per chunk.
+  its first event is ready: nothing is done per chunk (a stream's end is seen through
+  ``TargetStream.on_close``, not an ``on_event`` hook).
 
 Message content is recorded only when asked for (``capture_content=True`` or
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``), with every registered secret
@@ -97,6 +100,23 @@ def _instruments(provider: MeterProvider | None) -> _Instruments:
     return found[1]
 
 
+_ProxyMeters: type | None
+try:  # the API's stand-in until a meter provider is set (private: checked defensively)
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    _ProxyMeters = _ProxyMeterProvider
+except ImportError:  # pragma: no cover - another API version: always treated as set
+    _ProxyMeters = None
+
+
+def _no_sdk() -> bool:
+    """Whether neither global provider has been set (only the API is installed): every
+    span would be non-recording and every record a no-op."""
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) and (
+        _ProxyMeters is not None and isinstance(metrics.get_meter_provider(), _ProxyMeters)
+    )
+
+
 def _server(base_url: str) -> _Attributes:
     """``server.address`` and ``server.port`` of a base URL."""
     parts = urlsplit(base_url)
@@ -140,9 +160,13 @@ class OpenTelemetryMiddleware(Middleware):
             sc.SCOPE, __version__, tracer_provider=tracer_provider
         )
         self._metrics = _instruments(meter_provider)
+        #: with no provider of its own, each call first checks that the global ones have
+        #: been set: until they are, it passes straight through
+        self._global = tracer_provider is None and meter_provider is None
         self._capture = capture_content
         #: ``server.*`` attributes of each target of the chain, by its place
         self._servers = tuple(_server(url) for url in base_urls)
+        self._bases: dict[tuple[int, str, str], _Attributes] = {}
 
     @classmethod
     def for_client(cls, client: Client) -> OpenTelemetryMiddleware:
@@ -158,19 +182,34 @@ class OpenTelemetryMiddleware(Middleware):
     # ------------------------------------------------------------ attributes
 
     def _base(self, call: Call) -> _Attributes:
-        """What spans and metrics of ``call`` share: operation, provider, model, server."""
-        found: _Attributes = {
-            sc.OPERATION_NAME: sc.OPERATION_CHAT,
-            self._provider_key: call.provider,
-            sc.REQUEST_MODEL: call.model,
-        }
-        if call.target < len(self._servers):
-            found.update(self._servers[call.target])
+        """What the spans and metrics of ``call`` share: operation, provider, model,
+        server. Made once per target and model, then shared: never changed after."""
+        key = (call.target, call.provider, call.model)
+        found = self._bases.get(key)
+        if found is None:
+            if len(self._bases) >= 64:  # models replaced per request: keep it bounded
+                self._bases.clear()
+            found = self._bases[key] = {
+                sc.OPERATION_NAME: sc.OPERATION_CHAT,
+                self._provider_key: call.provider,
+                sc.REQUEST_MODEL: call.model,
+            }
+            if call.target < len(self._servers):
+                found.update(self._servers[call.target])
         return found
 
-    def _request_attributes(self, call: Call, base: _Attributes) -> _Attributes:
-        found = dict(base)
+    @staticmethod
+    def _request_attributes(call: Call, base: _Attributes) -> _Attributes:
         request = call.request
+        if (
+            request.temperature is None
+            and request.max_tokens is None
+            and request.top_p is None
+            and not request.stop
+            and not request.stream
+        ):
+            return base
+        found = dict(base)
         if request.temperature is not None:
             found[sc.REQUEST_TEMPERATURE] = request.temperature
         if request.max_tokens is not None:
@@ -184,20 +223,24 @@ class OpenTelemetryMiddleware(Middleware):
         return found
 
     @staticmethod
-    def _response_attributes(span: Span, response: ChatResponse) -> None:
+    def _response_attributes(response: ChatResponse) -> _Attributes:
+        found: _Attributes = {}
         if response.model:
-            span.set_attribute(sc.RESPONSE_MODEL, response.model)
+            found[sc.RESPONSE_MODEL] = response.model
         if response.response_id:
-            span.set_attribute(sc.RESPONSE_ID, response.response_id)
+            found[sc.RESPONSE_ID] = response.response_id
         if response.finish_reason is not None:
-            span.set_attribute(sc.RESPONSE_FINISH_REASONS, (response.finish_reason.normalized,))
+            found[sc.RESPONSE_FINISH_REASONS] = (response.finish_reason.normalized,)
         usage = response.usage
         if usage is not None:
-            span.set_attribute(sc.USAGE_INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(sc.USAGE_OUTPUT_TOKENS, usage.output_tokens)
+            found[sc.USAGE_INPUT_TOKENS] = usage.input_tokens
+            found[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        return found
 
     @staticmethod
     def _error(span: Span, exc: BaseException, kind: str) -> None:
+        if not span.is_recording():
+            return
         span.set_attribute(sc.ERROR_TYPE, kind)
         if isinstance(exc, Exception):
             span.record_exception(exc)
@@ -208,6 +251,8 @@ class OpenTelemetryMiddleware(Middleware):
     # ------------------------------------------------------------ the call
 
     async def on_call(self, call: Call, next: Next) -> Any:
+        if self._global and _no_sdk():
+            return await next(call)
         base = self._base(call)
         span = self._tracer.start_span(
             f"{sc.OPERATION_CHAT} {call.model}",
@@ -263,7 +308,7 @@ class OpenTelemetryMiddleware(Middleware):
                 tokens.record(usage.input_tokens, {**measured, sc.TOKEN_TYPE: sc.TOKEN_INPUT})
                 tokens.record(usage.output_tokens, {**measured, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT})
             if recording:
-                self._response_attributes(span, response)
+                span.set_attributes(self._response_attributes(response))
                 if self._capture:
                     self._capture_output(span, response)
         if error is not None:
@@ -277,52 +322,45 @@ class OpenTelemetryMiddleware(Middleware):
     # ------------------------------------------------------------ each attempt
 
     async def on_attempt(self, call: Call, next: Next) -> Any:
-        attributes = self._base(call)
-        attributes[sc.ATTEMPT_NUMBER] = call.attempt
-        attributes[sc.ATTEMPT_TARGET] = call.target
+        if self._global and _no_sdk():
+            return await next(call)
+        # The GenAI attributes are the call span's; an attempt says which one it was,
+        # against which target (its name: the provider and model), and how it ended.
         span = self._tracer.start_span(
             f"attempt {call.provider}/{call.model}",
             kind=SpanKind.INTERNAL,
-            attributes=attributes,
+            attributes={sc.ATTEMPT_NUMBER: call.attempt, sc.ATTEMPT_TARGET: call.target},
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             result = await next(call)
         except BaseException as exc:
-            self._end_attempt(span, None, exc)
+            self._end_attempt(span, exc)
             raise
         finally:
             otel_context.detach(token)
         on_close = getattr(result, "on_close", None) if call.stream else None
         if on_close is None:
-            self._end_attempt(span, None if call.stream else result, None)
+            self._end_attempt(span, None)
             return result
 
         def closed(stream: TargetStream) -> None:
-            self._end_attempt(span, stream.response, stream.error, discarded=stream.discarded)
+            self._end_attempt(span, stream.error, discarded=stream.discarded)
 
         on_close(closed)
         return result
 
     def _end_attempt(
-        self,
-        span: Span,
-        response: ChatResponse | None,
-        error: BaseException | None,
-        *,
-        discarded: bool = False,
+        self, span: Span, error: BaseException | None, *, discarded: bool = False
     ) -> None:
-        if span.is_recording():
-            if response is not None:
-                self._response_attributes(span, response)
-            if error is None:
-                outcome = "discarded" if discarded else "ok"
-            elif _is_cancellation(error):
-                outcome = sc.CANCELLED  # a hedge that lost, or the whole call cancelled
-            else:
-                outcome = "error"
-                self._error(span, error, error_type(error))
-            span.set_attribute(sc.ATTEMPT_OUTCOME, outcome)
+        if error is None:
+            span.set_attribute(sc.ATTEMPT_OUTCOME, "discarded" if discarded else "ok")
+        elif _is_cancellation(error):
+            # a hedge that lost, or the whole call cancelled: no error of the attempt's
+            span.set_attribute(sc.ATTEMPT_OUTCOME, sc.CANCELLED)
+        else:
+            span.set_attribute(sc.ATTEMPT_OUTCOME, "error")
+            self._error(span, error, error_type(error))
         span.end()
 
     # ------------------------------------------------------------ content (opt-in)
