@@ -643,6 +643,26 @@ async def test_a_failing_stream_close_callback_is_a_middleware_error(
     assert call.end_time is not None
 
 
+async def test_a_telemetry_failure_never_fails_the_call(
+    mock: MockProvider,
+    otel: Otel,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(OpenTelemetryMiddleware, "_record_call", broken)
+    async with client_for(mock, otel) as client:
+        reply = await client.chat().user("hi").execute()
+        async with client.chat().user("hi").stream() as stream:
+            async for _ in stream:
+                pass
+    assert reply.content == "Mock reply to: hi"
+    assert len(otel.calls()) == 2  # still ended
+    assert [r.getMessage() for r in caplog.records] == ["telemetry: recording a call failed"] * 2
+
+
 def test_the_middleware_reads_the_conventions_when_made(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     latest = OpenTelemetryMiddleware()

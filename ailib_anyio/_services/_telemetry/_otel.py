@@ -32,6 +32,7 @@ asyncio and trio alike.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenTelemetryMiddleware"]
 
+_log = logging.getLogger(__name__)
+
 _Attributes = dict[str, Any]
 
 
@@ -67,23 +70,28 @@ class _Instruments:
 
     def __init__(self, provider: MeterProvider | None) -> None:
         meter = metrics.get_meter(sc.SCOPE, __version__, meter_provider=provider)
-        self.duration: Histogram = meter.create_histogram(
-            sc.OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
+
+        def histogram(
+            name: str, unit: str, description: str, buckets: Sequence[float]
+        ) -> Histogram:
+            try:
+                return meter.create_histogram(
+                    name, unit, description, explicit_bucket_boundaries_advisory=buckets
+                )
+            except TypeError:  # an API older than 1.23: the SDK's default buckets
+                return meter.create_histogram(name, unit, description)
+
+        self.duration = histogram(
+            sc.OPERATION_DURATION, "s", "GenAI operation duration.", sc.DURATION_BUCKETS
         )
-        self.tokens: Histogram = meter.create_histogram(
-            sc.TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=sc.TOKEN_BUCKETS,
+        self.tokens = histogram(
+            sc.TOKEN_USAGE, "{token}", "Number of input and output tokens used.", sc.TOKEN_BUCKETS
         )
-        self.time_to_first_chunk: Histogram = meter.create_histogram(
+        self.time_to_first_chunk = histogram(
             sc.TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to receive the first chunk of a streamed response.",
-            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
+            "s",
+            "Time to receive the first chunk of a streamed response.",
+            sc.DURATION_BUCKETS,
         )
 
 
@@ -297,6 +305,21 @@ class OpenTelemetryMiddleware(Middleware):
         error: BaseException | None,
     ) -> None:
         duration = perf_counter() - start
+        try:
+            self._record_call(span, base, duration, response, error)
+        except Exception:  # noqa: BLE001 - telemetry never fails the call it watches
+            _log.warning("telemetry: recording a call failed", exc_info=True)
+        finally:
+            span.end()
+
+    def _record_call(
+        self,
+        span: Span,
+        base: _Attributes,
+        duration: float,
+        response: ChatResponse | None,
+        error: BaseException | None,
+    ) -> None:
         recording = span.is_recording()
         measured = base
         if response is not None:
@@ -317,7 +340,6 @@ class OpenTelemetryMiddleware(Middleware):
             if recording:
                 self._error(span, error, kind)
         self._metrics.duration.record(duration, measured)
-        span.end()
 
     # ------------------------------------------------------------ each attempt
 
@@ -353,15 +375,19 @@ class OpenTelemetryMiddleware(Middleware):
     def _end_attempt(
         self, span: Span, error: BaseException | None, *, discarded: bool = False
     ) -> None:
-        if error is None:
-            span.set_attribute(sc.ATTEMPT_OUTCOME, "discarded" if discarded else "ok")
-        elif _is_cancellation(error):
-            # a hedge that lost, or the whole call cancelled: no error of the attempt's
-            span.set_attribute(sc.ATTEMPT_OUTCOME, sc.CANCELLED)
-        else:
-            span.set_attribute(sc.ATTEMPT_OUTCOME, "error")
-            self._error(span, error, error_type(error))
-        span.end()
+        try:
+            if error is None:
+                span.set_attribute(sc.ATTEMPT_OUTCOME, "discarded" if discarded else "ok")
+            elif _is_cancellation(error):
+                # a hedge that lost, or the whole call cancelled: no error of the attempt's
+                span.set_attribute(sc.ATTEMPT_OUTCOME, sc.CANCELLED)
+            else:
+                span.set_attribute(sc.ATTEMPT_OUTCOME, "error")
+                self._error(span, error, error_type(error))
+        except Exception:  # noqa: BLE001 - telemetry never fails the call it watches
+            _log.warning("telemetry: recording an attempt failed", exc_info=True)
+        finally:
+            span.end()
 
     # ------------------------------------------------------------ content (opt-in)
 
