@@ -7,7 +7,6 @@ middleware; ``import ailib_anyio`` never imports opentelemetry either way.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,8 @@ def opentelemetry_available() -> bool:
         if "opentelemetry.trace" in sys.modules:
             _available = True
         else:
+            import importlib.util  # here: ``import ailib_anyio`` does not need it
+
             try:
                 found = importlib.util.find_spec("opentelemetry.trace") is not None
                 found = found and importlib.util.find_spec("opentelemetry.metrics") is not None
