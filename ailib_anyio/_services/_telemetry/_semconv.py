@@ -7,10 +7,11 @@ of v1.36.0 are emitted by default, and the latest ones when ``OTEL_SEMCONV_STABI
 
 - the provider: ``gen_ai.system`` (v1.36) / ``gen_ai.provider.name`` (latest);
 - captured content (opt-in): span events ``gen_ai.content.prompt`` and
-  ``gen_ai.content.completion`` carrying ``gen_ai.prompt`` / ``gen_ai.completion`` as JSON
-  (v1.36 moved content to log-based events; the span-event form is the one tracing
-  back-ends read without a logs pipeline) / the attributes ``gen_ai.input.messages`` and
-  ``gen_ai.output.messages``, JSON in the conventions' message schema (latest).
+  ``gen_ai.content.completion`` carrying ``gen_ai.prompt`` / ``gen_ai.completion`` as JSON,
+  as v1.27.0 defined them (v1.28 to v1.36 moved content to log-based events, which need a
+  logs pipeline; span events reach any tracing back-end) / the attributes
+  ``gen_ai.input.messages`` and ``gen_ai.output.messages``, JSON in the conventions'
+  message schema (latest).
 
 Names that only exist in later versions (``gen_ai.request.stream``,
 ``gen_ai.response.time_to_first_chunk``, the ``time_to_first_chunk`` metric) are added in
