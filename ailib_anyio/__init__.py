@@ -20,6 +20,7 @@ from ._client._client import open_client as open_client
 from ._client._config import ClientConfig as ClientConfig
 from ._client._middleware import Call as Call
 from ._client._middleware import Middleware as Middleware
+from ._client._middleware import add_default_middleware as _add_default_middleware
 from ._core._errors import AiLibError as AiLibError
 from ._core._errors import AuthenticationError as AuthenticationError
 from ._core._errors import CapabilityNotDeclaredError as CapabilityNotDeclaredError
@@ -78,7 +79,13 @@ from ._protocol._models import ProviderManifest as ProviderManifest
 from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
 from ._resilience._run import Deadlines as Deadlines
 from ._resilience._run import HedgeConfig as HedgeConfig
+from ._services._telemetry._install import telemetry_middleware as _telemetry_middleware
 from ._version import __version__ as __version__
+
+# Every client traces and measures its calls when opentelemetry-api is installed, as
+# natively instrumented libraries do (the services layer registers; the client never
+# imports it). Nothing is imported from opentelemetry here.
+_add_default_middleware(_telemetry_middleware)
 
 if _TYPE_CHECKING:
     from ._client._batch import BatchCollector as BatchCollector

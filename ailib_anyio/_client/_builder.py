@@ -33,6 +33,9 @@ from .._resilience._run import Deadlines, HedgeConfig
 from ._config import ClientConfig
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from .._core._retry import RetryConfig
     from .._transport._http import HttpClient, TimeoutSetting
     from ._client import Client
@@ -137,6 +140,20 @@ class ClientBuilder:
     def with_plugins(self, plugins: Sequence[object]) -> ClientBuilder:
         """Plugins (``ailib_anyio.plugins``), inside the middleware."""
         return self._set("plugins", plugins)
+
+    def telemetry(self, enabled: bool = True) -> ClientBuilder:
+        """OpenTelemetry tracing and metrics (on by default when it is installed)."""
+        return self._set("telemetry", enabled)
+
+    def tracer_provider(self, provider: TracerProvider) -> ClientBuilder:
+        return self._set("tracer_provider", provider)
+
+    def meter_provider(self, provider: MeterProvider) -> ClientBuilder:
+        return self._set("meter_provider", provider)
+
+    def capture_content(self, enabled: bool = True) -> ClientBuilder:
+        """Record the messages on the spans (off by default: they may hold personal data)."""
+        return self._set("capture_content", enabled)
 
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""

@@ -65,7 +65,7 @@ from .._protocol._validate import (
 from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
 from ._config import ClientConfig, config_from, takes_settings
-from ._middleware import Call, MiddlewareChain
+from ._middleware import Call, MiddlewareChain, default_middleware
 from ._target import ClosedOnExit, State, Target, TargetStream
 
 if TYPE_CHECKING:
@@ -120,8 +120,11 @@ class Client:
         )
         self._hedge = config.hedge
         self._deadlines = config.deadlines or Deadlines()
-        #: the middleware, split by level (see ``Middleware``)
-        self.middleware = MiddlewareChain((*config.middleware, *config.plugins))
+        #: the middleware, split by level (see ``Middleware``): the services installed by
+        #: default (OpenTelemetry, when it is installed), then ``config.middleware``, then ``config.plugins``
+        self.middleware = MiddlewareChain(
+            (*default_middleware(self), *config.middleware, *config.plugins)
+        )
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._background_task: int | None = None  # the id of the task that entered it
@@ -682,6 +685,8 @@ def _stream_rate_limits(stream: TargetStream) -> RateLimitSnapshot | None:
 
 
 async def _close_stream(stream: TargetStream) -> None:
+    """Close a stream nobody will read (a hedge that lost, one a middleware dropped)."""
+    stream.discarded = True
     await stream.aclose()
 
 
@@ -727,6 +732,17 @@ class ChatStream(ClosedOnExit):
             self._state = State.CLOSED
             raise
         return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        live = self._live
+        if exc is not None and live is not None and live.error is None:
+            live.error = exc  # what ended it, for whoever watches it close (on_close)
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
@@ -929,6 +945,12 @@ def open_client(model: str, **settings: Any) -> Client:
     - ``middleware``: ``Middleware`` objects or ``async def mw(call, next)`` functions
       around each call and attempt, outermost first; ``plugins``: ``ailib_anyio.plugins``
       objects (a plugin is a call-level middleware), inside the ``middleware``.
+    - OpenTelemetry (see ``ailib_anyio.telemetry``): when ``opentelemetry-api`` is
+      installed, every call is traced and measured with the GenAI semantic conventions,
+      through the global providers or ``tracer_provider`` / ``meter_provider``;
+      ``telemetry=False`` turns it off; ``capture_content=True`` records the messages
+      on the spans (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else
+      off).
 
     Example::
 

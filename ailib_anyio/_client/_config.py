@@ -31,6 +31,9 @@ from ._middleware import Middleware, MiddlewareChain
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
 
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from .._core._breaker import CircuitBreakerConfig
     from .._core._bucket import RateLimiterConfig
     from .._core._retry import RetryConfig
@@ -209,6 +212,24 @@ def _plugins(_: Any, attribute: attrs.Attribute[Any], value: tuple[object, ...])
             )
 
 
+def _provider_of(method: str, kind: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """``None`` or an OpenTelemetry provider, duck-typed by its ``get_tracer`` /
+    ``get_meter`` method (opentelemetry is not imported to check it)."""
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not callable(getattr(value, method, None)):
+            raise ConfigurationError(
+                f"{attribute.name} must be an OpenTelemetry {kind} (with {method}()), got {value!r}"
+            )
+
+    return check
+
+
+def _optional_flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError(f"{attribute.name} must be True, False or None, got {value!r}")
+
+
 def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | Client, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return (value,)  # one target; a wrong type is refused by the validator
@@ -268,6 +289,14 @@ class ClientConfig:
     plugins: tuple[object, ...] = attrs.field(
         default=(), converter=_as_middleware, validator=_plugins
     )
+    telemetry: bool = attrs.field(default=True, validator=_flag)
+    tracer_provider: TracerProvider | None = attrs.field(
+        default=None, validator=_provider_of("get_tracer", "TracerProvider")
+    )
+    meter_provider: MeterProvider | None = attrs.field(
+        default=None, validator=_provider_of("get_meter", "MeterProvider")
+    )
+    capture_content: bool | None = attrs.field(default=None, validator=_optional_flag)
 
     def __attrs_post_init__(self) -> None:
         if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):

@@ -26,7 +26,12 @@ The first middleware of the list is the outermost. A middleware may replace the 
 (``await next(attrs.evolve(call, request=...))``), observe or replace the response of an
 ``execute()`` (return another ``ChatResponse``, or one without calling ``next``), observe
 each stream event, and see every error (``next`` raises it). A stream attempt's result is
-the opened stream: it can be observed or refused (raise), not replaced.
+the opened stream: it can be observed or refused (raise), not replaced; its
+``on_close(callback)`` calls back once when it is closed, with what it delivered
+(``stream.response``) and what ended it (``stream.error``), at no cost per event.
+
+Services installed on every client (OpenTelemetry, when it is installed) come first, from
+factories registered with ``add_default_middleware``.
 
 Rules the chain enforces:
 
@@ -52,7 +57,14 @@ import attrs
 from .._core._errors import ConfigurationError, MiddlewareError
 from .._core._types import ChatRequest, ChatResponse, StreamingEvent
 
-__all__ = ["Call", "Middleware", "MiddlewareChain", "Next"]
+__all__ = [
+    "Call",
+    "Middleware",
+    "MiddlewareChain",
+    "Next",
+    "add_default_middleware",
+    "default_middleware",
+]
 
 R = TypeVar("R")
 
@@ -248,3 +260,24 @@ async def _drop(
         if item is not kept and not isinstance(item, BaseException):
             with anyio.CancelScope(shield=True):
                 await discard(item)
+
+
+#: What every client installs before its own middleware: ``factory(client)`` returns a
+#: middleware or None. The services layer's OpenTelemetry instrumentation registers here
+#: (through the package's ``__init__``), so the client never imports a layer above it.
+_DEFAULTS: list[Callable[[Any], object | None]] = []
+
+
+def add_default_middleware(factory: Callable[[Any], object | None]) -> None:
+    """Register ``factory(client) -> middleware | None``, asked by every client made from
+    now on, outermost first in the order registered."""
+    if factory not in _DEFAULTS:
+        _DEFAULTS.append(factory)
+
+
+def default_middleware(client: Any) -> tuple[object, ...]:
+    """The middleware the registered factories give ``client`` (none: an empty tuple)."""
+    if not _DEFAULTS:
+        return ()
+    found = (factory(client) for factory in _DEFAULTS)
+    return tuple(item for item in found if item is not None)

@@ -33,6 +33,7 @@ from .._core._errors import (
     DeadlineExceededError,
     IdleTimeoutError,
     MalformedResponseError,
+    MiddlewareError,
     RemoteError,
 )
 from .._core._mapping import DecodeFailure, ResponseAccumulator, ResponseDecoder, StreamFailure
@@ -73,6 +74,11 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
 
 #: Header names whose values are credentials: masked like the API key.
 _SENSITIVE_HEADER = ("auth", "key", "token", "secret", "cookie", "session", "password")
+
+
+def _qualname(func: object) -> str:
+    name = getattr(func, "__qualname__", None)
+    return name if isinstance(name, str) else type(func).__name__
 
 
 class State(enum.Enum):
@@ -438,6 +444,12 @@ class TargetStream(ClosedOnExit):
         self._acc = ResponseAccumulator()
         self.request_id: str | None = None
         self.rate_limits: RateLimitSnapshot | None = None
+        #: what ended the stream early: an error it raised, or the exception (cancellation
+        #: included) its block exited with; None when it ended normally or by ``break``
+        self.error: BaseException | None = None
+        #: closed unused: a hedge that lost a photo finish, or dropped by a middleware
+        self.discarded = False
+        self._on_close: list[Callable[[TargetStream], None]] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -511,7 +523,7 @@ class TargetStream(ClosedOnExit):
             self._end_of_body()
             return
         except transport_errors() as exc:
-            raise translate_transport_error(exc, **self._error_context()) from exc
+            raise self._failed(translate_transport_error(exc, **self._error_context())) from exc
         pending = self._pending
         self._pipeline.feed(chunk, pending)
         if pending:
@@ -536,11 +548,15 @@ class TargetStream(ClosedOnExit):
             return await self._chunks.__anext__()
         await anyio.lowlevel.checkpoint_if_cancelled()  # the caller's own cancellation wins
         if deadline:
-            raise DeadlineExceededError(
-                "the request's total deadline ran out", **self._error_context()
+            raise self._failed(
+                DeadlineExceededError(
+                    "the request's total deadline ran out", **self._error_context()
+                )
             )
-        raise IdleTimeoutError(
-            f"no event from the provider for {self._idle:g}s", **self._error_context()
+        raise self._failed(
+            IdleTimeoutError(
+                f"no event from the provider for {self._idle:g}s", **self._error_context()
+            )
         )
 
     async def aclose(self) -> None:
@@ -561,6 +577,38 @@ class TargetStream(ClosedOnExit):
                 if self._holds_slot and self._target.limiter is not None:
                     self._holds_slot = False
                     self._target.limiter.release_on_behalf_of(self)
+                callbacks, self._on_close = self._on_close, None
+                if callbacks:
+                    self._closed(callbacks)
+
+    def on_close(self, callback: Callable[[TargetStream], None]) -> None:
+        """Call ``callback(stream)`` once, when the stream is closed (its response and
+        in-flight slot released): at the end of its block, by ``aclose()``, or at once if
+        it already is. It reads ``response`` (all that was delivered), ``error`` and
+        ``discarded``. This is how a middleware sees a stream end without a hook per
+        event; what a callback raises is a ``MiddlewareError``, raised once all have run."""
+        if self._state is State.CLOSED:
+            self._closed([callback])
+        elif self._on_close is None:
+            self._on_close = [callback]
+        else:
+            self._on_close.append(callback)
+
+    def _closed(self, callbacks: list[Callable[[TargetStream], None]]) -> None:
+        failed: tuple[Callable[[TargetStream], None], Exception] | None = None
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:  # noqa: BLE001 - every callback runs; the first is raised
+                failed = failed or (callback, exc)
+        if failed is not None:
+            culprit, error = failed
+            owner = getattr(culprit, "__self__", None)
+            name = type(owner).__name__ if owner is not None else _qualname(culprit)
+            raise MiddlewareError(
+                f"middleware {name} failed in on_close: {type(error).__name__}: {error}",
+                middleware=name,
+            ) from error
 
     async def _drain_iterators(self) -> None:
         """Run httpx's chain of body generators to their end on the closed connection.
@@ -624,7 +672,7 @@ class TargetStream(ClosedOnExit):
                 self._end_of_body()
                 continue
             except transport_errors() as exc:
-                raise translate_transport_error(exc, **self._error_context()) from exc
+                raise self._failed(translate_transport_error(exc, **self._error_context())) from exc
             self._pipeline.feed(chunk, pending)
         event = pending.popleft()
         cls = type(event)
@@ -634,7 +682,7 @@ class TargetStream(ClosedOnExit):
         if cls is StreamFailure:
             raise self._stream_error(event)  # type: ignore[arg-type]
         if cls is DecodeFailure:
-            raise event.error_with(**self._error_context())  # type: ignore[union-attr]
+            raise self._failed(event.error_with(**self._error_context()))  # type: ignore[union-attr]
         self._acc.add(event)  # type: ignore[arg-type]
         return event  # type: ignore[return-value]
 
@@ -644,6 +692,12 @@ class TargetStream(ClosedOnExit):
 
     def _status(self) -> int | None:
         return self._response.status_code if self._response is not None else None
+
+    def _failed(self, exc: AiLibError) -> AiLibError:
+        """``exc``, recorded as the stream's error if it is the first."""
+        if self.error is None:
+            self.error = exc
+        return exc
 
     def _error_context(self) -> dict[str, Any]:
         """Where a failure of this stream happened, for the error built for it: provider,
@@ -657,7 +711,7 @@ class TargetStream(ClosedOnExit):
 
     def _stream_error(self, failure: StreamFailure) -> RemoteError:
         target = self._target
-        return self._pipeline.error(
+        self.error = error = self._pipeline.error(
             failure,
             status=self._status() or 200,
             headers=self._response.headers if self._response is not None else None,
@@ -667,3 +721,4 @@ class TargetStream(ClosedOnExit):
             provider=target.provider,
             model=target.model_id,
         )
+        return error

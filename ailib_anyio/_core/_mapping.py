@@ -880,11 +880,13 @@ class ResponseAccumulator:
         gives it a ``cost``."""
         tool_calls = list(self.tool_calls)
         usage = self.usage
+        response_id = None
         if mapper is not None:
             tool_calls.extend(mapper.partial_tool_calls())
             if usage is None:
                 usage = mapper.partial_usage()
             model = mapper.model or model
+            response_id = mapper.response_id
         return ChatResponse(
             content="".join(self.content),
             reasoning="".join(self.reasoning),
@@ -898,4 +900,5 @@ class ResponseAccumulator:
             reasoning_signature=self.reasoning_signature,
             rate_limits=rate_limits,
             pricing=pricing,
+            response_id=response_id,
         )

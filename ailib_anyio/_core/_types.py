@@ -382,6 +382,10 @@ class ChatResponse:
         A stream's ``response`` has the cost of the usage seen so far."""
         return cost_of_usage(self.pricing, self.usage)
 
+    #: the provider's id of this completion (``chatcmpl-...``, ``msg_...``), where its
+    #: manifest maps one; not part of equality (two identical answers differ in it)
+    response_id: str | None = attrs.field(default=None, eq=False)
+
     def to_message(self) -> Message:
         """This response as the assistant turn of the next request (tool calls and signed
         reasoning included, as multi-turn tool use requires)."""

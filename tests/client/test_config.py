@@ -92,6 +92,18 @@ BAD = [
     ("host_supplied_key", 1, "host_supplied_key must be True or False, got 1"),
     ("max_response_bytes", 0, "max_response_bytes must be a positive integer, got 0"),
     ("max_response_bytes", None, "max_response_bytes must be a positive integer, got None"),
+    ("telemetry", "on", "telemetry must be True or False, got 'on'"),
+    (
+        "tracer_provider",
+        42,
+        "tracer_provider must be an OpenTelemetry TracerProvider (with get_tracer()), got 42",
+    ),
+    (
+        "meter_provider",
+        "mp",
+        "meter_provider must be an OpenTelemetry MeterProvider (with get_meter()), got 'mp'",
+    ),
+    ("capture_content", 1, "capture_content must be True, False or None, got 1"),
 ]
 
 #: ClientBuilder's method for a setting

@@ -47,3 +47,23 @@ def test_benchmark_quick_run_prints_ratio_rows(backend: str) -> None:
         assert lines, f"no {metric!r} row in:\n{output}\n{proc.stderr}"
         for line in lines:
             assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{output}\n{proc.stderr}"
+
+
+TELEMETRY = ROOT / "benchmarks" / "bench_telemetry.py"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_telemetry_benchmark_quick_run_prints_its_sides(backend: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(TELEMETRY), "--quick", "--backend", backend],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for title in ("per request", "per streamed chunk"):
+        section = proc.stdout.split(title, 1)[1]
+        for side in ("httpx", "ailib off", "ailib api", "ailib sdk"):
+            line = next(line for line in section.splitlines() if line.strip().startswith(side))
+            assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{proc.stdout}"

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_all_matches_public_names() -> None:
-    subpackages = {"testing", "sync", "tokens", "embeddings", "plugins"}  # public namespaces
+    subpackages = {"testing", "sync", "tokens", "embeddings", "plugins", "telemetry"}  # namespaces
     public = {name for name in dir(ailib_anyio) if not name.startswith("_")} - subpackages
     assert sorted(ailib_anyio.__all__) == ailib_anyio.__all__
     assert set(ailib_anyio.__all__) == public
@@ -24,6 +24,16 @@ def test_all_matches_public_names() -> None:
         obj = getattr(ailib_anyio, name)
         if isinstance(obj, type):
             assert obj.__module__ == "ailib_anyio", name
+
+
+def test_telemetry_all_matches() -> None:
+    import ailib_anyio.telemetry as telemetry
+
+    public = {name for name in dir(telemetry) if not name.startswith("_")}
+    assert set(telemetry.__all__) == public
+    assert sorted(telemetry.__all__) == telemetry.__all__
+    for name in telemetry.__all__:
+        assert getattr(telemetry, name).__module__ == "ailib_anyio.telemetry", name
 
 
 def test_testing_all_matches() -> None:

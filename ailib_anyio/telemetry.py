@@ -1,0 +1,42 @@
+"""Telemetry: OpenTelemetry traces and GenAI metrics of every call, and ``Tracer``.
+
+When ``opentelemetry-api`` is installed (``pip install 'ailib-anyio[otel]'``), every client
+traces each call (a ``chat {model}`` span, a child span per attempt: retries, fallbacks and
+hedges side by side) and records the GenAI client metrics
+(``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
+``gen_ai.client.operation.time_to_first_chunk``), following the OpenTelemetry GenAI
+semantic conventions, to the global providers, or to those given to the client::
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    async with open_client("openai/gpt-4o", tracer_provider=tp) as c:
+        await c.chat().user("hi").execute()
+    assert exporter.get_finished_spans()[-1].name == "chat gpt-4o"
+
+``telemetry=False`` turns it off for a client; ``capture_content=True`` records the
+messages (off by default); ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``
+selects the latest names of the conventions. Without opentelemetry-api nothing is
+installed and nothing is imported.
+
+``Tracer("svc").span("name")`` is a thin convenience over the OpenTelemetry API.
+
+Logging: ``get_logger(name)`` gives a logger taking structured keyword fields
+(``logger.info("Request started", model="gpt-4o", tokens=100)``) whose records are masked
+like the library's own (see ``ailib_anyio._core._logging``).
+"""
+
+from ._core._logging import AiLibLogger as AiLibLogger
+from ._core._logging import get_logger as get_logger
+from ._services._telemetry._tracer import NoopSpan as NoopSpan
+from ._services._telemetry._tracer import Tracer as Tracer
+
+__all__ = ["AiLibLogger", "NoopSpan", "Tracer", "get_logger"]
+
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name
