@@ -121,7 +121,7 @@ class Client:
         self._hedge = config.hedge
         self._deadlines = config.deadlines or Deadlines()
         #: the middleware, split by level (see ``Middleware``): the services installed by
-        #: default (OpenTelemetry, when it is installed), then ``config.middleware``, then ``config.plugins``
+        #: default (OpenTelemetry, when it is installed), ``config.middleware``, the plugins
         self.middleware = MiddlewareChain(
             (*default_middleware(self), *config.middleware, *config.plugins)
         )
