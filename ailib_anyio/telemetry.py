@@ -25,6 +25,10 @@ installed and nothing is imported.
 
 ``Tracer("svc").span("name")`` is a thin convenience over the OpenTelemetry API.
 
+Metrics of your own: ``MetricsCollector`` (``open_client(..., metrics=collector)``)
+records requests, latency percentiles, time to first token, tokens, cost, errors by kind,
+retries, fallbacks, hedges and circuits per provider and model; ``to_prometheus()``.
+
 Logging: ``get_logger(name)`` gives a logger taking structured keyword fields
 (``logger.info("Request started", model="gpt-4o", tokens=100)``) whose records are masked
 like the library's own (see ``ailib_anyio._core._logging``).
@@ -32,10 +36,23 @@ like the library's own (see ``ailib_anyio._core._logging``).
 
 from ._core._logging import AiLibLogger as AiLibLogger
 from ._core._logging import get_logger as get_logger
+from ._services._metrics import LabelStats as LabelStats
+from ._services._metrics import MetricLabels as MetricLabels
+from ._services._metrics import MetricsCollector as MetricsCollector
+from ._services._metrics import MetricsSnapshot as MetricsSnapshot
 from ._services._telemetry._tracer import NoopSpan as NoopSpan
 from ._services._telemetry._tracer import Tracer as Tracer
 
-__all__ = ["AiLibLogger", "NoopSpan", "Tracer", "get_logger"]
+__all__ = [
+    "AiLibLogger",
+    "LabelStats",
+    "MetricLabels",
+    "MetricsCollector",
+    "MetricsSnapshot",
+    "NoopSpan",
+    "Tracer",
+    "get_logger",
+]
 
 for _name in __all__:
     globals()[_name].__module__ = __name__

@@ -155,6 +155,10 @@ class ClientBuilder:
         """Record the messages on the spans (off by default: they may hold personal data)."""
         return self._set("capture_content", enabled)
 
+    def with_metrics(self, collector: object) -> ClientBuilder:
+        """A ``MetricsCollector`` (``ailib_anyio.telemetry``) the client fills."""
+        return self._set("metrics", collector)
+
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""
         if not isinstance(config, HedgeConfig):

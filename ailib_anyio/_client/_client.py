@@ -123,7 +123,7 @@ class Client:
         #: the middleware, split by level (see ``Middleware``): the services installed by
         #: default (OpenTelemetry, when it is installed), ``config.middleware``, the plugins
         self.middleware = MiddlewareChain(
-            (*default_middleware(self), *config.middleware, *config.plugins)
+            (*default_middleware(self), *self._metrics(), *config.middleware, *config.plugins)
         )
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
@@ -151,6 +151,10 @@ class Client:
     def base_url(self) -> str:
         """The primary target's base URL."""
         return self.primary.base_url
+
+    def _metrics(self) -> tuple[object, ...]:
+        collector = self.config.metrics
+        return () if collector is None else (collector.middleware_for(self),)
 
     @staticmethod
     def _fallback(spec: str | Client, config: ClientConfig) -> Target:
@@ -950,7 +954,8 @@ def open_client(model: str, **settings: Any) -> Client:
       through the global providers or ``tracer_provider`` / ``meter_provider``;
       ``telemetry=False`` turns it off; ``capture_content=True`` records the messages
       on the spans (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else
-      off).
+      off). ``metrics``: a ``MetricsCollector`` (``ailib_anyio.telemetry``) this client
+      fills, per provider and model.
 
     Example::
 

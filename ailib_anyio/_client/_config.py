@@ -225,6 +225,15 @@ def _provider_of(method: str, kind: str) -> Callable[[Any, attrs.Attribute[Any],
     return check
 
 
+def _metrics(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """None or a collector with ``middleware_for(client)`` (``MetricsCollector``; duck-typed:
+    the client layer does not import the services)."""
+    if value is not None and not callable(getattr(value, "middleware_for", None)):
+        raise ConfigurationError(
+            f"metrics must be a MetricsCollector (ailib_anyio.telemetry), got {value!r}"
+        )
+
+
 def _optional_flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, bool):
         raise ConfigurationError(f"{attribute.name} must be True, False or None, got {value!r}")
@@ -297,6 +306,7 @@ class ClientConfig:
         default=None, validator=_provider_of("get_meter", "MeterProvider")
     )
     capture_content: bool | None = attrs.field(default=None, validator=_optional_flag)
+    metrics: Any = attrs.field(default=None, validator=_metrics)
 
     def __attrs_post_init__(self) -> None:
         if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):

@@ -84,6 +84,7 @@ BAD = [
         "plugins must be Plugin objects (ailib_anyio.plugins: Plugin, PluginRegistry,"
         " HookManager), got 'audit'",
     ),
+    ("metrics", "prom", "metrics must be a MetricsCollector (ailib_anyio.telemetry), got 'prom'"),
     ("hedge", 0.5, "hedge must be a HedgeConfig, got 0.5"),
     ("rate_limit", 5, "rate_limit must be a RateLimiterConfig, got 5"),
     ("circuit_breaker", {}, "circuit_breaker must be a CircuitBreakerConfig, got {}"),
@@ -112,6 +113,7 @@ METHOD = {
     "fallbacks": "with_fallbacks",
     "middleware": "with_middleware",
     "plugins": "with_plugins",
+    "metrics": "with_metrics",
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
 }

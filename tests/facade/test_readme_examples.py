@@ -37,9 +37,15 @@ def blocks() -> list[tuple[str, str]]:
 
 def test_the_readme_has_runnable_examples() -> None:
     headings = {heading for heading, _ in blocks()}
-    assert {"Tokens and cost", "Structured output", "Embeddings", "Plugins", "Logging"} <= (
-        headings
-    )
+    assert {
+        "Tokens and cost",
+        "Structured output",
+        "Embeddings",
+        "Plugins",
+        "Logging",
+        "Tracing",
+        "Metrics",
+    } <= (headings)
 
 
 @pytest.mark.parametrize(("heading", "code"), blocks(), ids=[h for h, _ in blocks()])
