@@ -47,7 +47,6 @@ from .._core._types import (
     ToolChoice,
     ToolDefinition,
 )
-from .._protocol._models import ProviderManifest, StreamingSpec
 from .._protocol._validate import (
     check_mapping,
     check_number,
@@ -58,12 +57,14 @@ from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
 from ._config import ClientConfig, config_from, takes_settings
 from ._middleware import Call, MiddlewareChain
-from ._target import ClosedOnExit, State, Target, TargetStream
+from ._state import ClosedOnExit, State
 
 if TYPE_CHECKING:
     from .._core._breaker import CircuitState
+    from .._protocol._models import ProviderManifest, StreamingSpec
     from .._resilience._signals import SignalsSnapshot
     from ._batch import BatchExecutor, BatchResult
+    from ._target import Target, TargetStream
 
 
 __all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
@@ -99,6 +100,10 @@ class Client:
     ) -> None:
         """``Client(model, config)``, or ``Client(model, **settings)`` as ``open_client``."""
         config = config_from(config, settings)  # every setting checked here, once
+        # Loaded with the first client, not with the package: the target brings in the
+        # transport (httpx), the manifest models and loader, the encoders and decoders.
+        from ._target import Target
+
         #: the settings this client was made from
         self.config = config
         #: the target answering first, then the fallbacks, in order
@@ -146,6 +151,8 @@ class Client:
         resolved when the client opens; the settings ``ClientConfig.for_fallback`` keeps)
         or an unopened ``Client`` without fallbacks, whose primary target it takes (its own
         settings; the chain's body limit if it left its own at the default)."""
+        from ._target import Target
+
         if isinstance(spec, str):
             return Target(spec, config.for_fallback(), defer_credentials=True)
         if spec._state is not State.UNOPENED:
@@ -429,6 +436,8 @@ class Client:
         coroutine frames a stream holds while it connects are ``_resilient``, its target's
         retry loop and the attempt: at a thousand concurrent streams, frames are memory.
         """
+        from ._target import TargetStream  # loaded by the first client already
+
         self._check_open()
         errors: list[AiLibError] = []
         limits = self._deadlines

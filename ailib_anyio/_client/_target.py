@@ -11,12 +11,10 @@ and the ``max_inflight`` limiter they share, and races them (``_client/_client.p
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -60,37 +58,17 @@ from .._transport._http import (
     transport_errors,
 )
 from ._config import ClientConfig
+from ._state import ClosedOnExit, State
 
 if TYPE_CHECKING:
     from .._core._retry import RetryConfig, RetryPolicy
 
-__all__ = ["ClosedOnExit", "State", "Target", "TargetStream"]
+__all__ = ["Target", "TargetStream"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
 
 #: Header names whose values are credentials: masked like the API key.
 _SENSITIVE_HEADER = ("auth", "key", "token", "secret", "cookie", "session", "password")
-
-
-class State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class ClosedOnExit:
-    """``async with`` support for streams: ``aclose()`` is idempotent and shielded."""
-
-    async def aclose(self) -> None:
-        raise NotImplementedError
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _sensitive_values(headers: Mapping[str, str]) -> list[str]:
