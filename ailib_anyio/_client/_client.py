@@ -305,27 +305,19 @@ class Client:
         discard: Callable[[_R], Awaitable[None]] | None = None,
     ) -> _R:
         """Run ``run(target)`` down the fallback chain (hedged if configured) within the
-        total deadline; a final error carries every attempt's error in ``attempts``."""
+        total deadline; a final error carries every attempt's error in ``attempts``.
 
-        def count(hedged: bool) -> None:
-            if hedged:
-                self._hedges_started += 1
-            else:
-                self._fallbacks_used += 1
-
-        async def chain() -> _R:
-            hedge = self._hedge.delay if self._hedge is not None else None
-            return await race(
-                self.targets, run, hedge_delay=hedge, discard=discard, errors=errors, on_next=count
-            )
-
+        No closure is made on the common path (one target, no total deadline): at a
+        thousand concurrent streams, what each call holds while it connects is memory."""
         total = self._deadlines.total
         try:
             if total is None:  # the common cases without a task group or extra frame
-                return await (chain() if len(self.targets) > 1 else run(self.primary))
+                if len(self.targets) == 1:
+                    return await run(self.primary)
+                return await self._chain(run, errors, discard)
             return await within(
                 total,
-                chain,
+                lambda: self._chain(run, errors, discard),
                 lambda: DeadlineExceededError(
                     f"the request's total deadline of {total:g}s ran out", **self.primary.context()
                 ),
@@ -335,6 +327,29 @@ class Client:
                 errors.append(exc)
             exc.attempts = tuple(errors)
             raise
+
+    def _chain(
+        self,
+        run: Callable[[Target], Awaitable[_R]],
+        errors: list[AiLibError],
+        discard: Callable[[_R], Awaitable[None]] | None,
+    ) -> Awaitable[_R]:
+        """The race down the targets: fallbacks in order, hedged if configured."""
+        hedge = self._hedge.delay if self._hedge is not None else None
+        return race(
+            self.targets,
+            run,
+            hedge_delay=hedge,
+            discard=discard,
+            errors=errors,
+            on_next=self._count_next,
+        )
+
+    def _count_next(self, hedged: bool) -> None:
+        if hedged:
+            self._hedges_started += 1
+        else:
+            self._fallbacks_used += 1
 
     def call_view(self, request: ChatRequest) -> Call:
         """The middleware's view of a call of this client."""
