@@ -72,11 +72,6 @@ from ._core._types import ToolCallDelta as ToolCallDelta
 from ._core._types import ToolCallStarted as ToolCallStarted
 from ._core._types import ToolDefinition as ToolDefinition
 from ._core._types import Usage as Usage
-from ._protocol._credentials import CredentialResolution as CredentialResolution
-from ._protocol._credentials import resolve_credential as resolve_credential
-from ._protocol._loader import load_manifest as load_manifest
-from ._protocol._models import ProviderManifest as ProviderManifest
-from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
 from ._resilience._run import Deadlines as Deadlines
 from ._resilience._run import HedgeConfig as HedgeConfig
 from ._services._telemetry._install import telemetry_middleware as _telemetry_middleware
@@ -111,6 +106,11 @@ if _TYPE_CHECKING:
     from ._core._texttools import TextToolParse as TextToolParse
     from ._core._texttools import parse_text_tool_calls as parse_text_tool_calls
     from ._core._texttools import text_tool_prompt as text_tool_prompt
+    from ._protocol._credentials import CredentialResolution as CredentialResolution
+    from ._protocol._credentials import resolve_credential as resolve_credential
+    from ._protocol._loader import load_manifest as load_manifest
+    from ._protocol._models import ProviderManifest as ProviderManifest
+    from ._protocol._registry import ProtocolRegistry as ProtocolRegistry
     from ._resilience._ratelimiter import RateLimiterStats as RateLimiterStats
     from ._resilience._signals import SignalsSnapshot as SignalsSnapshot
     from ._services._embeddings import EmbeddingClient as EmbeddingClient
@@ -121,8 +121,15 @@ if _TYPE_CHECKING:
     from ._services._tokens import TokenCounter as TokenCounter
     from ._services._tokens import count_tokens as count_tokens
 
-#: names loaded on first use (they are not needed to open a client): import stays fast
+#: Names loaded on first use: import stays fast. Most are not needed to open a client;
+#: the manifest machinery (models, loader, registry, credentials) is, and the first client
+#: made loads it (with the transport and httpx).
 _LAZY = {
+    "CredentialResolution": "._protocol._credentials",
+    "resolve_credential": "._protocol._credentials",
+    "load_manifest": "._protocol._loader",
+    "ProviderManifest": "._protocol._models",
+    "ProtocolRegistry": "._protocol._registry",
     "PreflightIssue": "._client._preflight",
     "PreflightChecker": "._client._preflight",
     "CancelHandle": "._client._cancel",

@@ -56,7 +56,6 @@ from .._core._types import (
     ToolChoice,
     ToolDefinition,
 )
-from .._protocol._models import ProviderManifest, StreamingSpec
 from .._protocol._validate import (
     check_mapping,
     check_number,
@@ -66,12 +65,14 @@ from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
 from ._config import ClientConfig, config_from, takes_settings
 from ._middleware import Call, MiddlewareChain, default_middleware
-from ._target import ClosedOnExit, State, Target, TargetStream
+from ._state import ClosedOnExit, State
 
 if TYPE_CHECKING:
     from .._core._breaker import CircuitState
+    from .._protocol._models import ProviderManifest, StreamingSpec
     from .._resilience._signals import SignalsSnapshot
     from ._batch import BatchExecutor, BatchResult
+    from ._target import Target, TargetStream
 
 
 __all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
@@ -107,6 +108,10 @@ class Client:
     ) -> None:
         """``Client(model, config)``, or ``Client(model, **settings)`` as ``open_client``."""
         config = config_from(config, settings)  # every setting checked here, once
+        # Loaded with the first client, not with the package: the target brings in the
+        # transport (httpx), the manifest models and loader, the encoders and decoders.
+        from ._target import Target
+
         #: the settings this client was made from
         self.config = config
         #: the target answering first, then the fallbacks, in order
@@ -162,6 +167,8 @@ class Client:
         resolved when the client opens; the settings ``ClientConfig.for_fallback`` keeps)
         or an unopened ``Client`` without fallbacks, whose primary target it takes (its own
         settings; the chain's body limit if it left its own at the default)."""
+        from ._target import Target
+
         if isinstance(spec, str):
             return Target(spec, config.for_fallback(), defer_credentials=True)
         if spec._state is not State.UNOPENED:
@@ -335,27 +342,19 @@ class Client:
         discard: Callable[[_R], Awaitable[None]] | None = None,
     ) -> _R:
         """Run ``run(target)`` down the fallback chain (hedged if configured) within the
-        total deadline; a final error carries every attempt's error in ``attempts``."""
+        total deadline; a final error carries every attempt's error in ``attempts``.
 
-        def count(hedged: bool) -> None:
-            if hedged:
-                self._hedges_started += 1
-            else:
-                self._fallbacks_used += 1
-
-        async def chain() -> _R:
-            hedge = self._hedge.delay if self._hedge is not None else None
-            return await race(
-                self.targets, run, hedge_delay=hedge, discard=discard, errors=errors, on_next=count
-            )
-
+        No closure is made on the common path (one target, no total deadline): at a
+        thousand concurrent streams, what each call holds while it connects is memory."""
         total = self._deadlines.total
         try:
             if total is None:  # the common cases without a task group or extra frame
-                return await (chain() if len(self.targets) > 1 else run(self.primary))
+                if len(self.targets) == 1:
+                    return await run(self.primary)
+                return await self._chain(run, errors, discard)
             return await within(
                 total,
-                chain,
+                lambda: self._chain(run, errors, discard),
                 lambda: DeadlineExceededError(
                     f"the request's total deadline of {total:g}s ran out", **self.primary.context()
                 ),
@@ -365,6 +364,29 @@ class Client:
                 errors.append(exc)
             exc.attempts = tuple(errors)
             raise
+
+    def _chain(
+        self,
+        run: Callable[[Target], Awaitable[_R]],
+        errors: list[AiLibError],
+        discard: Callable[[_R], Awaitable[None]] | None,
+    ) -> Awaitable[_R]:
+        """The race down the targets: fallbacks in order, hedged if configured."""
+        hedge = self._hedge.delay if self._hedge is not None else None
+        return race(
+            self.targets,
+            run,
+            hedge_delay=hedge,
+            discard=discard,
+            errors=errors,
+            on_next=self._count_next,
+        )
+
+    def _count_next(self, hedged: bool) -> None:
+        if hedged:
+            self._hedges_started += 1
+        else:
+            self._fallbacks_used += 1
 
     def call_view(self, request: ChatRequest) -> Call:
         """The middleware's view of a call of this client."""
@@ -473,6 +495,8 @@ class Client:
         coroutine frames a stream holds while it connects are ``_resilient``, its target's
         retry loop and the attempt: at a thousand concurrent streams, frames are memory.
         """
+        from ._target import TargetStream  # loaded by the first client already
+
         self._check_open()
         errors: list[AiLibError] = []
         limits = self._deadlines

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from .._core._errors import ConfigurationError
-from .._core._wire import check_headers
+from .._core._wire import DEFAULT_MAX_RESPONSE_BYTES, check_headers
 from .._protocol._validate import check_base_url
 from .._resilience._run import Deadlines, HedgeConfig
-from .._transport._http import DEFAULT_MAX_RESPONSE_BYTES, is_timeout
 from ._middleware import Middleware, MiddlewareChain
 
 if TYPE_CHECKING:
@@ -128,8 +127,15 @@ def _base_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None or is_timeout(value):
+    if value is None:
         return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # Not a number: a Timeout of the HTTP library, whose module the transport loads
+        # (the package does not import it before a client is made).
+        from .._transport._http import is_timeout
+
+        if is_timeout(value):
+            return
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))

@@ -9,6 +9,8 @@
   (it is shown in errors and logs); in a JSON body it is otherwise sent as given.
 - :func:`check_headers`: header names are HTTP tokens, values hold no control character
   but tab; the error names the header and never shows the value (it may be a key).
+- :data:`DEFAULT_MAX_RESPONSE_BYTES`: the largest decoded body ``execute()`` accepts by
+  default (a setting of the client, enforced by the transport).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from urllib.parse import quote
 
 from ._errors import ConfigurationError
 
-__all__ = ["check_headers", "check_model_id", "expand_path"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "check_headers", "check_model_id", "expand_path"]
+
+#: The largest decoded (decompressed) body ``execute()`` accepts by default.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

@@ -37,6 +37,7 @@ from .._core._errors import (
     WriteTimeoutError,
 )
 from .._core._secrets import scrub_exception_chain
+from .._core._wire import DEFAULT_MAX_RESPONSE_BYTES
 from .._protocol._credentials import resolve_credential
 from .._protocol._models import AuthSpec, ProviderManifest
 from .._protocol._validate import check_base_url
@@ -68,8 +69,6 @@ __all__ = [
 #: Generous read timeout: reasoning models can think for minutes before the first byte.
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0, write=60.0, pool=60.0)
 USER_AGENT = f"ailib-anyio/{__version__}"
-#: The largest decoded (decompressed) body ``execute()`` accepts by default.
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 #: Decompression works in steps of at most this many output bytes, whatever one network
 #: read holds: a gzip bomb never inflates a whole read at once.
 INFLATE_STEP = 64 * 1024
