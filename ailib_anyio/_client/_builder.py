@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .._core._retry import RetryConfig
     from .._transport._http import HttpClient, TimeoutSetting
     from ._client import Client
+    from ._middleware import ResponseCache
 
 __all__ = ["PRODUCTION_DEFAULTS", "ClientBuilder"]
 
@@ -133,6 +134,10 @@ class ClientBuilder:
     def with_middleware(self, middleware: Sequence[object]) -> ClientBuilder:
         """Middleware around each call and attempt, outermost first (see ``Middleware``)."""
         return self._set("middleware", middleware)
+
+    def with_cache(self, cache: ResponseCache) -> ClientBuilder:
+        """Answer repeated requests from ``cache`` (a ``CacheManager``)."""
+        return self._set("cache", cache)
 
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""

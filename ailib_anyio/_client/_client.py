@@ -57,7 +57,8 @@ from .._protocol._validate import (
 from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
 from ._config import ClientConfig, config_from, takes_settings
-from ._middleware import Call, MiddlewareChain
+from ._middleware import Call, MiddlewareChain, ResponseCache
+from ._replay import ReplayStream, StreamWatcher, watch_complete, watch_event
 from ._target import ClosedOnExit, State, Target, TargetStream
 
 if TYPE_CHECKING:
@@ -112,8 +113,13 @@ class Client:
         )
         self._hedge = config.hedge
         self._deadlines = config.deadlines or Deadlines()
+        middleware = config.middleware
+        if config.cache is not None:  # the innermost call-level middleware
+            middleware = (*middleware, config.cache.middleware_for(self))
         #: the middleware, split by level (see ``Middleware``)
-        self.middleware = MiddlewareChain(config.middleware)
+        self.middleware = MiddlewareChain(middleware)
+        #: the cache this client opened itself (and so closes)
+        self._opened_cache: ResponseCache | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._state = State.UNOPENED
@@ -164,6 +170,10 @@ class Client:
             raise RuntimeError("a Client can be opened only once")
         for fallback in self.targets[1:]:  # before anything starts: nothing to undo
             fallback.resolve_credentials(fallback=True)
+        cache = self.config.cache
+        if cache is not None and not cache.is_open:
+            await cache.__aenter__()  # one that cannot open (Redis unreachable) fails here
+            self._opened_cache = cache
         limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
         install_log_redaction()
         background = anyio.create_task_group()
@@ -204,9 +214,17 @@ class Client:
                 return await exit_task_group(background, exc_type, exc, tb)
             return None
         finally:
-            with anyio.CancelScope(shield=True):
-                for target in self.targets:
-                    await target.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    for target in self.targets:
+                        await target.aclose()
+            finally:
+                cache, self._opened_cache = self._opened_cache, None
+                if cache is not None:
+                    # Not in a shielded scope: a cache may own a task group entered before
+                    # this point, which must be left from its own scope (it cancels its
+                    # own work, so this returns promptly).
+                    await cache.__aexit__(None, None, None)
 
     def start_background(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
@@ -408,7 +426,7 @@ class Client:
 
     def open_stream(
         self, request: ChatRequest, *, http_timeout: float | None = None
-    ) -> Awaitable[TargetStream]:
+    ) -> Awaitable[TargetStream | ReplayStream]:
         """Open a stream down the fallback chain, up to its first event (inside the call
         middleware when any is installed); ``ChatStream`` does this when entered and then
         iterates the attempt that won. ``http_timeout``: this request's HTTP timeout."""
@@ -601,7 +619,7 @@ def _stream_rate_limits(stream: TargetStream) -> RateLimitSnapshot | None:
     return stream.rate_limits
 
 
-async def _close_stream(stream: TargetStream) -> None:
+async def _close_stream(stream: TargetStream | ReplayStream) -> None:
     await stream.aclose()
 
 
@@ -628,7 +646,8 @@ class ChatStream(ClosedOnExit):
         self._request = request
         self._timeout = timeout
         self._state = State.UNOPENED
-        self._live: TargetStream | None = None
+        self._live: TargetStream | ReplayStream | None = None
+        self._iterator: AsyncIterator[StreamingEvent] | None = None
         _stream_rules(client)
 
     async def __aenter__(self) -> ChatStream:
@@ -653,13 +672,22 @@ class ChatStream(ClosedOnExit):
             raise RuntimeError(
                 "iterate a stream inside its block: 'async with builder.stream() as stream'"
             )
-        if self._live is None:
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = self._make_iterator()
+        return iterator
+
+    def _make_iterator(self) -> AsyncIterator[StreamingEvent]:
+        live = self._live
+        if live is None:
             return _EmptyStream()
         chain = self._client.middleware
-        if chain.event_hooks:
-            return _Observed(self._live, chain, self._client.call_view(self._request))
+        watchers = live.watchers
+        if chain.event_hooks or watchers:
+            call = self._client.call_view(self._request)
+            return _Observed(live, chain if chain.event_hooks else None, call, watchers)
         # The attempt that won iterates itself: no extra frame per event.
-        return self._live
+        return live
 
     async def __anext__(self) -> StreamingEvent:
         return await self.__aiter__().__anext__()
@@ -682,12 +710,12 @@ class ChatStream(ClosedOnExit):
     @property
     def provider(self) -> str:
         """The provider that answered (a fallback's, when the chain moved on)."""
-        return (self._live.target if self._live is not None else self._client.primary).provider
+        return self._live.provider if self._live is not None else self._client.provider
 
     @property
     def model(self) -> str:
         """The model that answered."""
-        return (self._live.target if self._live is not None else self._client.primary).model_id
+        return self._live.model if self._live is not None else self._client.model_id
 
 
 def _stream_rules(client: Client) -> StreamingSpec:
@@ -700,20 +728,38 @@ def _stream_rules(client: Client) -> StreamingSpec:
 
 
 class _Observed:
-    """Iteration that hands each event to the middleware's ``on_event`` hooks (only
-    when some are installed: otherwise the stream iterates itself)."""
+    """Iteration that hands each event to the middleware's ``on_event`` hooks and to the
+    stream's watchers, and tells the watchers when the stream was read to its end (only
+    when there are some: otherwise the stream iterates itself)."""
 
-    __slots__ = ("_call", "_chain", "_live")
+    __slots__ = ("_call", "_chain", "_completed", "_live", "_watchers")
 
-    def __init__(self, live: TargetStream, chain: MiddlewareChain, call: Call) -> None:
-        self._live, self._chain, self._call = live, chain, call
+    def __init__(
+        self,
+        live: TargetStream | ReplayStream,
+        chain: MiddlewareChain | None,
+        call: Call,
+        watchers: Sequence[StreamWatcher],
+    ) -> None:
+        self._live, self._chain, self._call, self._watchers = live, chain, call, watchers
+        self._completed = False
 
     def __aiter__(self) -> _Observed:
         return self
 
     async def __anext__(self) -> StreamingEvent:
-        event = await self._live.__anext__()
-        self._chain.observe(self._call, event)
+        live = self._live
+        try:
+            event = await live.__anext__()
+        except StopAsyncIteration:
+            if self._watchers and not self._completed and live.complete:
+                self._completed = True
+                await watch_complete(self._watchers, live.response)
+            raise
+        if self._chain is not None:
+            self._chain.observe(self._call, event)
+        if self._watchers:
+            watch_event(self._watchers, event)
         return event
 
 
@@ -767,6 +813,9 @@ def open_client(model: str, **settings: Any) -> Client:
       variable is read (a host or sandbox that hands credentials over).
     - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
       32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
+    - ``cache``: a ``CacheManager`` (``ailib_anyio.cache``) answering repeated requests and
+      streams without any HTTP request, and making concurrent identical ones share one
+      upstream call; opened with the client unless already open.
 
     Example::
 

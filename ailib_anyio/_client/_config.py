@@ -26,7 +26,7 @@ from .._core._wire import check_headers
 from .._protocol._validate import check_base_url
 from .._resilience._run import Deadlines, HedgeConfig
 from .._transport._http import DEFAULT_MAX_RESPONSE_BYTES, is_timeout
-from ._middleware import MiddlewareChain
+from ._middleware import MiddlewareChain, ResponseCache
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
@@ -200,6 +200,13 @@ def _middleware(_: Any, attribute: attrs.Attribute[Any], value: tuple[object, ..
     MiddlewareChain(value)  # refuses what is neither a Middleware nor a callable
 
 
+def _cache(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, ResponseCache):
+        raise ConfigurationError(
+            f"cache must be a CacheManager (from ailib_anyio.cache), got {value!r}"
+        )
+
+
 def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | Client, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return (value,)  # one target; a wrong type is refused by the validator
@@ -256,6 +263,7 @@ class ClientConfig:
     middleware: tuple[object, ...] = attrs.field(
         default=(), converter=_as_middleware, validator=_middleware
     )
+    cache: ResponseCache | None = attrs.field(default=None, validator=_cache)
 
     def __attrs_post_init__(self) -> None:
         if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):

@@ -60,6 +60,7 @@ from .._transport._http import (
     transport_errors,
 )
 from ._config import ClientConfig
+from ._replay import StreamWatcher, close_watchers
 
 if TYPE_CHECKING:
     from .._core._retry import RetryConfig, RetryPolicy
@@ -430,6 +431,8 @@ class TargetStream(ClosedOnExit):
         )
         self._format = self._pipeline.framing
         self._acc = ResponseAccumulator()
+        self._failed = False  # a failure event was raised to the user
+        self._watchers: list[StreamWatcher] = []
         self.request_id: str | None = None
         self.rate_limits: RateLimitSnapshot | None = None
 
@@ -553,6 +556,8 @@ class TargetStream(ClosedOnExit):
                 if self._holds_slot and self._target.limiter is not None:
                     self._holds_slot = False
                     self._target.limiter.release_on_behalf_of(self)
+                if self._watchers:
+                    close_watchers(self._watchers)
 
     async def _drain_iterators(self) -> None:
         """Run httpx's chain of body generators to their end on the closed connection.
@@ -578,6 +583,33 @@ class TargetStream(ClosedOnExit):
     def target(self) -> Target:
         """The target this attempt ran against."""
         return self._target
+
+    @property
+    def provider(self) -> str:
+        return self._target.provider
+
+    @property
+    def model(self) -> str:
+        return self._target.model_id
+
+    # ------------------------------------------------------------ watchers
+
+    def watch(self, watcher: StreamWatcher) -> None:
+        """Follow this stream with ``watcher`` as its user reads it (see ``StreamWatcher``):
+        what a call-level middleware does with the stream ``next`` opened."""
+        if not isinstance(watcher, StreamWatcher):
+            raise TypeError(f"expected a StreamWatcher, got {type(watcher).__name__}")
+        self._watchers.append(watcher)
+
+    @property
+    def watchers(self) -> list[StreamWatcher]:
+        return self._watchers
+
+    @property
+    def complete(self) -> bool:
+        """The body ended cleanly and every event reached the user (none was a failure),
+        and the stream is still open."""
+        return self._state is State.OPEN and self._eof and not self._pending and not self._failed
 
     # ------------------------------------------------------------ iteration
 
@@ -624,8 +656,10 @@ class TargetStream(ClosedOnExit):
             self._acc.content.append(event.text)  # type: ignore[union-attr]
             return event  # type: ignore[return-value]
         if cls is StreamFailure:
+            self._failed = True
             raise self._stream_error(event)  # type: ignore[arg-type]
         if cls is DecodeFailure:
+            self._failed = True
             raise self._with_partial(event.error)  # type: ignore[union-attr]
         self._acc.add(event)  # type: ignore[arg-type]
         return event  # type: ignore[return-value]

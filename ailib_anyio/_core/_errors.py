@@ -19,6 +19,7 @@
     │   └── IdleTimeoutError          no event for longer than the idle limit mid-stream
     ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
     ├── MiddlewareError               a middleware raised (``middleware`` names it)
+    ├── CacheError                    a response cache's backend failed (``backend`` names it)
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     └── RemoteError                   the provider answered with an error
         ├── RemoteInvalidRequestError     (also an InvalidRequestError)
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "CacheError",
     "CapabilityNotDeclaredError",
     "CircuitOpenError",
     "ConfigurationError",
@@ -296,6 +298,19 @@ class MiddlewareError(AiLibError):
     def __init__(self, message: str, *, middleware: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.middleware = middleware
+
+
+class CacheError(AiLibError):
+    """A response cache's backend failed: it cannot be opened (an unreachable Redis, an
+    SQLite file that cannot be created) or an operation on it failed. ``backend`` names
+    it (``"RedisCache"``, ``"DiskCache"``...). Never retried: the cache is not the
+    provider."""
+
+    kind = "cache"
+
+    def __init__(self, message: str, *, backend: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.backend = backend
 
 
 class MalformedResponseError(AiLibError):

@@ -86,6 +86,7 @@ BAD = [
     ("host_supplied_key", 1, "host_supplied_key must be True or False, got 1"),
     ("max_response_bytes", 0, "max_response_bytes must be a positive integer, got 0"),
     ("max_response_bytes", None, "max_response_bytes must be a positive integer, got None"),
+    ("cache", 42, "cache must be a CacheManager (from ailib_anyio.cache), got 42"),
 ]
 
 #: ClientBuilder's method for a setting
@@ -93,6 +94,7 @@ METHOD = {
     "retry": "with_retry",
     "fallbacks": "with_fallbacks",
     "middleware": "with_middleware",
+    "cache": "with_cache",
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
 }

@@ -47,3 +47,18 @@ def test_benchmark_quick_run_prints_ratio_rows(backend: str) -> None:
         assert lines, f"no {metric!r} row in:\n{output}\n{proc.stderr}"
         for line in lines:
             assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{output}\n{proc.stderr}"
+
+
+def test_cache_benchmark_quick_run_prints_its_rows() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_cache.py"), "--quick", "--stream"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for row in ("raw httpx", "ailib, no cache", "memory hit", "sqlite hit"):
+        lines = [line for line in proc.stdout.splitlines() if line.strip().startswith(row)]
+        assert len(lines) == 2, proc.stdout  # per request, per stream
+        assert all(RATIO.search(line + " ") for line in lines), proc.stdout

@@ -62,6 +62,7 @@ FOLDERS: Mapping[str, str] = {
 TOP_LEVEL: Mapping[str, str] = {
     "ailib_anyio": "facade",
     "ailib_anyio.sync": "facade",
+    "ailib_anyio.cache": "facade",
     "ailib_anyio._version": "core",
     "ailib_anyio.__main__": "cli",
 }
