@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import math
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -98,8 +99,9 @@ class MemoryCache(CacheBackend):
     ``max_size`` entries at most: storing one more evicts expired entries first, then the
     least recently used. ``clock`` (seconds, monotonic; default ``time.monotonic``) is
     what the time to live is measured with: tests pass a fake one. Entries are bytes, so
-    a cached reply cannot be changed by whoever received it. Not shared between
-    processes: use ``DiskCache`` or ``RedisCache`` for that.
+    a cached reply cannot be changed by whoever received it. Safe to share between
+    threads (event loops); not shared between processes: use ``DiskCache`` or
+    ``RedisCache`` for that.
     """
 
     name = "MemoryCache"
@@ -114,6 +116,7 @@ class MemoryCache(CacheBackend):
         from cachetools import TLRUCache  # loaded with the first memory cache
 
         self.max_size = max_size
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
         self._entries: TLRUCache[str, tuple[bytes, float]] = TLRUCache(
             maxsize=max_size, ttu=_expiry, timer=clock
         )
@@ -122,18 +125,23 @@ class MemoryCache(CacheBackend):
         return f"MemoryCache(max_size={self.max_size})"
 
     def __len__(self) -> int:
-        self._entries.expire()
-        return len(self._entries)
+        with self._lock:
+            self._entries.expire()
+            return len(self._entries)
 
     async def get(self, key: str) -> bytes | None:
-        item = self._entries.get(key)
+        with self._lock:
+            item = self._entries.get(key)
         return None if item is None else item[0]
 
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
-        self._entries[key] = (value, math.inf if ttl is None else ttl)
+        with self._lock:
+            self._entries[key] = (value, math.inf if ttl is None else ttl)
 
     async def delete(self, key: str) -> None:
-        self._entries.pop(key, None)
+        with self._lock:
+            self._entries.pop(key, None)
 
     async def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()

@@ -267,8 +267,12 @@ class CacheManager(ResponseCache):
     async def __aenter__(self) -> CacheManager:
         if self._open:
             raise RuntimeError(f"{self!r} is already open")
-        await self.backend.__aenter__()
-        self._open = True
+        self._open = True  # first: a second client opening it meanwhile only uses it
+        try:
+            await self.backend.__aenter__()
+        except BaseException:
+            self._open = False
+            raise
         return self
 
     async def __aexit__(
@@ -460,7 +464,7 @@ class CacheManager(ResponseCache):
             del self._flights[flight_key]
         flight.done.set()
 
-    async def answer(self, client: Client, key: str, call: Call, next: Next) -> ChatResponse:
+    async def answer(self, key: str, call: Call, next: Next) -> ChatResponse:
         """An ``execute()`` call through the cache."""
         flight: _Flight | None = None
         if self.config.single_flight:
@@ -490,9 +494,7 @@ class CacheManager(ResponseCache):
             if flight is not None:
                 self._release(key, flight)
 
-    async def answer_stream(
-        self, client: Client, key: str, call: Call, next: Next
-    ) -> TargetStream | ReplayStream:
+    async def answer_stream(self, key: str, call: Call, next: Next) -> TargetStream | ReplayStream:
         """A ``stream()`` call through the cache: a replay on a hit, else the live stream,
         recorded as its user reads it."""
         flight: _Flight | None = None
@@ -527,8 +529,6 @@ def _replay(reply: CachedReply) -> ReplayStream:
 
 class _Recorder(StreamWatcher):
     """Records one live stream; stores it when its user read it to the end."""
-
-    __slots__ = ("_events", "_flight", "_key", "_manager", "_model", "_provider")
 
     def __init__(
         self, manager: CacheManager, key: str, flight: _Flight | None, provider: str, model: str
@@ -580,5 +580,5 @@ class CacheMiddleware(Middleware):
         except AiLibError:
             return await next(call)  # a request the library refuses: let it say so
         if call.stream:
-            return await manager.answer_stream(self.client, key, call, next)
-        return await manager.answer(self.client, key, call, next)
+            return await manager.answer_stream(key, call, next)
+        return await manager.answer(key, call, next)

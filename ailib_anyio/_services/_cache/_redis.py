@@ -116,15 +116,15 @@ class RedisCache(CacheBackend):
     async def __aenter__(self) -> RedisCache:
         if self._task_group is not None:
             raise RuntimeError(f"{self!r} is already open")
-        task_group = anyio.create_task_group()
+        task_group = self._task_group = anyio.create_task_group()
         await task_group.__aenter__()
         try:
             await task_group.start(self._hold)
         except BaseException:
+            self._task_group = None
             task_group.cancel_scope.cancel()
             await task_group.__aexit__(None, None, None)  # nothing runs in it: returns at once
             raise
-        self._task_group = task_group
         return self
 
     async def __aexit__(
