@@ -21,8 +21,11 @@ from ._client._config import ClientConfig as ClientConfig
 from ._client._middleware import Call as Call
 from ._client._middleware import Middleware as Middleware
 from ._client._middleware import add_default_middleware as _add_default_middleware
+from ._client._replay import ReplayStream as ReplayStream
+from ._client._replay import StreamWatcher as StreamWatcher
 from ._core._errors import AiLibError as AiLibError
 from ._core._errors import AuthenticationError as AuthenticationError
+from ._core._errors import CacheError as CacheError
 from ._core._errors import CapabilityNotDeclaredError as CapabilityNotDeclaredError
 from ._core._errors import CircuitOpenError as CircuitOpenError
 from ._core._errors import ConfigurationError as ConfigurationError
@@ -170,6 +173,7 @@ __all__ = [
     "BatchCollector",
     "BatchExecutor",
     "BatchResult",
+    "CacheError",
     "Call",
     "CancelHandle",
     "CancelReason",
@@ -232,12 +236,14 @@ __all__ = [
     "RemoteInvalidRequestError",
     "RemoteRequestTooLargeError",
     "RemoteTimeoutError",
+    "ReplayStream",
     "RequestTooLargeError",
     "RetryConfig",
     "RetryDecision",
     "RetryPolicy",
     "ServerError",
     "SignalsSnapshot",
+    "StreamWatcher",
     "StreamingEvent",
     "StructuredOutputError",
     "TextToolParse",

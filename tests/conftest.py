@@ -1,4 +1,10 @@
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,6 +31,58 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis on 127.0.0.1: ``AILIB_TEST_REDIS_URL`` (``.ci/run`` starts one and sets
+    it), else a ``redis-server`` this fixture starts on a free port for the session. A test
+    using it is skipped, with the reason, only when neither is possible."""
+    url = os.environ.get("AILIB_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip(
+            "no Redis to test against: AILIB_TEST_REDIS_URL is unset and redis-server is not"
+            " installed (apt-get install redis-server)"
+        )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no"]
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while not _redis_answers(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    process.wait()
+                    log.seek(0)
+                    output = log.read().decode("utf-8", "replace")[-500:]
+                    pytest.skip(f"redis-server did not start on port {port}: {output}")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .._core._retry import RetryConfig
     from .._transport._http import HttpClient, TimeoutSetting
     from ._client import Client
+    from ._middleware import ResponseCache
 
 __all__ = ["PRODUCTION_DEFAULTS", "ClientBuilder"]
 
@@ -158,6 +159,10 @@ class ClientBuilder:
     def with_metrics(self, collector: object) -> ClientBuilder:
         """A ``MetricsCollector`` (``ailib_anyio.telemetry``) the client fills."""
         return self._set("metrics", collector)
+
+    def with_cache(self, cache: ResponseCache) -> ClientBuilder:
+        """Answer repeated requests from ``cache`` (a ``CacheManager``)."""
+        return self._set("cache", cache)
 
     def with_hedge(self, config: HedgeConfig | float) -> ClientBuilder:
         """Hedge after ``config.delay`` seconds (a number is the delay)."""

@@ -64,7 +64,8 @@ from .._protocol._validate import (
 from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
 from ._config import ClientConfig, config_from, takes_settings
-from ._middleware import Call, MiddlewareChain, default_middleware
+from ._middleware import Call, MiddlewareChain, ResponseCache, default_middleware
+from ._replay import ReplayStream, StreamWatcher, watch_complete, watch_event
 from ._state import ClosedOnExit, State
 
 if TYPE_CHECKING:
@@ -125,11 +126,21 @@ class Client:
         )
         self._hedge = config.hedge
         self._deadlines = config.deadlines or Deadlines()
+        cache = () if config.cache is None else (config.cache.middleware_for(self),)
         #: the middleware, split by level (see ``Middleware``): the services installed by
-        #: default (OpenTelemetry, when it is installed), ``config.middleware``, the plugins
+        #: default (OpenTelemetry, when it is installed), the metrics, ``config.middleware``,
+        #: the plugins, and the response cache, innermost
         self.middleware = MiddlewareChain(
-            (*default_middleware(self), *self._metrics(), *config.middleware, *config.plugins)
+            (
+                *default_middleware(self),
+                *self._metrics(),
+                *config.middleware,
+                *config.plugins,
+                *cache,
+            )
         )
+        #: the cache this client opened itself (and so closes)
+        self._opened_cache: ResponseCache | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._background_task: int | None = None  # the id of the task that entered it
@@ -187,6 +198,10 @@ class Client:
             raise RuntimeError("a Client can be opened only once")
         for fallback in self.targets[1:]:  # before anything starts: nothing to undo
             fallback.resolve_credentials(fallback=True)
+        cache = self.config.cache
+        if cache is not None and not cache.is_open:
+            await cache.__aenter__()  # one that cannot open (Redis unreachable) fails here
+            self._opened_cache = cache
         limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
         configure_logging()
         for target in self.targets:  # one max_inflight for the whole chain
@@ -233,9 +248,17 @@ class Client:
                 return await exit_task_group(background, exc_type, exc, tb)
             return None
         finally:
-            with anyio.CancelScope(shield=True):
-                for target in self.targets:
-                    await target.aclose()
+            try:
+                with anyio.CancelScope(shield=True):
+                    for target in self.targets:
+                        await target.aclose()
+            finally:
+                cache, self._opened_cache = self._opened_cache, None
+                if cache is not None:
+                    # Not in a shielded scope: a cache may own a task group entered before
+                    # this point, which must be left from its own scope (it cancels its
+                    # own work, so this returns promptly).
+                    await cache.__aexit__(None, None, None)
 
     async def start_background(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
@@ -474,7 +497,7 @@ class Client:
 
     def open_stream(
         self, request: ChatRequest, *, http_timeout: float | None = None
-    ) -> Awaitable[TargetStream]:
+    ) -> Awaitable[TargetStream | ReplayStream]:
         """Open a stream down the fallback chain, up to its first event (inside the call
         middleware when any is installed); ``ChatStream`` does this when entered and then
         iterates the attempt that won. ``http_timeout``: this request's HTTP timeout."""
@@ -712,7 +735,7 @@ def _stream_rate_limits(stream: TargetStream) -> RateLimitSnapshot | None:
     return stream.rate_limits
 
 
-async def _close_stream(stream: TargetStream) -> None:
+async def _close_stream(stream: TargetStream | ReplayStream) -> None:
     """Close a stream nobody will read (a hedge that lost, one a middleware dropped)."""
     stream.discarded = True
     await stream.aclose()
@@ -741,7 +764,8 @@ class ChatStream(ClosedOnExit):
         self._request = request
         self._timeout = timeout
         self._state = State.UNOPENED
-        self._live: TargetStream | None = None
+        self._live: TargetStream | ReplayStream | None = None
+        self._iterator: AsyncIterator[StreamingEvent] | None = None
         #: a request that asked for JSON: how its events are read, and the parsed reply
         self._json: _JsonReply | None = None
         if request.response_format is not None:
@@ -783,23 +807,29 @@ class ChatStream(ClosedOnExit):
             raise RuntimeError(
                 "iterate a stream inside its block: 'async with builder.stream() as stream'"
             )
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = self._make_iterator()
+        return iterator
+
+    def _make_iterator(self) -> AsyncIterator[StreamingEvent]:
         if self._live is None:
             return _EmptyStream()
         if self._json is not None:
             return self._json.iterator(self)
-        chain = self._client.middleware
-        if chain.event_hooks:
-            return _Observed(self._live, chain, self._client.call_view(self._request))
-        # The attempt that won iterates itself: no extra frame per event.
-        return self._live
+        return self._events()
 
     def _events(self) -> AsyncIterator[StreamingEvent]:
-        """The events as they come (seen by the middleware's ``on_event`` hooks)."""
-        assert self._live is not None
+        """The events as they come, seen by the middleware's ``on_event`` hooks and the
+        stream's watchers when there are any."""
+        live = self._live
+        assert live is not None
         chain = self._client.middleware
-        if chain.event_hooks:
-            return _Observed(self._live, chain, self._client.call_view(self._request))
-        return self._live
+        watchers = live.watchers
+        if chain.event_hooks or watchers:
+            call = self._client.call_view(self._request)
+            return _Observed(live, chain if chain.event_hooks else None, call, watchers)
+        return live  # the attempt that won iterates itself: no extra frame per event
 
     async def __anext__(self) -> StreamingEvent:
         return await self.__aiter__().__anext__()
@@ -826,12 +856,12 @@ class ChatStream(ClosedOnExit):
     @property
     def provider(self) -> str:
         """The provider that answered (a fallback's, when the chain moved on)."""
-        return (self._live.target if self._live is not None else self._client.primary).provider
+        return self._live.provider if self._live is not None else self._client.provider
 
     @property
     def model(self) -> str:
         """The model that answered."""
-        return (self._live.target if self._live is not None else self._client.primary).model_id
+        return self._live.model if self._live is not None else self._client.model_id
 
 
 def _stream_rules(client: Client) -> StreamingSpec:
@@ -844,20 +874,38 @@ def _stream_rules(client: Client) -> StreamingSpec:
 
 
 class _Observed:
-    """Iteration that hands each event to the middleware's ``on_event`` hooks (only
-    when some are installed: otherwise the stream iterates itself)."""
+    """Iteration that hands each event to the middleware's ``on_event`` hooks and to the
+    stream's watchers, and tells the watchers when the stream was read to its end (only
+    when there are some: otherwise the stream iterates itself)."""
 
-    __slots__ = ("_call", "_chain", "_live")
+    __slots__ = ("_call", "_chain", "_completed", "_live", "_watchers")
 
-    def __init__(self, live: TargetStream, chain: MiddlewareChain, call: Call) -> None:
-        self._live, self._chain, self._call = live, chain, call
+    def __init__(
+        self,
+        live: TargetStream | ReplayStream,
+        chain: MiddlewareChain | None,
+        call: Call,
+        watchers: Sequence[StreamWatcher],
+    ) -> None:
+        self._live, self._chain, self._call, self._watchers = live, chain, call, watchers
+        self._completed = False
 
     def __aiter__(self) -> _Observed:
         return self
 
     async def __anext__(self) -> StreamingEvent:
-        event = await self._live.__anext__()
-        self._chain.observe(self._call, event)
+        live = self._live
+        try:
+            event = await live.__anext__()
+        except StopAsyncIteration:
+            if self._watchers and not self._completed and live.complete:
+                self._completed = True
+                await watch_complete(self._watchers, live.response)
+            raise
+        if self._chain is not None:
+            self._chain.observe(self._call, event)
+        if self._watchers:
+            watch_event(self._watchers, event)
         return event
 
 
@@ -980,6 +1028,9 @@ def open_client(model: str, **settings: Any) -> Client:
       on the spans (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else
       off). ``metrics``: a ``MetricsCollector`` (``ailib_anyio.telemetry``) this client
       fills, per provider and model.
+    - ``cache``: a ``CacheManager`` (``ailib_anyio.cache``) answering repeated requests and
+      streams without any HTTP request, and making concurrent identical ones share one
+      upstream call; opened with the client unless already open.
 
     Example::
 

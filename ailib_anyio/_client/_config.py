@@ -25,7 +25,7 @@ from .._core._errors import ConfigurationError
 from .._core._wire import DEFAULT_MAX_RESPONSE_BYTES, check_headers
 from .._protocol._validate import check_base_url
 from .._resilience._run import Deadlines, HedgeConfig
-from ._middleware import Middleware, MiddlewareChain
+from ._middleware import Middleware, MiddlewareChain, ResponseCache
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec
@@ -245,6 +245,13 @@ def _optional_flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ConfigurationError(f"{attribute.name} must be True, False or None, got {value!r}")
 
 
+def _cache(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, ResponseCache):
+        raise ConfigurationError(
+            f"cache must be a CacheManager (from ailib_anyio.cache), got {value!r}"
+        )
+
+
 def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | Client, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return (value,)  # one target; a wrong type is refused by the validator
@@ -313,6 +320,7 @@ class ClientConfig:
     )
     capture_content: bool | None = attrs.field(default=None, validator=_optional_flag)
     metrics: Any = attrs.field(default=None, validator=_metrics)
+    cache: ResponseCache | None = attrs.field(default=None, validator=_cache)
 
     def __attrs_post_init__(self) -> None:
         if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):

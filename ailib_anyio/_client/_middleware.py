@@ -25,10 +25,13 @@ way an ASGI or httpx-auth middleware does::
 The first middleware of the list is the outermost. A middleware may replace the request
 (``await next(attrs.evolve(call, request=...))``), observe or replace the response of an
 ``execute()`` (return another ``ChatResponse``, or one without calling ``next``), observe
-each stream event, and see every error (``next`` raises it). A stream attempt's result is
-the opened stream: it can be observed or refused (raise), not replaced; its
-``on_close(callback)`` calls back once when it is closed, with what it delivered
-(``stream.response``) and what ended it (``stream.error``), at no cost per event.
+each stream event, and see every error (``next`` raises it). A stream's result is the
+opened stream: it can be observed (``on_event``; ``on_close(callback)``, called once when
+it is closed, with what it delivered, ``stream.response``, and what ended it,
+``stream.error``, at no cost per event; or ``stream.watch(StreamWatcher)``, awaited when
+the user has read it to its end) or refused (raise), not replaced by another live stream;
+a ``ReplayStream`` of recorded events may answer a stream call instead (the response cache
+does both: see ``_replay``).
 
 Services installed on every client (OpenTelemetry, when it is installed) come first, from
 factories registered with ``add_default_middleware``.
@@ -48,20 +51,27 @@ Plain ``async def mw(call, next)`` functions are call-level middleware.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import attrs
 
 from .._core._errors import ConfigurationError, MiddlewareError
 from .._core._types import ChatRequest, ChatResponse, StreamingEvent
+from ._replay import ReplayStream
+
+if TYPE_CHECKING:
+    from ._client import Client
 
 __all__ = [
     "Call",
     "Middleware",
     "MiddlewareChain",
     "Next",
+    "ResponseCache",
     "add_default_middleware",
     "default_middleware",
 ]
@@ -112,6 +122,37 @@ class Middleware:
 
     def on_event(self, call: Call, event: StreamingEvent) -> None:
         """Each stream event, as the user receives it (``call`` is the call's view)."""
+
+
+class ResponseCache(abc.ABC):
+    """What ``open_client(..., cache=...)`` takes (``ailib_anyio.cache.CacheManager`` is
+    one): a service giving each client a call-level middleware, the innermost, and opened
+    with the client unless it is open already.
+
+    A client opens a cache that is not open when the client opens (a cache that cannot
+    open fails ``open_client`` there) and closes it when the client closes; a cache the
+    caller opened (``async with cache:``) is only used, never closed, by the client.
+    """
+
+    @abc.abstractmethod
+    def middleware_for(self, client: Client) -> Middleware:
+        """The call-level middleware serving ``client``."""
+
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool:
+        """Whether the cache is open (entered and not yet left)."""
+
+    @abc.abstractmethod
+    async def __aenter__(self) -> ResponseCache: ...
+
+    @abc.abstractmethod
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
 
 
 class _Hook(Protocol):
@@ -232,11 +273,14 @@ def _link(
                 f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
             ) from exc
         if call.stream:
-            if not any(result is item for item in seen):
+            # a ReplayStream answers a stream call (a cache hit); anything else must be the
+            # stream next opened
+            if not isinstance(result, ReplayStream) and not any(result is item for item in seen):
                 await _drop(seen, None, discard)
                 raise MiddlewareError(
                     f"middleware {name} returned {type(result).__name__} for a stream;"
-                    " a stream can be observed or refused, not replaced",
+                    " a stream can be observed or refused, not replaced (a ReplayStream of"
+                    " recorded events can answer it)",
                     middleware=name,
                 )
         elif not isinstance(result, ChatResponse):

@@ -61,6 +61,7 @@ from .._transport._http import (
     transport_errors,
 )
 from ._config import ClientConfig
+from ._replay import StreamWatcher, close_watchers
 from ._state import ClosedOnExit, State
 
 if TYPE_CHECKING:
@@ -421,6 +422,7 @@ class TargetStream(ClosedOnExit):
         )
         self._format = self._pipeline.framing
         self._acc = ResponseAccumulator()
+        self._watchers: list[StreamWatcher] = []
         self.request_id: str | None = None
         self.rate_limits: RateLimitSnapshot | None = None
         #: what ended the stream early: an error it raised, or the exception (cancellation
@@ -556,6 +558,8 @@ class TargetStream(ClosedOnExit):
                 if self._holds_slot and self._target.limiter is not None:
                     self._holds_slot = False
                     self._target.limiter.release_on_behalf_of(self)
+                if self._watchers:
+                    close_watchers(self._watchers)
                 callbacks, self._on_close = self._on_close, None
                 if callbacks:
                     self._closed(callbacks)
@@ -613,6 +617,33 @@ class TargetStream(ClosedOnExit):
     def target(self) -> Target:
         """The target this attempt ran against."""
         return self._target
+
+    @property
+    def provider(self) -> str:
+        return self._target.provider
+
+    @property
+    def model(self) -> str:
+        return self._target.model_id
+
+    # ------------------------------------------------------------ watchers
+
+    def watch(self, watcher: StreamWatcher) -> None:
+        """Follow this stream with ``watcher`` as its user reads it (see ``StreamWatcher``):
+        what a call-level middleware does with the stream ``next`` opened."""
+        if not isinstance(watcher, StreamWatcher):
+            raise TypeError(f"expected a StreamWatcher, got {type(watcher).__name__}")
+        self._watchers.append(watcher)
+
+    @property
+    def watchers(self) -> list[StreamWatcher]:
+        return self._watchers
+
+    @property
+    def complete(self) -> bool:
+        """The body ended cleanly and every event reached the user (none was a failure),
+        and the stream is still open."""
+        return self._state is State.OPEN and self._eof and not self._pending and self.error is None
 
     # ------------------------------------------------------------ iteration
 

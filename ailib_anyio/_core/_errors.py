@@ -23,6 +23,7 @@
     │   └── IdleTimeoutError          no event for longer than the idle limit mid-stream
     ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
     ├── MiddlewareError               a middleware raised (``middleware`` names it)
+    ├── CacheError                    a response cache's backend failed (``backend`` names it)
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     ├── StructuredOutputError         the reply does not match the response format asked for
     └── RemoteError                   the provider answered with an error
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "CacheError",
     "CapabilityNotDeclaredError",
     "CircuitOpenError",
     "ConfigurationError",
@@ -368,6 +370,19 @@ class MiddlewareError(AiLibError):
 
     def _rebuild(self, **kwargs: Any) -> Self:
         return type(self)(self.message, middleware=self.middleware, **kwargs)
+
+
+class CacheError(AiLibError):
+    """A response cache's backend failed: it cannot be opened (an unreachable Redis, an
+    SQLite file that cannot be created) or an operation on it failed. ``backend`` names
+    it (``"RedisCache"``, ``"DiskCache"``...). Never retried: the cache is not the
+    provider."""
+
+    kind = "cache"
+
+    def __init__(self, message: str, *, backend: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.backend = backend
 
 
 class MalformedResponseError(AiLibError):

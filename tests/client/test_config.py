@@ -105,6 +105,7 @@ BAD = [
         "meter_provider must be an OpenTelemetry MeterProvider (with get_meter()), got 'mp'",
     ),
     ("capture_content", 1, "capture_content must be True, False or None, got 1"),
+    ("cache", 42, "cache must be a CacheManager (from ailib_anyio.cache), got 42"),
 ]
 
 #: ClientBuilder's method for a setting
@@ -114,6 +115,7 @@ METHOD = {
     "middleware": "with_middleware",
     "plugins": "with_plugins",
     "metrics": "with_metrics",
+    "cache": "with_cache",
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
 }

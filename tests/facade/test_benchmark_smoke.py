@@ -67,3 +67,18 @@ def test_telemetry_benchmark_quick_run_prints_its_sides(backend: str) -> None:
         for side in ("httpx", "ailib off", "ailib api", "ailib sdk"):
             line = next(line for line in section.splitlines() if line.strip().startswith(side))
             assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{proc.stdout}"
+
+
+def test_cache_benchmark_quick_run_prints_its_rows() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_cache.py"), "--quick", "--stream"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for row in ("raw httpx", "ailib, no cache", "memory hit", "sqlite hit"):
+        lines = [line for line in proc.stdout.splitlines() if line.strip().startswith(row)]
+        assert len(lines) == 2, proc.stdout  # per request, per stream
+        assert all(RATIO.search(line + " ") for line in lines), proc.stdout

@@ -1,0 +1,1 @@
+"""The response cache: ``CacheManager`` over a backend (memory, SQLite, Redis or none)."""
