@@ -51,12 +51,15 @@ def test_the_readme_has_runnable_examples() -> None:
 @pytest.mark.parametrize(("heading", "code"), blocks(), ids=[h for h, _ in blocks()])
 async def test_readme_example_runs(heading: str, code: str, monkeypatch: Any) -> None:
     monkeypatch.chdir(README.parent)
-    library = logging.getLogger("ailib_anyio")
-    monkeypatch.setattr(library, "level", library.level)  # an example may turn on DEBUG
     source = "async def example():\n" + textwrap.indent(code, "    ") + "\n    pass\n"
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(source, f"{README}: {heading}", "exec"), namespace)
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        await namespace["example"]()
+    library = logging.getLogger("ailib_anyio")
+    level = library.level
+    try:
+        with contextlib.redirect_stdout(out):
+            await namespace["example"]()
+    finally:
+        library.setLevel(level)  # an example may turn on DEBUG (setLevel clears the cache)
     assert out.getvalue() or "print(" not in code  # an example that prints printed

@@ -405,6 +405,7 @@ async def test_a_hit_costs_no_http_request(mock: MockProvider, cache: CacheManag
         second = await client.chat().user("hi").execute()
         assert len(mock.requests) == 1
         assert second == first and second.raw == first.raw
+        assert first.cost is not None and second.cost == first.cost  # prices kept exact
         other = await client.chat().user("something else").execute()
         assert other.content == "Mock reply to: something else"
         assert len(mock.requests) == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -71,6 +72,9 @@ def _converter() -> cattrs.Converter:
         return lambda value, _: tuple(hook(item, inner) for item in value)
 
     converter.register_structure_hook_factory(is_sequence, tuples)
+    # prices (a response's ``pricing``) are Decimals: kept exact, as strings
+    converter.register_unstructure_hook(Decimal, str)
+    converter.register_structure_hook(Decimal, lambda value, _: Decimal(value))
     return converter
 
 
