@@ -124,7 +124,8 @@ def _check_name(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 class ModelEndpoint:
     """One endpoint of a ``ModelArray``: a ``"provider/model"`` (the array's client's
     settings) or an unopened client with settings of its own (``open_client("openai/gpt-4o",
-    base_url=..., api_key=...)``); its ``weight`` for the weighted strategy; its ``name``
+    base_url=..., api_key=...)``: its own key, URL, retries and circuit breaker, as for a
+    client given as a fallback); its ``weight`` for the weighted strategy; its ``name``
     (default: the ``"provider/model"``), which stats and the health callable use and
     which must be unique within the array."""
 
@@ -191,10 +192,14 @@ class ModelArray:
     """Endpoints to spread calls over, and how: pass it to ``open_client`` in place of a
     ``"provider/model"`` (see the module docstring)::
 
-        ModelArray(["openai/gpt-4o", "openai/gpt-4.1"])                 # round robin
+        ModelArray(["openai/gpt-4o", "openai/gpt-4.1"])  # round robin
         ModelArray({"openai/gpt-4o": 3, "openai/gpt-4.1": 1}, strategy="weighted")
-        ModelArray([ModelEndpoint(open_client("openai/gpt-4o", base_url=url2), name="b"),
-                    "openai/gpt-4o"], strategy="least_inflight", health=checker)
+        second = open_client("openai/gpt-4o", base_url="http://10.0.0.2:8000/v1")
+        ModelArray(
+            [ModelEndpoint(second, name="second"), "openai/gpt-4o"],
+            strategy="least_inflight",
+            health=lambda name: name != "second",  # e.g. a health checker's verdict
+        )
 
     ``endpoints``: ``"provider/model"`` strings, unopened clients or ``ModelEndpoint``
     objects (a mapping gives each endpoint its weight); ``strategy``: a
@@ -399,9 +404,9 @@ class LatencyTracker(Middleware):
 
         tracker = LatencyTracker()
         async with open_client("openai/gpt-4o", middleware=[tracker]) as client:
-            ...
-        tracker.stats("openai/gpt-4o").duration.average       # seconds, moving average
-        tracker.snapshot("duration")                          # {"openai/gpt-4o": 0.41}
+            await client.chat().user("2+2?").execute()
+        tracker.stats("openai/gpt-4o").duration.average  # seconds, a moving average
+        tracker.snapshot("duration")  # {"openai/gpt-4o": 0.41}
 
     ``alpha`` is the weight of a new sample in the moving averages.
     """

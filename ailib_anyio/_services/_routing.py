@@ -230,7 +230,8 @@ class CapabilityFilter:
     fails it), and every one of ``input_modalities``. ``filter(models)`` keeps those that
     match, in order::
 
-        CapabilityFilter({"tool_call", "vision"}, min_context_window=200_000)(models)
+        wanted = CapabilityFilter({"tool_call", "vision"}, min_context_window=200_000)
+        wanted(ModelManager.for_provider("openai"))  # [gpt-5, gpt-5-mini, ...]
     """
 
     capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_as_names)

@@ -194,6 +194,7 @@ async def test_a_failing_endpoint_moves_traffic_to_the_healthy_ones(
     # then the calls alternated between A and B
     assert len(other.requests) == 3
     assert stats["bad"].circuit is CircuitState.OPEN
+    assert [s.inflight for s in stats.values()] == [0, 0, 0]
     assert models(mock) == [A, A, B, A, A, B, A, A, B, A, B, A]
 
 
@@ -256,6 +257,7 @@ async def test_hedging_races_the_next_endpoint(mock: MockProvider, other: MockPr
                 text = "".join([e.text async for e in stream if hasattr(e, "text")])
         assert text == "Mock reply to: hi"
         assert client.get_resilience_stats().hedges == 1
+        assert [s.inflight for s in client.router.snapshot()] == [0, 0]  # type: ignore[union-attr]
     # the slow endpoint was asked first, then hung up on when the hedge won
     with anyio.fail_after(5):
         await other.requests[0].wait_finished()
