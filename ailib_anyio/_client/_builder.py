@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from .._core._retry import RetryConfig
     from .._transport._http import HttpClient, TimeoutSetting
+    from ._array import ModelArray
     from ._client import Client
     from ._middleware import ResponseCache
 
@@ -64,7 +65,7 @@ class ClientBuilder:
         if config is not None and not isinstance(config, ClientConfig):
             # only the type: a key passed here by mistake must not be shown
             raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
-        self._model: str | None = None
+        self._model: str | ModelArray | None = None
         self._config = config if config is not None else ClientConfig()
 
     @property
@@ -85,10 +86,14 @@ class ClientBuilder:
         self._config = attrs.evolve(self._config, **{name: value})
         return self
 
-    def model(self, model: str) -> ClientBuilder:
-        """``"provider/model-id"``."""
-        if not isinstance(model, str) or not model:
-            raise ConfigurationError(f"model must be a 'provider/model' string, got {model!r}")
+    def model(self, model: str | ModelArray) -> ClientBuilder:
+        """``"provider/model-id"``, or a ``ModelArray`` (``ailib_anyio.routing``)."""
+        from ._client import _is_array
+
+        if not (isinstance(model, str) and model) and not _is_array(model):
+            raise ConfigurationError(
+                f"model must be a 'provider/model' string or a ModelArray, got {model!r}"
+            )
         self._model = model
         return self
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from .._core._breaker import CircuitState
     from .._protocol._models import ProviderManifest, StreamingSpec
     from .._resilience._signals import SignalsSnapshot
+    from ._array import ArrayRouter, ModelArray
     from ._batch import BatchExecutor, BatchResult
     from ._target import Target, TargetStream
 
@@ -103,7 +105,7 @@ class Client:
 
     def __init__(
         self,
-        model: str,
+        model: str | ModelArray,
         config: ClientConfig | None = None,
         **settings: Any,
     ) -> None:
@@ -115,10 +117,21 @@ class Client:
 
         #: the settings this client was made from
         self.config = config
-        #: the target answering first, then the fallbacks, in order
-        self.primary = Target(model, config)
+        #: a model array's load balancer (None for one model): it orders each call's chain
+        self.router: ArrayRouter | None = None
+        members: tuple[Target, ...]
+        if isinstance(model, str) or not _is_array(model):
+            members = (Target(model, config),)  # type: ignore[arg-type]  # refused there
+        else:
+            from ._array import open_router  # loaded only for model arrays
+
+            self.router = open_router(model, config)
+            members = self.router.members
+        #: the target answering first (an array's first endpoint)
+        self.primary = members[0]
+        #: the targets in order: the primary (or the array's endpoints), then the fallbacks
         self.targets: tuple[Target, ...] = (
-            self.primary,
+            *members,
             *(self._fallback(spec, config) for spec in config.fallbacks),
         )
         self.max_inflight: float = (
@@ -189,6 +202,10 @@ class Client:
         return spec.primary.limit_body(config.max_response_bytes)
 
     def __repr__(self) -> str:
+        if self.router is not None:
+            array = self.router.array
+            names = ", ".join(array.names)
+            return f"<Client ModelArray[{names}] {array.strategy.value} {self._state.value}>"
         return f"<Client {self.provider}/{self.model_id} {self._state.value}>"
 
     # ------------------------------------------------------------ lifecycle
@@ -363,21 +380,29 @@ class Client:
         run: Callable[[Target], Awaitable[_R]],
         errors: list[AiLibError],
         discard: Callable[[_R], Awaitable[None]] | None = None,
+        *,
+        stream: bool = False,
     ) -> _R:
         """Run ``run(target)`` down the fallback chain (hedged if configured) within the
-        total deadline; a final error carries every attempt's error in ``attempts``.
+        total deadline; a final error carries every attempt's error in ``attempts``. A
+        model array's router orders the chain of each call (and times its endpoints).
 
         No closure is made on the common path (one target, no total deadline): at a
         thousand concurrent streams, what each call holds while it connects is memory."""
+        targets = self.targets
+        router = self.router
+        if router is not None:
+            targets = tuple(router.order(stream, targets))
+            run = router.timed(run, stream)
         total = self._deadlines.total
         try:
             if total is None:  # the common cases without a task group or extra frame
-                if len(self.targets) == 1:
-                    return await run(self.primary)
-                return await self._chain(run, errors, discard)
+                if len(targets) == 1:
+                    return await run(targets[0])
+                return await self._chain(targets, run, errors, discard)
             return await within(
                 total,
-                lambda: self._chain(run, errors, discard),
+                lambda: self._chain(targets, run, errors, discard),
                 lambda: DeadlineExceededError(
                     f"the request's total deadline of {total:g}s ran out", **self.primary.context()
                 ),
@@ -390,6 +415,7 @@ class Client:
 
     def _chain(
         self,
+        targets: Sequence[Target],
         run: Callable[[Target], Awaitable[_R]],
         errors: list[AiLibError],
         discard: Callable[[_R], Awaitable[None]] | None,
@@ -397,7 +423,7 @@ class Client:
         """The race down the targets: fallbacks in order, hedged if configured."""
         hedge = self._hedge.delay if self._hedge is not None else None
         return race(
-            self.targets,
+            targets,
             run,
             hedge_delay=hedge,
             discard=discard,
@@ -560,7 +586,7 @@ class Client:
                 rate_limits=_stream_rate_limits,
             )
 
-        return self._resilient(run, errors, _close_stream)
+        return self._resilient(run, errors, _close_stream, stream=True)
 
 
 class ChatBuilder:
@@ -976,9 +1002,19 @@ class _EmptyStream:
         raise StopAsyncIteration
 
 
+def _is_array(model: object) -> bool:
+    """Whether ``model`` is a ``ModelArray`` (whose module is loaded only if one was made)."""
+    array = getattr(sys.modules.get(f"{__package__}._array"), "ModelArray", None)
+    return array is not None and isinstance(model, array)
+
+
 @takes_settings(ClientConfig)
-def open_client(model: str, **settings: Any) -> Client:
+def open_client(model: str | ModelArray, **settings: Any) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
+
+    ``model`` may also be a ``ModelArray`` (``ailib_anyio.routing``): the client then
+    spreads its calls over the array's endpoints, each call's other endpoints being its
+    fallbacks (``client.router.snapshot()`` shows each endpoint's numbers).
 
     The settings are the fields of ``ClientConfig``, each checked when given (a bad value
     or an unknown name is a ``ConfigurationError`` naming it): ``open_client(model,

@@ -140,6 +140,8 @@ class Target:
         self.transport: Transport | None = None
         #: the client's max_inflight limiter, shared by its targets (set when it opens)
         self.limiter: anyio.CapacityLimiter | None = None
+        #: requests and streams of this target holding an in-flight slot right now
+        self.inflight = 0
         self._encoder_options = EncoderOptions(
             parameter_mappings=self.manifest.parameter_mappings,
             stream_usage=self.manifest.feature_flag("streaming_usage"),
@@ -344,12 +346,16 @@ class Target:
         classified error."""
         transport, limiter = self.opened()
         async with limiter:
-            response = await transport.send(
-                url, content, timeout=http_timeout, context=self.context()
-            )
-            if response.status_code >= 400:
-                raise await self.error_from_response(response)
-            raw = await self._read_and_close(response)
+            self.inflight += 1
+            try:
+                response = await transport.send(
+                    url, content, timeout=http_timeout, context=self.context()
+                )
+                if response.status_code >= 400:
+                    raise await self.error_from_response(response)
+                raw = await self._read_and_close(response)
+            finally:
+                self.inflight -= 1
         try:
             return response, json.loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -442,6 +448,7 @@ class TargetStream(ClosedOnExit):
         content = self._content
         await limiter.acquire_on_behalf_of(self)
         self._holds_slot = True
+        target.inflight += 1
         self._state = State.OPEN
         error: AiLibError | None = None
         try:
@@ -557,6 +564,7 @@ class TargetStream(ClosedOnExit):
             finally:
                 if self._holds_slot and self._target.limiter is not None:
                     self._holds_slot = False
+                    self._target.inflight -= 1
                     self._target.limiter.release_on_behalf_of(self)
                 if self._watchers:
                     close_watchers(self._watchers)

@@ -7,8 +7,10 @@
     ├── ConfigurationError            an argument the library cannot use: unknown provider,
     │   │                             missing API key, malformed base_url, a message whose
     │   │                             content is not text or blocks, NaN in a body...
-    │   └── TokenizerDataError        a tokenizer's vocabulary is not installed, or fails
-    │                                 its hash check (it is never downloaded)
+    │   ├── TokenizerDataError        a tokenizer's vocabulary is not installed, or fails
+    │   │                             its hash check (it is never downloaded)
+    │   └── ModelSelectionError       no model of a catalogue fits (capabilities, or no
+    │                                 price, quality score or latency to choose by)
     ├── InvalidRequestError           the request is invalid (found here or by the provider)
     │   ├── RequestTooLargeError
     │   │   └── ContextLengthExceededError
@@ -93,6 +95,7 @@ __all__ = [
     "InvalidRequestError",
     "MalformedResponseError",
     "MiddlewareError",
+    "ModelSelectionError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -288,6 +291,14 @@ class ProtocolError(AiLibError):
 
 class ConfigurationError(AiLibError, ValueError):
     """The caller passed something the library cannot use (unknown provider, no API key...)."""
+
+    kind = "configuration"
+
+
+class ModelSelectionError(ConfigurationError):
+    """No model fits a selection (``ailib_anyio.routing``): none has the capabilities
+    asked for, or none has the data the selector chooses by (a price, a quality score, a
+    latency measurement), which is never made up. The message says which."""
 
     kind = "configuration"
 

@@ -41,6 +41,7 @@ __all__ = [
     "DecoderSpec",
     "EndpointSpec",
     "ManifestIssues",
+    "ModalitiesSpec",
     "ModelInfo",
     "NamedEndpoint",
     "ParameterSpec",
@@ -249,12 +250,27 @@ class TokenizerSpec:
 
 
 @attrs.frozen
+class ModalitiesSpec:
+    """What a model takes in and gives out (the spec's ``modalities: {input: [text,
+    image, ...], output: [text]}``); empty: not declared."""
+
+    input: tuple[str, ...] = ()
+    output: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class ModelInfo:
+    """One model of ``metadata.models``. ``quality`` is an optional score in [0, 1]
+    (higher is better) that the manifest's author declares for quality-based routing;
+    no shipped manifest declares one, since no score is made up."""
+
     context_window: int | None = None
     max_output_tokens: int | None = None
     pricing: Pricing | None = None
     model_capabilities: Mapping[str, Any] = attrs.field(factory=dict)
     tokenizer: TokenizerSpec | None = None
+    modalities: ModalitiesSpec | None = None
+    quality: float | None = None
 
     @property
     def supports_chat(self) -> bool:
@@ -809,6 +825,28 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
         return pricing
 
     conv.register_structure_hook(Pricing, pricing_hook)
+
+    base_model_info = cattrs.gen.make_dict_structure_fn(
+        ModelInfo, conv, _cattrs_forbid_extra_keys=strict
+    )
+
+    def model_info_hook(value: Any, cls: type) -> ModelInfo:
+        if not isinstance(value, Mapping):
+            raise _one(f"expected a mapping, got {_describe(value)}")
+        quality = value.get("quality")
+        # cattrs would take "0.9" or true for a float: a score must be a number, in [0, 1]
+        if quality is not None and (
+            isinstance(quality, bool)
+            or not isinstance(quality, (int, float))
+            or not 0 <= quality <= 1  # NaN fails too
+        ):
+            raise _one(
+                f"a quality score must be a number in [0, 1], got {_describe(quality)}", "quality"
+            )
+        info: ModelInfo = base_model_info(value, cls)
+        return info
+
+    conv.register_structure_hook(ModelInfo, model_info_hook)
 
     base_auth = cattrs.gen.make_dict_structure_fn(AuthSpec, conv, _cattrs_forbid_extra_keys=strict)
 
