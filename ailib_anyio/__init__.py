@@ -21,8 +21,6 @@ from ._client._config import ClientConfig as ClientConfig
 from ._client._middleware import Call as Call
 from ._client._middleware import Middleware as Middleware
 from ._client._middleware import add_default_middleware as _add_default_middleware
-from ._client._replay import ReplayStream as ReplayStream
-from ._client._replay import StreamWatcher as StreamWatcher
 from ._core._errors import AiLibError as AiLibError
 from ._core._errors import AuthenticationError as AuthenticationError
 from ._core._errors import CacheError as CacheError
@@ -97,6 +95,8 @@ if _TYPE_CHECKING:
     from ._client._cancel import create_cancel_pair as create_cancel_pair
     from ._client._preflight import PreflightChecker as PreflightChecker
     from ._client._preflight import PreflightIssue as PreflightIssue
+    from ._client._replay import ReplayStream as ReplayStream
+    from ._client._replay import StreamWatcher as StreamWatcher
     from ._core._breaker import CircuitBreakerConfig as CircuitBreakerConfig
     from ._core._breaker import CircuitSnapshot as CircuitSnapshot
     from ._core._breaker import CircuitState as CircuitState
@@ -128,6 +128,8 @@ if _TYPE_CHECKING:
 #: the manifest machinery (models, loader, registry, credentials) is, and the first client
 #: made loads it (with the transport and httpx).
 _LAZY = {
+    "ReplayStream": "._client._replay",
+    "StreamWatcher": "._client._replay",
     "CredentialResolution": "._protocol._credentials",
     "resolve_credential": "._protocol._credentials",
     "load_manifest": "._protocol._loader",

@@ -20,7 +20,6 @@ from types import TracebackType
 import anyio.lowlevel
 
 from .._core._errors import MiddlewareError
-from .._core._mapping import ResponseAccumulator
 from .._core._types import ChatResponse, RateLimitSnapshot, StreamingEvent
 
 __all__ = ["ReplayStream", "StreamWatcher", "close_watchers"]
@@ -122,6 +121,8 @@ class ReplayStream:
         self.model = model
         self._next = 0
         self._closed = False
+        from .._core._mapping import ResponseAccumulator  # loaded with the first replay
+
         self._acc = ResponseAccumulator()
         self._watchers: list[StreamWatcher] = []
         #: as on a live stream: what ended it early (set by ``ChatStream``), and whether

@@ -217,18 +217,23 @@ class CacheManager(ResponseCache):
 
     Used directly, as in the reference::
 
-        cache = CacheManager(config=CacheConfig(default_ttl_seconds=3600),
-                             backend=MemoryCache(max_size=1000))
-        key = cache.generate_key(model="gpt-4o", messages=messages)
-        if (response := await cache.get(key)) is None:
-            response = await client.chat().messages(messages).execute()
-            await cache.set(key, response)
-        print(f"{cache.stats().hit_ratio:.0%}")
+        cache = CacheManager(
+            config=CacheConfig(default_ttl_seconds=3600), backend=MemoryCache(max_size=1000)
+        )
+        messages = [Message.user("2+2?")]
+        for _ in range(2):
+            key = cache.generate_key(model="gpt-4o", messages=messages)
+            if (response := await cache.get(key)) is None:
+                response = await client.chat().messages(messages).execute()
+                await cache.set(key, response)
+        assert cache.stats().hit_ratio == 0.5
 
     or given to clients, which then answer repeated requests and streams from it with no
     HTTP request (see the module docstring)::
 
-        async with open_client("openai/gpt-4o", cache=cache) as client: ...
+        async with open_client("openai/gpt-4o", cache=CacheManager()) as cached:
+            first = await cached.chat().user("hi").execute()
+            assert await cached.chat().user("hi").execute() == first  # no HTTP request
 
     ``async with cache:`` opens the backend (``RedisCache`` needs it; the others work
     without). A client opens a cache that is not open and closes it with itself; to share
