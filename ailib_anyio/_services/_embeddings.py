@@ -28,6 +28,7 @@ import attrs
 
 from .._client._batch import BatchExecutor
 from .._client._client import Client
+from .._core._cost import CostEstimate, cost_of_usage
 from .._core._embeddings import (
     EmbeddingRequest,
     EmbeddingRules,
@@ -74,9 +75,9 @@ class EmbeddingResponse:
     usage: Usage | None = None
     model: str | None = None
     request_id: str | None = None
-    #: the call's cost: filled when pricing is known (the model's manifest prices and a
-    #: reported usage), else ``None``, never a guess
-    cost: Any = None
+    #: the call's cost at the model's manifest prices, from the reported usage; ``None``
+    #: without a price or a usage, never a guess
+    cost: CostEstimate | None = None
     requests: int = 1
 
     @property
@@ -285,6 +286,7 @@ class EmbeddingClient:
             usage=usage,
             model=first.model or self._client.model_id,
             request_id=first.request_id,
+            cost=cost_of_usage(self._client.primary.pricing, usage),
             requests=len(parts),
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,10 @@ async def test_embed_one_text() -> None:
     assert response.usage == Usage(input_tokens=2)
     assert response.model == "text-embedding-3-small"
     assert response.request_id == "req_mock_1"
-    assert (response.cost, response.requests, len(response)) == (None, 1, 1)
+    assert (response.requests, len(response)) == (1, 1)
+    # 2 input tokens at $0.02 per 1M (openai.yaml), by hand
+    assert response.cost is not None
+    assert response.cost.total_cost == Decimal("0.02") * 2 / 1_000_000
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,8 @@ def test_filter_by_capability_and_aliases() -> None:
     assert [m.full_id for m in manager.filter_by_capability("embeddings")] == [
         "gemini/gemini-embedding-001",
         "mistral/mistral-embed",
+        "openai/text-embedding-3-small",
+        "openai/text-embedding-3-large",
         "qwen/text-embedding-v4",
     ]
     with pytest.raises(ConfigurationError) as info:
@@ -217,7 +219,7 @@ def test_selectors_never_make_data_up(scored: Path) -> None:
         QualityBasedSelector().select(models)
     assert str(info.value) == (
         "no candidate has a quality score (openai/gpt-5, openai/gpt-5-mini, openai/gpt-5-nano,"
-        " openai/gpt-4.1, openai/gpt-4.1-mini and 4 more): scores are never made up; declare"
+        " openai/gpt-4.1, openai/gpt-4.1-mini and 6 more): scores are never made up; declare"
         " metadata.models.<id>.quality in the manifest, or pass"
         " QualityBasedSelector(scores={'provider/model': score})"
     )
