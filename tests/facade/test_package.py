@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_all_matches_public_names() -> None:
-    subpackages = {"testing", "sync", "tokens", "embeddings", "plugins"}  # public namespaces
+    subpackages = {"testing", "sync", "tokens", "embeddings", "plugins", "batch"}  # namespaces
     public = {name for name in dir(ailib_anyio) if not name.startswith("_")} - subpackages
     assert sorted(ailib_anyio.__all__) == ailib_anyio.__all__
     assert set(ailib_anyio.__all__) == public
