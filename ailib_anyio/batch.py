@@ -6,10 +6,11 @@ describes), at the batch price, resumable from a SQLite ledger::
 
     from ailib_anyio.batch import BatchJob
 
+    questions = {"sky": "Why is the sky blue?", "sea": "Why is the sea salty?"}
     async with open_client("openai/gpt-4o-mini") as client:
-        async with BatchJob(client, ledger="job.db") as job:
-            await job.submit(client.chat().user(q) for q in questions)
-            await job.wait()
+        async with BatchJob(client, ledger="job.db", poll_interval=0.05) as job:
+            await job.submit({key: client.chat().user(q) for key, q in questions.items()})
+            await job.wait()  # cancelled, or the process killed: BatchJob.resume(client, "job.db")
             async for custom_id, reply in job.results():
                 print(custom_id, reply.content if isinstance(reply, ChatResponse) else reply)
 

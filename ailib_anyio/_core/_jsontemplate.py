@@ -3,7 +3,9 @@
 A provider batch API wants each request wrapped in its own envelope (OpenAI:
 ``{"custom_id", "method", "url", "body"}``; Anthropic: ``{"custom_id", "params"}``;
 Gemini: ``{"request", "metadata": {"key"}}``) and the batch itself in another. The
-manifests write those envelopes as JSON with slots::
+manifests write those envelopes as JSON with slots:
+
+.. code-block:: yaml
 
     item: {custom_id: "{custom_id}", params: "{body}"}
 

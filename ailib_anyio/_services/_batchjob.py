@@ -2,12 +2,13 @@
 
 ::
 
+    texts = ["The parcel came broken.", "Five stars, would buy again."]
     async with open_client("openai/gpt-4o-mini") as client:
-        async with BatchJob(client, ledger="labels.db") as job:
+        async with BatchJob(client, ledger="labels.db", poll_interval=0.05) as job:
             await job.submit(client.chat().user(text) for text in texts)
             await job.wait()                        # polls; resumable from the ledger
             async for custom_id, reply in job.results():
-                ...                                 # ChatResponse, or the item's error
+                print(custom_id, reply.content)     # ChatResponse, or the item's error
 
 A ``BatchJob`` executes the manifest's ``batch`` section (``_protocol/_batch.py`` says
 what each part means): requests are encoded by the client's target exactly as a live

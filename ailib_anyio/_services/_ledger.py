@@ -29,6 +29,8 @@ from typing import Any
 
 import attrs
 
+from .._core._errors import ConfigurationError
+
 __all__ = ["BatchRow", "Ledger", "LedgerItem"]
 
 SCHEMA_VERSION = 1
@@ -118,14 +120,22 @@ class Ledger:
     survive its process). Synchronous; not for concurrent use."""
 
     def __init__(self, path: str) -> None:
+        """Open (or create) the ledger at ``path``; ``ConfigurationError`` if it cannot
+        be one (not an SQLite file, a directory that does not exist...)."""
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the batch job ledger {path!r}: {exc}") from exc
         try:
             if path != ":memory:":
                 # WAL: a commit is one append, and a killed process loses nothing committed
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise ConfigurationError(f"{path!r} is not a batch job ledger: {exc}") from exc
         except BaseException:
             self._db.close()
             raise

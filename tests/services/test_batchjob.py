@@ -362,6 +362,14 @@ async def test_a_ledger_belongs_to_one_model(mock: MockProvider, tmp_path: Path)
     )
     with pytest.raises(ConfigurationError, match="no batch job ledger at"):
         BatchJob.resume(client, tmp_path / "missing.db")
+    (tmp_path / "text.db").write_text("not a database " * 100)
+    async with client_for(mock, "openai") as client:
+        with pytest.raises(ConfigurationError, match=r"'.*text.db' is not a batch job ledger"):
+            async with BatchJob(client, ledger=tmp_path / "text.db"):
+                pass
+        with pytest.raises(ConfigurationError, match="cannot open the batch job ledger"):
+            async with BatchJob(client, ledger=tmp_path / "no" / "such" / "dir.db"):
+                pass
     (tmp_path / "empty.db").touch()
     async with client_for(mock, "openai") as client:
         with pytest.raises(ConfigurationError, match="holds no batch job"):
