@@ -310,25 +310,25 @@ class _Journal:
 def _read_journal(path: str) -> tuple[dict[str, Any], bool]:
     """``(key -> result, whether the file ends with a whole line)`` of a JSONL output
     file (a missing file: nothing answered); the last line about a key wins."""
+    answered: dict[str, Any] = {}
+    line = "\n"
     try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            text = file.read()
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as file:
+            for line in file:  # one line at a time: the file may be large
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue  # cut short by a crash, or not ours
+                key = record.get("key") if isinstance(record, dict) else None
+                if not isinstance(key, str):
+                    continue
+                if "result" in record:
+                    answered[key] = record["result"]
+                else:
+                    answered.pop(key, None)
     except FileNotFoundError:
         return {}, True
-    answered: dict[str, Any] = {}
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            continue  # cut short by a crash, or not ours
-        key = record.get("key") if isinstance(record, dict) else None
-        if not isinstance(key, str):
-            continue
-        if "result" in record:
-            answered[key] = record["result"]
-        else:
-            answered.pop(key, None)
-    return answered, text == "" or text.endswith("\n")
+    return answered, line.endswith("\n")
 
 
 def error_record(error: BaseException) -> dict[str, Any]:
