@@ -5,7 +5,9 @@
 with one outcome per item, in input order: the value, or the ``Exception`` the item raised.
 Cancellation is never collected: cancelling the caller cancels every item, and nothing the
 executor started outlives ``execute()``. ``client.batch(...)`` is this executor over chat
-requests.
+requests. With ``output=`` a JSONL file records each item's outcome as it finishes (its
+value, or its error), and a run over the same items later skips those already answered:
+a job cut short resumes where it stopped.
 
 ``BatchCollector`` goes the other way: callers submit single items, and the collector hands
 them to a handler in groups, when a group reaches ``max_size`` items or ``max_wait``
@@ -16,22 +18,33 @@ background task group.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 import anyio.abc
 import attrs
 
-from .._core._errors import ConfigurationError
+from .._core._cost import ModelPricing
+from .._core._errors import AiLibError, ConfigurationError
+from .._core._types import ChatResponse, FinishReason, ToolCall, Usage
 from .._resilience._taskgroups import exit_task_group
 
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["BatchCollector", "BatchExecutor", "BatchResult"]
+__all__ = [
+    "BatchCollector",
+    "BatchExecutor",
+    "BatchResult",
+    "error_record",
+    "response_from_record",
+    "response_record",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,7 +59,8 @@ class BatchResult(Generic[R]):
 
     ``results[i]`` is item ``i``'s return value, or the ``Exception`` it raised;
     ``failed_indices`` lists (ascending) the items that raised, so a function that
-    *returns* an exception object is still counted as a success::
+    *returns* an exception object is still counted as a success; ``resumed_indices`` those
+    whose value came from the ``output`` file of an earlier run::
 
         requests = [client.chat().user(q) for q in ("2+2?", "Capital of France?")]
         result = await client.batch(requests, max_concurrent=20)
@@ -57,6 +71,8 @@ class BatchResult(Generic[R]):
 
     results: tuple[R | Exception, ...]
     failed_indices: tuple[int, ...] = ()
+    #: the items not run this time: their value was read back from the ``output`` file
+    resumed_indices: tuple[int, ...] = ()
 
     @property
     def successful_count(self) -> int:
@@ -126,6 +142,15 @@ class BatchExecutor(Generic[T, R]):
       items cancelled by ``fail_fast`` or by the caller.
     - Cancelling the caller (a cancel scope around ``execute()``) cancels every running
       item and starts no more; when ``execute()`` returns or raises, none is left running.
+    - ``execute(items, output="run.jsonl")`` appends one JSON line per finished item:
+      ``{"key", "index", "result"}`` (the value, through ``to_json``; default: as it is,
+      which must be JSON) or ``{"key", "index", "error"}`` (the error's type, message
+      and, for an ``AiLibError``, its kind, status code, request id and retryability).
+      An item whose key has a result line in the file already is not run: its value is
+      ``from_json(result, item)`` (default: the result as it is) and its index is in
+      ``resumed_indices``; items that failed run again. ``keys`` name the items (default:
+      their positions, for a list given in the same order each time). A line cut short
+      by a crash is ignored.
     """
 
     def __init__(
@@ -135,56 +160,258 @@ class BatchExecutor(Generic[T, R]):
         max_concurrent: int,
         fail_fast: bool = False,
         on_progress: ProgressCallback | None = None,
+        to_json: Callable[[R], Any] | None = None,
+        from_json: Callable[[Any, T], R] | None = None,
     ) -> None:
         self._fn = fn
         self.max_concurrent = _check_max_concurrent(max_concurrent)
         self.fail_fast = fail_fast
         self._on_progress = on_progress
+        self._to_json = to_json
+        self._from_json = from_json
 
     def __repr__(self) -> str:
         return f"<BatchExecutor max_concurrent={self.max_concurrent} fail_fast={self.fail_fast}>"
 
-    async def execute(self, items: Iterable[T]) -> BatchResult[R]:
-        """Run every item; return their outcomes in input order (see the class docs)."""
+    async def execute(
+        self,
+        items: Iterable[T],
+        *,
+        output: str | os.PathLike[str] | None = None,
+        keys: Sequence[str] | None = None,
+    ) -> BatchResult[R]:
+        """Run every item; return their outcomes in input order (see the class docs;
+        ``output`` and ``keys``: resuming from a JSONL file)."""
         pending = list(items)
         total = len(pending)
+        names = _keys(keys, total)
         outcomes: list[R | Exception | _Missing] = [_MISSING] * total
         failed: list[int] = []
         first_error: list[Exception] = []
-        done = 0
+        resumed: list[int] = []
         fn, fail_fast, on_progress = self._fn, self.fail_fast, self._on_progress
         limiter = anyio.CapacityLimiter(self.max_concurrent)
+        journal: _Journal | None = None
+        if output is not None:
+            journal = await _Journal.open(os.fspath(output))
+            from_json = self._from_json
+            for index, key in enumerate(names):
+                if key not in journal.answered:
+                    continue
+                value = journal.answered[key]
+                try:
+                    outcomes[index] = (
+                        value if from_json is None else from_json(value, pending[index])
+                    )
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    continue  # a record this version cannot read back: run the item again
+                resumed.append(index)
+        done = len(resumed)
+        to_json = self._to_json
 
         async def run(index: int, item: T, slot: object, scope: anyio.CancelScope) -> None:
             nonlocal done
             try:
+                error: Exception | None = None
                 try:
-                    outcomes[index] = await fn(item)
+                    value = outcomes[index] = await fn(item)
                 except Exception as exc:  # noqa: BLE001 - collected per item, by design
-                    outcomes[index] = exc
+                    error = outcomes[index] = exc
                     failed.append(index)
                     if fail_fast and not first_error:
                         first_error.append(exc)
                         scope.cancel()
+                if journal is not None:
+                    line: dict[str, Any] = {"key": names[index], "index": index}
+                    if error is not None:
+                        line["error"] = error_record(error)
+                    else:
+                        line["result"] = value if to_json is None else to_json(value)
+                    with anyio.CancelScope(shield=True):  # an answer paid for is kept
+                        await journal.write(line)
             finally:
                 limiter.release_on_behalf_of(slot)
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
 
-        async with anyio.create_task_group() as task_group:
-            for index, item in enumerate(pending):
-                # Take the slot here, so a task exists only while it holds one.
-                slot = object()
-                await limiter.acquire_on_behalf_of(slot)
-                if first_error:  # pragma: no cover - the acquire above is a checkpoint
-                    break
-                task_group.start_soon(run, index, item, slot, task_group.cancel_scope)
+        try:
+            if resumed and on_progress is not None:
+                on_progress(done, total)
+            skip = set(resumed)
+            async with anyio.create_task_group() as task_group:
+                for index, item in enumerate(pending):
+                    if index in skip:
+                        continue
+                    # Take the slot here, so a task exists only while it holds one.
+                    slot = object()
+                    await limiter.acquire_on_behalf_of(slot)
+                    if first_error:  # pragma: no cover - the acquire above is a checkpoint
+                        break
+                    task_group.start_soon(run, index, item, slot, task_group.cancel_scope)
+        finally:
+            if journal is not None:
+                await journal.aclose()
         if first_error:
             raise first_error[0]
         assert not any(isinstance(o, _Missing) for o in outcomes)
         failed.sort()
-        return BatchResult(tuple(outcomes), tuple(failed))  # type: ignore[arg-type]
+        return BatchResult(tuple(outcomes), tuple(failed), tuple(resumed))  # type: ignore[arg-type]
+
+
+def _keys(keys: Sequence[str] | None, total: int) -> list[str]:
+    if keys is None:
+        return [str(index) for index in range(total)]
+    names = list(keys)
+    if len(names) != total:
+        raise ConfigurationError(f"{len(names)} keys for {total} items")
+    seen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigurationError(f"keys must be strings, got {name!r}")
+        if name in seen:
+            raise ConfigurationError(f"key {name!r} names two items")
+        seen.add(name)
+    return names
+
+
+class _Journal:
+    """The ``output`` JSONL file of a run: what earlier runs answered, and the lines of
+    this one, appended one at a time (each whole, flushed, in a worker thread)."""
+
+    def __init__(self, file: Any, answered: dict[str, Any]) -> None:
+        self._file = file
+        self.answered = answered
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> _Journal:
+        answered, clean = await anyio.to_thread.run_sync(_read_journal, path)
+        file = await anyio.open_file(path, "a", encoding="utf-8")
+        journal = cls(file, answered)
+        if not clean:  # a line cut short by a crash: the next one starts on its own line
+            await journal._append("\n")
+        return journal
+
+    async def write(self, line: Mapping[str, Any]) -> None:
+        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+        await self._append(text + "\n")
+
+    async def _append(self, text: str) -> None:
+        async with self._lock:
+            await self._file.write(text)
+            await self._file.flush()
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._file.aclose()
+
+
+def _read_journal(path: str) -> tuple[dict[str, Any], bool]:
+    """``(key -> result, whether the file ends with a whole line)`` of a JSONL output
+    file (a missing file: nothing answered); the last line about a key wins."""
+    answered: dict[str, Any] = {}
+    line = "\n"
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as file:
+            for line in file:  # one line at a time: the file may be large
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue  # cut short by a crash, or not ours
+                key = record.get("key") if isinstance(record, dict) else None
+                if not isinstance(key, str):
+                    continue
+                if "result" in record:
+                    answered[key] = record["result"]
+                else:
+                    answered.pop(key, None)
+    except FileNotFoundError:
+        return {}, True
+    return answered, line.endswith("\n")
+
+
+def error_record(error: BaseException) -> dict[str, Any]:
+    """An item's error as an ``output`` line says it."""
+    record: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    if isinstance(error, AiLibError):
+        record.update(
+            kind=error.kind,
+            status_code=error.status_code,
+            request_id=error.request_id,
+            retryable=error.retryable,
+            provider=error.provider,
+            model=error.model,
+        )
+    return record
+
+
+def response_record(response: ChatResponse) -> dict[str, Any]:
+    """A ``ChatResponse`` as JSON, for an ``output`` line (``response_from_record``
+    reads it back)."""
+    finish = response.finish_reason
+    usage = response.usage
+    return {
+        "content": response.content,
+        "reasoning": response.reasoning,
+        "refusal": response.refusal,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "name": call.name,
+                "arguments": dict(call.arguments),
+                "raw_arguments": call.raw_arguments,
+                "signature": call.signature,
+                "id_generated": call.id_generated,
+            }
+            for call in response.tool_calls
+        ],
+        "finish_reason": None if finish is None else [finish.normalized, finish.raw],
+        "usage": None
+        if usage is None
+        else {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+        },
+        "model": response.model,
+        "request_id": response.request_id,
+        "reasoning_signature": response.reasoning_signature,
+        "raw": response.raw,
+    }
+
+
+def response_from_record(record: Any, *, pricing: ModelPricing | None) -> ChatResponse:
+    """The ``ChatResponse`` a ``response_record`` holds, priced with ``pricing``; a record
+    of another shape raises ``ValueError``, ``TypeError`` or ``KeyError``."""
+    if not isinstance(record, dict):
+        raise TypeError("a response record is an object")
+    finish = record.get("finish_reason")
+    usage = record.get("usage")
+    return ChatResponse(
+        content=str(record.get("content") or ""),
+        reasoning=str(record.get("reasoning") or ""),
+        refusal=record.get("refusal"),
+        tool_calls=tuple(
+            ToolCall(
+                call["id"],
+                call["name"],
+                call.get("arguments") or {},
+                call.get("raw_arguments", ""),
+                signature=call.get("signature"),
+                id_generated=bool(call.get("id_generated")),
+            )
+            for call in record.get("tool_calls") or ()
+        ),
+        finish_reason=None if finish is None else FinishReason(finish[0], finish[1]),
+        usage=None if usage is None else Usage(**usage),
+        model=record.get("model"),
+        request_id=record.get("request_id"),
+        raw=record.get("raw"),
+        reasoning_signature=record.get("reasoning_signature"),
+        pricing=pricing,
+    )
 
 
 @attrs.define(eq=False)

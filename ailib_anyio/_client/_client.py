@@ -342,38 +342,70 @@ class Client:
 
     async def batch(
         self,
-        requests: Iterable[ChatBuilder | ChatRequest],
+        requests: Iterable[ChatBuilder | ChatRequest] | Mapping[str, ChatBuilder | ChatRequest],
         *,
         max_concurrent: int = 10,
         fail_fast: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
+        output: str | os.PathLike[str] | None = None,
     ) -> BatchResult[ChatResponse]:
         """Execute many chat requests concurrently, at most ``max_concurrent`` at a time.
 
         ``requests`` are builders (``client.chat().user(...)``, run with ``execute()``) or
-        ``ChatRequest`` objects (sent by this client, never streamed). The result holds one
-        ``ChatResponse`` or exception per request, in input order; ``fail_fast`` and
-        ``on_progress(done, total)`` are as in ``BatchExecutor``. The client's own
-        ``max_inflight`` still applies; cancelling the caller cancels every request::
+        ``ChatRequest`` objects (sent by this client, never streamed), or a mapping of
+        ids to them. The result holds one ``ChatResponse`` or exception per request, in
+        input order; ``fail_fast`` and ``on_progress(done, total)`` are as in
+        ``BatchExecutor``. The client's own ``max_inflight`` still applies; cancelling
+        the caller cancels every request::
 
             questions = ["2+2?", "Capital of France?"]
             result = await client.batch([client.chat().user(q) for q in questions])
             replies = result.get_successful_results()
+
+        ``output``: a JSONL file that gets one line per finished request, its response or
+        its error (``{"key", "index", "result" | "error"}``), as it finishes. Requests
+        the file has a response for already are not sent again: their ``ChatResponse``
+        is read back from it (``resumed_indices``; ``on_progress`` counts them done), so
+        a run cut short — cancelled, crashed — resumes where it stopped. A request's key
+        is its id in a mapping, else derived from its encoded body (as
+        ``ailib_anyio.batch.derive_custom_ids`` does: the same request, the same key).
+        For the provider's own batch API, at half the price, see
+        ``ailib_anyio.batch.BatchJob``.
         """
+        from ._batch import BatchExecutor, response_from_record, response_record
+
+        keys: list[str] | None = None
+        if isinstance(requests, Mapping):
+            keys, items = list(requests), list(requests.values())
+        else:
+            items = list(requests)
+        if output is not None and keys is None:
+            # Each request's key is its body's: built and encoded (and so checked) now.
+            from .._protocol._batch import derive_custom_ids
+
+            keys = derive_custom_ids(self.primary.encode(_built(item)) for item in items)
 
         async def run(request: ChatBuilder | ChatRequest) -> ChatResponse:
             if isinstance(request, ChatBuilder):
                 return await request.execute()
-            if request.stream:
-                request = attrs.evolve(request, stream=False)
-            return await self.execute(request)
+            return await self.execute(_built(request))
 
-        from ._batch import BatchExecutor
+        def read_back(record: Any, request: ChatBuilder | ChatRequest) -> ChatResponse:
+            response = response_from_record(record, pricing=self.primary.pricing)
+            built = _built(request)
+            if built.response_format is not None:
+                response = structured_reply(built, response)
+            return response
 
         executor: BatchExecutor[ChatBuilder | ChatRequest, ChatResponse] = BatchExecutor(
-            run, max_concurrent=max_concurrent, fail_fast=fail_fast, on_progress=on_progress
+            run,
+            max_concurrent=max_concurrent,
+            fail_fast=fail_fast,
+            on_progress=on_progress,
+            to_json=response_record,
+            from_json=read_back,
         )
-        return await executor.execute(requests)
+        return await executor.execute(items, output=output, keys=keys)
 
     async def _resilient(
         self,
@@ -751,6 +783,17 @@ class ChatBuilder:
     def stream(self) -> ChatStream:
         """An async context manager streaming the response: ``async with ... as stream``."""
         return ChatStream(self._client, self.build(stream=True), self._timeout)
+
+
+def _built(request: object) -> ChatRequest:
+    """A batch item as the request it sends (never streamed)."""
+    if isinstance(request, ChatBuilder):
+        return request.build()
+    if not isinstance(request, ChatRequest):
+        raise ConfigurationError(
+            f"a batch request is a ChatBuilder or a ChatRequest, got {type(request).__name__}"
+        )
+    return attrs.evolve(request, stream=False) if request.stream else request
 
 
 def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -339,17 +340,29 @@ class Target:
             **self.context(),
         )
 
-    async def post_json(
-        self, url: str, content: bytes, http_timeout: float | None
+    async def request_json(
+        self,
+        url: str,
+        content: bytes | None,
+        http_timeout: float | None,
+        *,
+        method: str = "POST",
+        content_type: str | None = None,
     ) -> tuple[HttpResponse, Any]:
-        """POST under the in-flight limiter; the response and its decoded JSON body, or the
-        classified error."""
+        """Send a request under the in-flight limiter (POST unless ``method`` says; no body
+        when ``content`` is None; ``content_type`` replaces the JSON one); the response
+        and its decoded JSON body, or the classified error."""
         transport, limiter = self.opened()
         async with limiter:
             self.inflight += 1
             try:
                 response = await transport.send(
-                    url, content, timeout=http_timeout, context=self.context()
+                    url,
+                    content,
+                    timeout=http_timeout,
+                    context=self.context(),
+                    method=method,
+                    content_type=content_type,
                 )
                 if response.status_code >= 400:
                     raise await self.error_from_response(response)
@@ -369,6 +382,34 @@ class Target:
                 **self.context(),
             ) from exc
 
+    #: POST ``content`` (``request_json`` with its defaults): the chat and embeddings call
+    post_json = request_json
+
+    @asynccontextmanager
+    async def open_download(
+        self, url: str, http_timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """GET ``url`` under the in-flight limiter and give its body as an iterator of
+        chunks (unbounded in total, bounded per chunk: a results file may be large); an
+        error status raises the classified error. The response is closed when the block
+        ends, whatever happens (shielded)."""
+        transport, limiter = self.opened()
+        context = self.context()
+        async with limiter:
+            response = await transport.send(
+                url, None, timeout=http_timeout, context=context, method="GET"
+            )
+            try:
+                if response.status_code >= 400:
+                    raise await self.error_from_response(response)
+                context = self.context(
+                    status_code=response.status_code, request_id=self.request_id_of(response)
+                )
+                yield _Chunks(response.chunks(context=context), context)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+
     async def execute_once(self, content: bytes, http_timeout: float | None) -> ChatResponse:
         """One attempt of a non-streaming request."""
         decoder = self._response_decoder
@@ -387,6 +428,24 @@ class Target:
             model=self.model_id,
             pricing=self.pricing,
         )
+
+
+class _Chunks:
+    """A body's chunks with the HTTP library's errors translated into ours."""
+
+    __slots__ = ("_chunks", "_context")
+
+    def __init__(self, chunks: AsyncIterator[bytes], context: Mapping[str, Any]) -> None:
+        self._chunks, self._context = chunks, context
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except transport_errors() as exc:
+            raise translate_transport_error(exc, **self._context) from exc
 
 
 class TargetStream(ClosedOnExit):

@@ -40,7 +40,10 @@
         ├── OverloadedError
         ├── ServerError
         ├── RemoteTimeoutError        (the provider said 408/504/DEADLINE_EXCEEDED)
-        └── ContentFilterError
+        │   └── BatchExpiredError     a batch's completion window ran out before the item ran
+        ├── ContentFilterError
+        ├── BatchCancelledError       the batch was cancelled before the item ran
+        └── BatchFailedError          the provider refused or failed the whole batch
 
 Where an error was found is one axis, what is wrong another. ``except RemoteError`` catches
 only what a provider said; a problem found before any I/O is never a ``RemoteError``.
@@ -82,6 +85,9 @@ if TYPE_CHECKING:
 __all__ = [
     "AiLibError",
     "AuthenticationError",
+    "BatchCancelledError",
+    "BatchExpiredError",
+    "BatchFailedError",
     "CacheError",
     "CapabilityNotDeclaredError",
     "CircuitOpenError",
@@ -530,6 +536,25 @@ class RemoteTimeoutError(RemoteError):
 
 class ContentFilterError(RemoteError):
     kind = "content_filter"
+
+
+class BatchExpiredError(RemoteTimeoutError):
+    """A request of a provider batch did not run before the batch's completion window
+    ran out (the batch expired). Retryable: submitted again, it may run
+    (``BatchJob.resubmit_failed``)."""
+
+
+class BatchCancelledError(RemoteError):
+    """A request of a provider batch did not run because the batch was cancelled."""
+
+    kind = "cancelled"
+
+
+class BatchFailedError(RemoteError):
+    """The provider failed or refused a whole batch (its input did not validate, say):
+    none of its requests ran. The message is the provider's reason where it gave one."""
+
+    kind = "batch_failed"
 
 
 _BY_KIND: dict[str, type[RemoteError]] = {

@@ -21,6 +21,7 @@ from .._core._cost import ModelPricing
 from .._core._embeddings import EmbeddingRules
 from .._core._errors import CapabilityNotDeclaredError
 from .._core._jsonpath import JSONPathError, Selector, compile_path
+from .._core._jsontemplate import JsonTemplate, TemplateError
 from .._core._mapping import DECODER_FORMATS
 from .._core._rules import (
     EMIT_ALIASES,
@@ -37,7 +38,14 @@ from .._core._structured import StructuredOutputRules
 from ._defaults import RESPONSE_RULES, STREAM_RULES, declared_format
 
 __all__ = [
+    "BATCH_OUTCOMES",
+    "BATCH_STATUSES",
     "AuthSpec",
+    "BatchCall",
+    "BatchOutcomeRule",
+    "BatchResultFile",
+    "BatchSpec",
+    "BatchUpload",
     "DecoderSpec",
     "EndpointSpec",
     "ManifestIssues",
@@ -284,6 +292,111 @@ class ModelInfo:
         return self.model_capabilities.get("embeddings") is True
 
 
+#: the one set of batch statuses every provider's are mapped onto (``batch.statuses``)
+BATCH_STATUSES = (
+    "validating",
+    "in_progress",
+    "finalizing",
+    "ended",
+    "failed",
+    "expired",
+    "cancelled",
+)
+#: the statuses after which a batch changes no more (its results can be fetched)
+BATCH_TERMINAL = frozenset({"ended", "failed", "expired", "cancelled"})
+#: what became of one request of a batch (``batch.result.outcomes[].outcome``)
+BATCH_OUTCOMES = ("succeeded", "errored", "expired", "cancelled")
+#: the provider-side request counts a manifest may point at (``batch.counts``)
+BATCH_COUNTS = ("total", "succeeded", "errored", "processing", "expired", "cancelled")
+
+
+@attrs.frozen
+class BatchCall:
+    """One call of a batch API: ``path`` (under the base URL; ``{batch_id}``,
+    ``{file_id}`` and ``{model}`` are filled in), ``method``, the JSON ``body`` template
+    (``None``: no body) and ``id``, where the answer holds the id it creates."""
+
+    path: str
+    method: str
+    body: JsonTemplate | None = None
+    id: FieldSpec | None = None
+
+
+@attrs.frozen
+class BatchUpload:
+    """How an input file is uploaded (``input.mode: file``): a multipart form POSTed to
+    ``path`` with the text ``fields`` and the JSONL file as ``file_field``; ``id`` is where
+    the answer holds the file's id."""
+
+    path: str
+    id: FieldSpec
+    fields: Mapping[str, str] = attrs.field(factory=dict)
+    file_field: str = "file"
+    filename: str = "batch.jsonl"
+    content_type: str = "application/jsonl"
+
+
+@attrs.frozen
+class BatchResultFile:
+    """A JSONL document of results fetched once a batch has ended: GET ``path``; with
+    ``id``, only when the batch's status names a file there (filled in as ``{file_id}``)."""
+
+    path: str
+    id: FieldSpec | None = None
+
+
+@attrs.frozen
+class BatchOutcomeRule:
+    """A result record matching ``match`` (every record when ``None``) is ``outcome``;
+    ``body`` is where the response (succeeded) or the error body (errored) is (the whole
+    record when ``None``), ``status`` its HTTP status, ``request_id`` the provider's id."""
+
+    outcome: str
+    match: Match | None = None
+    body: FieldSpec | None = None
+    status: FieldSpec | None = None
+    request_id: FieldSpec | None = None
+
+
+@attrs.frozen
+class BatchSpec:
+    """A provider's batch API (the manifest's ``batch`` section).
+
+    - ``mode``: ``file`` (the items are lines of a JSONL file uploaded first, ``upload``)
+      or ``inline`` (they go in the create call's body, slot ``{items}``); ``item`` is one
+      request's envelope, with slots ``{custom_id}`` and ``{body}`` (the request body the
+      live chat call would send).
+    - ``max_requests`` / ``max_bytes``: what one batch may hold (``None``: no stated
+      limit); a job is split into batches under both.
+    - ``create``, ``get`` (the status), ``cancel``: the calls; ``status`` is where the
+      status is and ``statuses`` maps the provider's names onto ``BATCH_STATUSES``.
+    - ``counts``: the provider's request counts (``BATCH_COUNTS``), ``failure`` why a
+      failed batch failed.
+    - results: ``result_files`` (JSONL documents) or ``inline_results`` (a path to the
+      records in the status itself); ``custom_id`` is where a record names its request
+      and ``outcomes`` say what each record is, first match wins.
+    - ``price_factor``: batch prices are the model's prices times this.
+    """
+
+    mode: str
+    item: JsonTemplate
+    create: BatchCall
+    get: BatchCall
+    status: FieldSpec
+    statuses: Mapping[str, str]
+    custom_id: FieldSpec
+    outcomes: tuple[BatchOutcomeRule, ...]
+    price_factor: float = 1.0
+    max_requests: int | None = None
+    max_bytes: int | None = None
+    upload: BatchUpload | None = None
+    cancel: BatchCall | None = None
+    counts: Mapping[str, FieldSpec] = attrs.field(factory=dict)
+    failure: FieldSpec | None = None
+    result_files: tuple[BatchResultFile, ...] = ()
+    inline_results: FieldSpec | None = None
+
+
 @attrs.frozen
 class MetadataSpec:
     models: Mapping[str, ModelInfo] = attrs.field(factory=dict)
@@ -318,6 +431,8 @@ class ProviderManifest:
     capabilities: Any = None
     metadata: MetadataSpec | None = None
     embeddings: EmbeddingRules | None = None
+    #: the provider's batch API (``BatchSpec``): None when the manifest has none
+    batch: BatchSpec | None = None
     source: str | None = attrs.field(default=None, eq=False)
 
     # ------------------------------------------------------------ derived views
@@ -750,6 +865,333 @@ def _extra_headers_hook(value: Any, _: type) -> Mapping[str, str]:
     raise _one(f"expected a mapping or a list of {{name, value}}, got {_describe(value)}")
 
 
+# ---------------------------------------------------------------- the batch section
+
+_Issues = list[tuple[tuple[str | int, ...], str]]
+_BATCH_KEYS = (
+    "price_factor",
+    "limits",
+    "input",
+    "create",
+    "get",
+    "cancel",
+    "status",
+    "statuses",
+    "counts",
+    "failure",
+    "results",
+    "result",
+)
+#: the slots each template or path of a batch section may use: (object slots, text slots)
+_ITEM_SLOTS = (("body",), ("custom_id",))
+_CREATE_SLOTS = {
+    "file": ((), ("file_id", "job", "model")),
+    "inline": (("items",), ("job", "model")),
+}
+_REQUIRED_SLOTS = {"item": ("body", "custom_id"), "file": ("file_id",), "inline": ("items",)}
+
+
+class _Section:
+    """Reads one mapping of a manifest section, collecting every problem with its path."""
+
+    def __init__(self, value: Any, path: tuple[str | int, ...], issues: _Issues, strict: bool):
+        self.path, self.issues, self.strict = path, issues, strict
+        self.ok = isinstance(value, Mapping)
+        self.data: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+        if not self.ok:
+            self.add(f"expected a mapping, got {_describe(value)}")
+
+    def add(self, message: str, *sub: str | int) -> None:
+        self.issues.append(((*self.path, *sub), message))
+
+    def known(self, keys: tuple[str, ...]) -> None:
+        if self.strict:
+            for key in self.data:
+                if key not in keys:
+                    self.add(f"unknown key {key!r}", key)
+
+    def sub(self, key: str) -> _Section:
+        return _Section(self.data.get(key), (*self.path, key), self.issues, self.strict)
+
+    def required(self, key: str) -> bool:
+        if self.data.get(key) is None:
+            self.add(f"required key {key!r} is missing")
+            return False
+        return True
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            self.add(f"expected a non-empty string, got {_describe(value)}", key)
+            return default
+        return value
+
+    def path_text(self, key: str, allowed: tuple[str, ...]) -> str | None:
+        """An endpoint path, checked for the placeholders it may use."""
+        value = self.text(key)
+        if value is None:
+            return None
+        for name in re.findall(r"\{([^{}]*)\}", value):
+            if name not in allowed:
+                known = ", ".join(f"{{{n}}}" for n in allowed) or "none"
+                self.add(f"unknown placeholder {{{name}}} (known here: {known})", key)
+        if not value.startswith("/"):
+            self.add(f"a path must start with '/', got {value!r}", key)
+        return value
+
+    def field(self, key: str) -> FieldSpec | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        try:
+            return _field_spec_hook(value, FieldSpec)
+        except ManifestIssues as exc:
+            self.issues.extend(((*self.path, key, *p), m) for p, m in exc.issues)
+            return None
+
+    def limit(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.add(f"expected a positive integer, got {_describe(value)}", key)
+            return None
+        return value
+
+    def template(
+        self, key: str, objects: tuple[str, ...], texts: tuple[str, ...], needs: tuple[str, ...]
+    ) -> JsonTemplate | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        try:
+            template = JsonTemplate.compile(value, objects=objects, texts=texts)
+        except TemplateError as exc:
+            self.add(str(exc), key)
+            return None
+        missing = [f"{{{n}}}" for n in needs if n not in template.slots]
+        if missing:
+            self.add(f"the template must use {', '.join(missing)}", key)
+            return None
+        return template
+
+    def call(
+        self,
+        key: str,
+        method: str,
+        paths: tuple[str, ...],
+        body: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None,
+        id_required: bool = False,
+    ) -> BatchCall | None:
+        section = self.sub(key)
+        if not section.ok:
+            return None
+        known = ("path", "method", "id") + (("body",) if body is not None else ())
+        section.known(known)
+        path = section.path_text("path", paths) if section.required("path") else None
+        verb = section.text("method", method)
+        template = None
+        if body is not None:
+            template = section.template("body", *body)
+            if template is None and section.data.get("body") is None:
+                section.add("required key 'body' is missing")
+        ident = section.field("id")
+        if id_required and ident is None and section.data.get("id") is None:
+            section.add("required key 'id' is missing: where the answer holds the batch's id")
+        if path is None or verb is None:
+            return None
+        return BatchCall(path=path, method=verb.upper(), body=template, id=ident)
+
+
+def _batch_hook(value: Any, strict: bool) -> BatchSpec:
+    issues: _Issues = []
+    top = _Section(value, (), issues, strict)
+    if not top.ok:
+        raise ManifestIssues(issues)
+    top.known(_BATCH_KEYS)
+    for key in ("input", "create", "get", "status", "statuses", "result"):
+        top.required(key)
+
+    factor = top.data.get("price_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
+        top.add(f"expected a number in (0, 1], got {_describe(factor)}", "price_factor")
+        factor = 1.0
+
+    max_requests = max_bytes = None
+    if top.data.get("limits") is not None:
+        limits = top.sub("limits")
+        limits.known(("max_requests", "max_bytes"))
+        max_requests, max_bytes = limits.limit("max_requests"), limits.limit("max_bytes")
+
+    mode, item, upload = "inline", None, None
+    if top.data.get("input") is not None:
+        section = top.sub("input")
+        section.known(("mode", "item", "upload"))
+        mode = section.text("mode", "inline") or "inline"
+        if mode not in _CREATE_SLOTS:
+            section.add(f"unknown input mode {mode!r} (known: file, inline)", "mode")
+            mode = "inline"
+        if section.required("item"):
+            item = section.template("item", *_ITEM_SLOTS, _REQUIRED_SLOTS["item"])
+        if mode == "file" and section.required("upload"):
+            up = section.sub("upload")
+            if up.ok:
+                up.known(("path", "fields", "file_field", "filename", "content_type", "id"))
+                path = up.path_text("path", ()) if up.required("path") else None
+                ident = up.field("id") if up.required("id") else None
+                fields = up.data.get("fields") or {}
+                if not isinstance(fields, Mapping) or not all(
+                    isinstance(v, str) for v in fields.values()
+                ):
+                    up.add(
+                        f"expected a mapping of names to strings, got {_describe(fields)}", "fields"
+                    )
+                    fields = {}
+                if path is not None and ident is not None:
+                    upload = BatchUpload(
+                        path=path,
+                        id=ident,
+                        fields={str(k): v for k, v in fields.items()},
+                        file_field=up.text("file_field", "file") or "file",
+                        filename=up.text("filename", "batch.jsonl") or "batch.jsonl",
+                        content_type=up.text("content_type", "application/jsonl")
+                        or "application/jsonl",
+                    )
+
+    objects, texts = _CREATE_SLOTS[mode]
+    create = get = cancel = None
+    if top.data.get("create") is not None:
+        create = top.call(
+            "create", "POST", ("model",), (objects, texts, _REQUIRED_SLOTS[mode]), id_required=True
+        )
+    if top.data.get("get") is not None:
+        get = top.call("get", "GET", ("batch_id", "model"))
+    if top.data.get("cancel") is not None:
+        cancel = top.call("cancel", "POST", ("batch_id", "model"))
+
+    status = top.field("status")
+    statuses: dict[str, str] = {}
+    raw = top.data.get("statuses")
+    if raw is not None:
+        if not isinstance(raw, Mapping) or not raw:
+            top.add(
+                f"expected a mapping of the provider's statuses, got {_describe(raw)}", "statuses"
+            )
+        else:
+            for name, normal in raw.items():
+                if normal not in BATCH_STATUSES:
+                    known = ", ".join(BATCH_STATUSES)
+                    top.add(
+                        f"unknown batch status {normal!r} (known: {known})", "statuses", str(name)
+                    )
+                else:
+                    statuses[str(name)] = normal
+
+    counts: dict[str, FieldSpec] = {}
+    if top.data.get("counts") is not None:
+        section = top.sub("counts")
+        for name in section.data:
+            if name not in BATCH_COUNTS:
+                section.add(f"unknown count {name!r} (known: {', '.join(BATCH_COUNTS)})", name)
+            else:
+                spec = section.field(name)
+                if spec is not None:
+                    counts[name] = spec
+    failure = top.field("failure")
+
+    files: list[BatchResultFile] = []
+    inline_results = None
+    if top.data.get("results") is None:
+        top.add("required key 'results' is missing: result files or inline results")
+    else:
+        section = top.sub("results")
+        section.known(("files", "inline"))
+        inline_results = section.field("inline")
+        listed = section.data.get("files")
+        if listed is not None and not isinstance(listed, list):
+            section.add(f"expected a list of result files, got {_describe(listed)}", "files")
+        for i, entry in enumerate(listed if isinstance(listed, list) else []):
+            one = _Section(entry, (*section.path, "files", i), issues, strict)
+            if not one.ok:
+                continue
+            one.known(("path", "id"))
+            ident = one.field("id")
+            allowed = ("batch_id", "model") + (("file_id",) if ident is not None else ())
+            path = one.path_text("path", allowed) if one.required("path") else None
+            if path is not None:
+                files.append(BatchResultFile(path=path, id=ident))
+        if section.ok and not files and inline_results is None:
+            section.add("expected 'files' or 'inline': where the results are")
+
+    custom_id = None
+    outcomes: list[BatchOutcomeRule] = []
+    if top.data.get("result") is not None:
+        section = top.sub("result")
+        section.known(("custom_id", "outcomes"))
+        custom_id = section.field("custom_id") if section.required("custom_id") else None
+        listed = section.data.get("outcomes")
+        if not isinstance(listed, list) or not listed:
+            section.add(f"expected a list of outcome rules, got {_describe(listed)}", "outcomes")
+            listed = []
+        for i, entry in enumerate(listed):
+            one = _Section(entry, (*section.path, "outcomes", i), issues, strict)
+            if not one.ok:
+                continue
+            one.known(("match", "outcome", "body", "status", "request_id"))
+            outcome = one.text("outcome") if one.required("outcome") else None
+            if outcome is not None and outcome not in BATCH_OUTCOMES:
+                one.add(
+                    f"unknown outcome {outcome!r} (known: {', '.join(BATCH_OUTCOMES)})", "outcome"
+                )
+                outcome = None
+            match = None
+            if one.data.get("match") is not None:
+                source = one.data["match"]
+                if not isinstance(source, str):
+                    one.add("expected an expression string", "match")
+                else:
+                    try:
+                        match = Match.compile(source)
+                    except JSONPathError as exc:
+                        one.add(f"invalid match expression: {exc}", "match")
+            body, status_at, request_id = (
+                one.field("body"),
+                one.field("status"),
+                one.field("request_id"),
+            )
+            if outcome is not None:
+                outcomes.append(BatchOutcomeRule(outcome, match, body, status_at, request_id))
+
+    if issues:
+        raise ManifestIssues(issues)
+    assert item is not None
+    assert create is not None
+    assert get is not None
+    assert status is not None
+    assert custom_id is not None
+    return BatchSpec(
+        mode=mode,
+        item=item,
+        create=create,
+        get=get,
+        status=status,
+        statuses=statuses,
+        custom_id=custom_id,
+        outcomes=tuple(outcomes),
+        price_factor=float(factor),
+        max_requests=max_requests,
+        max_bytes=max_bytes,
+        upload=upload,
+        cancel=cancel,
+        counts=counts,
+        failure=failure,
+        result_files=tuple(files),
+        inline_results=inline_results,
+    )
+
+
 def make_converter(*, strict: bool = False) -> cattrs.Converter:
     """The manifest converter; ``strict`` turns unknown keys into reported problems."""
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=strict)
@@ -810,6 +1252,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(ErrorRules, _error_rules_hook)
     conv.register_structure_hook(NamedEndpoint, _endpoint_hook)
     conv.register_structure_hook(TokenizerSpec, _tokenizer_hook)
+    conv.register_structure_hook(BatchSpec, lambda v, _: _batch_hook(v, strict))
 
     base_pricing = cattrs.gen.make_dict_structure_fn(
         Pricing, conv, _cattrs_forbid_extra_keys=strict

@@ -499,26 +499,34 @@ class Transport:
     async def send(
         self,
         url: str,
-        content: bytes,
+        content: bytes | None,
         *,
         timeout: TimeoutSetting | None = None,  # noqa: ASYNC109 - the HTTP library's
         context: Mapping[str, Any],
+        method: str = "POST",
+        content_type: str | None = None,
     ) -> HttpResponse:
-        """POST ``content`` and return once the response headers arrived (body unread)."""
+        """Send ``content`` (POST unless ``method`` says otherwise; ``None``: no body) and
+        return once the response headers arrived (body unread). ``content_type``
+        replaces the JSON one (a multipart upload)."""
         if timeout is None:
             timeout = self._timeout
         elif not isinstance(timeout, (int, float)):
             timeout = _as_timeout(timeout, self.library)
+        headers = self._headers
+        if content_type is not None:
+            headers = {**headers, "content-type": content_type}
         with map_transport_errors(**context):
             request = self.client.build_request(
-                "POST",
+                method,
                 url,
                 content=content,
-                headers=self._headers,
+                headers=headers,
                 params=self._params or None,
                 timeout=timeout,
             )
-            request.stream = self._body(content)
+            if content is not None:
+                request.stream = self._body(content)
             return HttpResponse(await self.client.send(request, stream=True), self)
 
     async def read_body(self, response: Any, *, context: Mapping[str, Any]) -> bytes:

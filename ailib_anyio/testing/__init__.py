@@ -2,13 +2,17 @@
 
 ``MockProvider`` is a real loopback mock provider speaking three wire dialects, picked
 from the request path: OpenAI chat completions, Anthropic Messages and Gemini
-generateContent, and embeddings (``ScriptedEmbeddings``, ``mock_embedding``).
+generateContent, and embeddings (``ScriptedEmbeddings``, ``mock_embedding``), and their
+batch APIs (``mock.batches``: ``MockBatches``, ``ScriptedBatchError``).
 ``wire_stream``/``wire_response`` encode unified events as a server of
 an API family sends them, and ``decode_stream``/``decode_response`` decode bytes with a
 manifest as the client does. Hypothesis strategies live in
 ``ailib_anyio.testing.strategies`` (imported on its own: hypothesis is a test dependency).
 """
 
+from ._batches import MockBatch as MockBatch
+from ._batches import MockBatches as MockBatches
+from ._batches import ScriptedBatchError as ScriptedBatchError
 from ._embeddings import ScriptedEmbeddings as ScriptedEmbeddings
 from ._embeddings import mock_embedding as mock_embedding
 from ._mock import MockProvider as MockProvider
@@ -25,9 +29,12 @@ from ._wire import wire_stream as wire_stream
 
 __all__ = [
     "Decoded",
+    "MockBatch",
+    "MockBatches",
     "MockProvider",
     "RecordedRequest",
     "Reply",
+    "ScriptedBatchError",
     "ScriptedEmbeddings",
     "ScriptedReply",
     "ScriptedToolCall",

@@ -43,6 +43,7 @@ import h11
 
 from .._resilience._taskgroups import exit_task_group
 from . import _dialects
+from ._batches import MockBatches
 from ._embeddings import (
     BadEmbeddingsRequest,
     EmbeddingsRoute,
@@ -317,6 +318,9 @@ class MockProvider:
     Embeddings routes (``POST .../embeddings``, ``:batchEmbedContents``,
     ``:embedContent``) are answered with ``mock_embedding`` vectors of the request's texts
     (a queued ``ScriptedEmbeddings`` adds fault knobs).
+    The batch APIs (``POST .../files`` and ``.../batches``, ``.../messages/batches``,
+    ``:batchGenerateContent``, and the status, cancel and results routes of what they
+    create) are answered by ``batches`` (``MockBatches``), which the test steers.
     ``anthropic_base_url`` and ``gemini_base_url`` are the base URLs those SDKs expect.
 
     Every request except ``GET /_mock/health`` is recorded in ``requests`` and takes the
@@ -355,6 +359,9 @@ class MockProvider:
         self._request_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
         self._listeners: list[anyio.abc.SocketListener] = []
+        #: the batch APIs (files, batches, message batches, batchGenerateContent), under
+        #: the test's control: see ``MockBatches``
+        self.batches = MockBatches(lambda: self.base_url, self._next_call_id)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._state: Literal["new", "running", "closed"] = "new"
 
@@ -552,6 +559,12 @@ class MockProvider:
             item: Reply | ScriptedReply | ScriptedEmbeddings
             if self._queue:
                 item = self._queue.popleft()
+            elif (batch := self.batches.answer(method, target, body, headers)) is not None:
+                status, payload, extra = batch
+                if isinstance(payload, bytes):
+                    item = Reply(status=status, headers=dict(extra), body=payload)
+                else:
+                    item = Reply.json(payload, status=status, headers=dict(extra) or None)
             elif embeddings is not None:
                 item = ScriptedEmbeddings(delay_before_headers=_delay(headers))
             elif method == "POST" and endpoint is not None:
