@@ -17,6 +17,7 @@ from ._client._client import ChatBuilder as ChatBuilder
 from ._client._client import ChatStream as ChatStream
 from ._client._client import Client as Client
 from ._client._client import open_client as open_client
+from ._client._client import provide as _provide
 from ._client._config import ClientConfig as ClientConfig
 from ._client._middleware import Call as Call
 from ._client._middleware import Middleware as Middleware
@@ -82,6 +83,15 @@ from ._version import __version__ as __version__
 # natively instrumented libraries do (the services layer registers; the client never
 # imports it). Nothing is imported from opentelemetry here.
 _add_default_middleware(_telemetry_middleware)
+
+
+async def _count_tokens(client: Client, request: _Any, **options: _Any) -> _Any:
+    from ._services._tokens import count_tokens  # loaded with the first count
+
+    return await count_tokens(client, request, **options)
+
+
+_provide("count_tokens", _count_tokens)
 
 if _TYPE_CHECKING:
     from ._client._batch import BatchCollector as BatchCollector

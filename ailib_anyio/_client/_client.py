@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from .._core._breaker import CircuitState
     from .._protocol._models import ProviderManifest, StreamingSpec
     from .._resilience._signals import SignalsSnapshot
+    from .._services._tokens import TokenCount
     from ._array import ArrayRouter, ModelArray
     from ._batch import BatchExecutor, BatchResult
     from ._target import Target, TargetStream
@@ -81,6 +82,16 @@ if TYPE_CHECKING:
 __all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
 
 _R = TypeVar("_R")
+
+
+#: Services the package's facade wires in by name (``provide``): the client layer calls
+#: them without importing the layer above it.
+_SERVICES: dict[str, Callable[..., Any]] = {}
+
+
+def provide(name: str, service: Callable[..., Any]) -> None:
+    """Make ``service`` the client's ``name`` service (done by ``ailib_anyio/__init__``)."""
+    _SERVICES[name] = service
 
 
 def _default_max_inflight() -> float:
@@ -332,6 +343,19 @@ class Client:
         )
 
     # ------------------------------------------------------------ requests
+
+    async def count_tokens(
+        self, request: ChatRequest | ChatBuilder, *, http_timeout: float | None = None
+    ) -> TokenCount:
+        """The prompt tokens of ``request`` for this client's model (see
+        ``ailib_anyio.tokens.count_tokens``): where the manifest declares the provider's
+        counting endpoint, the provider counts it (``exact=True``); elsewhere a local count
+        with the model's tokenizer, or an estimate that says so (``exact=False``)."""
+        service = _SERVICES.get("count_tokens")
+        if service is None:  # pragma: no cover - the package's __init__ provides it
+            raise RuntimeError("token counting is not wired in: import ailib_anyio")
+        count: TokenCount = await service(self, request, http_timeout=http_timeout)
+        return count
 
     def chat(self) -> ChatBuilder:
         """Start building a chat request. A model the manifest marks ``chat: false`` (an

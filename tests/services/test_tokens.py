@@ -528,3 +528,20 @@ def test_the_reference_example() -> None:
     token_count = counter.count("Hello, how are you?")
     assert f"Token count: {token_count}" == "Token count: 6"
     assert json.dumps(int(token_count)) == "6"
+
+
+@pytest.mark.anyio
+async def test_the_client_method_is_the_service() -> None:
+    # ``client.count_tokens(request)``: the provider's count where declared, else local
+    async with MockProvider() as mock:
+        async with open_client(
+            "anthropic/claude-sonnet-5-5", api_key="k", base_url=mock.anthropic_base_url
+        ) as client:
+            builder = client.chat().system("Be brief.").user("How many tokens?")
+            by_method = await client.count_tokens(builder)
+            by_function = await count_tokens(client, builder)
+        async with open_client("openai/gpt-4o", api_key="k", base_url=mock.openai_base_url) as c:
+            local = await c.count_tokens(c.chat().user("Hello!").build())
+    assert by_method == by_function == TokenCount(5, exact=True, method="provider")
+    assert [r.path for r in mock.requests] == ["/v1/messages/count_tokens"] * 2
+    assert local == TokenCounter.for_model("openai/gpt-4o").count_messages([Message.user("Hello!")])
