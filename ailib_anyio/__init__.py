@@ -91,7 +91,14 @@ async def _count_tokens(client: Client, request: _Any, **options: _Any) -> _Any:
     return await count_tokens(client, request, **options)
 
 
+def _health(client: Client) -> _Any:
+    from ._services._health import health_of  # loaded with the first report
+
+    return health_of(client)
+
+
 _provide("count_tokens", _count_tokens)
+_provide("health", _health)
 
 if _TYPE_CHECKING:
     from ._client._batch import BatchCollector as BatchCollector

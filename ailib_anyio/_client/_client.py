@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from .._core._breaker import CircuitState
     from .._protocol._models import ProviderManifest, StreamingSpec
     from .._resilience._signals import SignalsSnapshot
+    from .._services._health import HealthReport
     from .._services._tokens import TokenCount
     from ._array import ArrayRouter, ModelArray
     from ._batch import BatchExecutor, BatchResult
@@ -356,6 +357,13 @@ class Client:
             raise RuntimeError("token counting is not wired in: import ailib_anyio")
         count: TokenCount = await service(self, request, http_timeout=http_timeout)
         return count
+
+    def health(self) -> HealthReport:
+        """The health of each target: the probes of the ``HealthChecker`` last started for
+        this client (``ailib_anyio.health``) with each target's circuit state; without a
+        checker, the circuits alone (probe results ``unknown``)."""
+        report: HealthReport = _SERVICES["health"](self)
+        return report
 
     def chat(self) -> ChatBuilder:
         """Start building a chat request. A model the manifest marks ``chat: false`` (an

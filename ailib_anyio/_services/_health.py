@@ -43,6 +43,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -302,6 +303,7 @@ class HealthChecker:
         if self._started:
             raise RuntimeError("a HealthChecker can be started only once")
         self._started = True
+        _CHECKERS[self.client] = self  # what client.health() reports from now on
         name = f"HealthChecker({self.client.provider}/{self.client.model_id})"
         await self.client.start_background(self._run, name=name)
 
@@ -457,6 +459,23 @@ class HealthChecker:
         if limit is not None and latency is not None and latency > limit:
             return HealthStatus.DEGRADED, f"slow: {latency:.3f}s > {limit:g}s"
         return HealthStatus.HEALTHY, "the last probe succeeded"
+
+
+#: the checker last started for each client (``client.health()`` reads it)
+_CHECKERS: weakref.WeakKeyDictionary[Client, HealthChecker] = weakref.WeakKeyDictionary()
+
+
+async def _no_probe(target: Any) -> None:  # pragma: no cover - a checker never started
+    raise RuntimeError("not a probing checker")
+
+
+def health_of(client: Client) -> HealthReport:
+    """``client.health()``: the report of the ``HealthChecker`` last started for
+    ``client``; without one, its targets' circuits alone (probe results ``unknown``)."""
+    checker = _CHECKERS.get(client)
+    if checker is None:
+        checker = HealthChecker(client, probe=_no_probe)
+    return checker.status()
 
 
 def _overall(targets: tuple[TargetHealth, ...]) -> HealthStatus:

@@ -364,3 +364,28 @@ async def test_one_target_down_degrades_the_client(mock: MockProvider) -> None:
     assert primary.last_error_kind == "ConnectionError"
     assert report.get("nope/model") is None
     assert [r.json["model"] for r in mock.requests] == ["gpt-4o-mini"]
+
+
+async def test_client_health_reads_its_checker_or_its_circuits(
+    mock: MockProvider, interval: float
+) -> None:
+    breaker = CircuitBreakerConfig(failure_threshold=1, cooldown_seconds=600)
+    async with client_for(mock, max_retries=0, circuit_breaker=breaker) as client:
+        (before,) = client.health().targets  # no checker: the circuit alone
+        assert (before.status, before.circuit, before.probes) == (UNKNOWN, CircuitState.CLOSED, 0)
+        mock.enqueue(Reply.error(500, "down", type="server_error"))
+        with pytest.raises(ServerError):
+            await client.chat().user("hi").execute()
+        (opened,) = client.health().targets
+        assert (opened.status, opened.reason) == (UNHEALTHY, "the circuit is open")
+    async with client_for(mock) as client:
+        checker = HealthChecker(client, interval=interval)
+        await checker.start()
+        report = await checker.wait_probed()
+        (via_client,) = client.health().targets
+        (probed,) = report.targets
+        assert (via_client.status, via_client.probes, via_client.last_probe_at) == (
+            HEALTHY,
+            probed.probes,
+            probed.last_probe_at,
+        )
