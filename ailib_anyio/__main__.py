@@ -1,5 +1,5 @@
 import sys
 
-from ._cli._main import main
+from ._cli._entry import main
 
 sys.exit(main())

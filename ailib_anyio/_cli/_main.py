@@ -1,4 +1,6 @@
-"""Command line: ``python -m ailib_anyio demo | mock-server | providers | protocols check``.
+"""The plain command line: ``demo | mock-server | providers | protocols check`` on the core
+dependencies alone (argparse). ``_entry`` runs it when the ``cli`` extra (click, rich) is
+not installed; with it, ``_app``'s ``ailib`` has these commands too, with the same output.
 
 ``demo`` is the project's main job on a fresh machine: it starts the built-in mock
 provider on 127.0.0.1 and runs a chat, a stream and a two-turn tool call through the
