@@ -1,6 +1,8 @@
 """``ailib batch MODEL in.jsonl out.jsonl``: many chat requests from a JSON Lines file.
 
-Input, one JSON object a line (blank lines are skipped, other keys are ignored)::
+Input, one JSON object a line (blank lines are skipped, other keys are ignored):
+
+.. code-block:: json
 
     {"id": "q1", "prompt": "What is 2+2?"}
     {"id": "q2", "prompt": "Name a colour.", "system": "One word.", "temperature": 0}
@@ -15,7 +17,9 @@ Input, one JSON object a line (blank lines are skipped, other keys are ignored):
 The whole file is checked before any request: every problem is reported as
 ``in.jsonl:LINE: message`` and nothing is sent (exit 2).
 
-Output, one JSON object a line, written as each item finishes (so in finishing order)::
+Output, one JSON object a line, written as each item finishes (so in finishing order):
+
+.. code-block:: json
 
     {"id": "q1", "response": {"content": "4", "finish_reason": {...}, "usage": {...},
                               "cost": {...}, ...}}
