@@ -13,8 +13,7 @@ from typing import Any as _Any
 
 import attrs as _attrs
 
-from ._client._client import ChatBuilder as ChatBuilder
-from ._client._client import ChatStream as ChatStream
+from ._client._chat import ChatBuilder as ChatBuilder
 from ._client._client import Client as Client
 from ._client._client import open_client as open_client
 from ._client._client import provide as _provide
@@ -22,6 +21,7 @@ from ._client._config import ClientConfig as ClientConfig
 from ._client._middleware import Call as Call
 from ._client._middleware import Middleware as Middleware
 from ._client._middleware import add_default_middleware as _add_default_middleware
+from ._client._stream import ChatStream as ChatStream
 from ._core._errors import AiLibError as AiLibError
 from ._core._errors import AuthenticationError as AuthenticationError
 from ._core._errors import CacheError as CacheError

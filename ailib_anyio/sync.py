@@ -45,8 +45,10 @@ from typing import Any, Literal, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client._client import ChatBuilder, ChatStream, Client
+from ._client._chat import ChatBuilder
+from ._client._client import Client
 from ._client._config import ClientConfig, config_from
+from ._client._stream import ChatStream
 from ._core._types import (
     ChatRequest,
     ChatResponse,

@@ -26,7 +26,7 @@ import anyio
 import anyio.lowlevel
 
 from .._core._types import ChatResponse, StreamingEvent
-from ._client import ChatStream
+from ._stream import ChatStream
 
 __all__ = [
     "CancelHandle",

@@ -1,4 +1,7 @@
-"""The client: ``open_client``, the chat builder, responses and streams.
+"""The client: ``open_client`` and ``Client``, which orchestrates its targets.
+
+The chat builder is in ``_chat.py``, streams as the user reads them in ``_stream.py``, one
+provider+model and its attempts in ``_target.py``.
 
 A client is an async context manager that owns its connection pool (and anything else it
 starts); leaving the block closes everything, even on cancellation. Any task may use it
@@ -15,7 +18,6 @@ import math
 import os
 import sys
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
@@ -40,38 +42,24 @@ from .._core._errors import (
 )
 from .._core._logging import configure_logging
 from .._core._structured import (
-    ToolReplyEvents,
-    reply_events,
-    reply_tool_name,
-    response_format_for,
     structured_reply,
-    unwrap_tool_reply,
 )
 from .._core._types import (
     ChatRequest,
     ChatResponse,
-    ContentBlock,
-    Message,
     RateLimitSnapshot,
-    StreamingEvent,
-    ToolChoice,
-    ToolDefinition,
-)
-from .._protocol._validate import (
-    check_mapping,
-    check_number,
-    check_tool_choice,
 )
 from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
+from ._chat import ChatBuilder
 from ._config import ClientConfig, config_from, takes_settings
 from ._middleware import Call, MiddlewareChain, ResponseCache, default_middleware
-from ._replay import ReplayStream, StreamWatcher, watch_complete, watch_event
-from ._state import ClosedOnExit, State
+from ._replay import ReplayStream
+from ._state import State
 
 if TYPE_CHECKING:
     from .._core._breaker import CircuitState
-    from .._protocol._models import ProviderManifest, StreamingSpec
+    from .._protocol._models import ProviderManifest
     from .._resilience._signals import SignalsSnapshot
     from .._services._health import HealthReport
     from .._services._tokens import TokenCount
@@ -80,7 +68,7 @@ if TYPE_CHECKING:
     from ._target import Target, TargetStream
 
 
-__all__ = ["ChatBuilder", "ChatStream", "Client", "open_client"]
+__all__ = ["Client", "open_client", "provide"]
 
 _R = TypeVar("_R")
 
@@ -653,170 +641,6 @@ class Client:
         return self._resilient(run, errors, _close_stream, stream=True)
 
 
-class ChatBuilder:
-    """Fluent chat request builder: ``client.chat().system(...).user(...).execute()``."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._messages: list[Message] = []
-        self._params: dict[str, Any] = {}
-        self._timeout: float | None = None
-
-    def message(self, message: Message) -> ChatBuilder:
-        if not isinstance(message, Message):
-            raise ConfigurationError(f"message must be a Message, got {type(message).__name__}")
-        self._messages.append(message)
-        return self
-
-    def messages(self, messages: Sequence[Message]) -> ChatBuilder:
-        for m in messages:
-            self.message(m)
-        return self
-
-    def system(self, content: str) -> ChatBuilder:
-        return self.message(Message.system(content))
-
-    def user(self, content: str | Sequence[ContentBlock]) -> ChatBuilder:
-        return self.message(Message.user(content))
-
-    def assistant(self, content: str | None = None, tool_calls: Sequence[Any] = ()) -> ChatBuilder:
-        return self.message(Message.assistant(content, tool_calls))
-
-    def tool_result(self, tool_call_id: str, content: str, name: str | None = None) -> ChatBuilder:
-        """A tool's result; ``name`` (the function's) matters to dialects that match by
-        name (Gemini), and is otherwise found from the assistant turn that made the call."""
-        return self.message(Message.tool(tool_call_id, content, name=name))
-
-    def _set(self, name: str, value: Any) -> ChatBuilder:
-        self._params[name] = value
-        return self
-
-    def temperature(self, value: float) -> ChatBuilder:
-        return self._set("temperature", check_number("temperature", value))
-
-    def top_p(self, value: float) -> ChatBuilder:
-        return self._set("top_p", check_number("top_p", value))
-
-    def max_tokens(self, value: int) -> ChatBuilder:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"max_tokens must be a positive integer, got {value!r}")
-        return self._set("max_tokens", value)
-
-    def stop(self, *sequences: str) -> ChatBuilder:
-        flat: list[str] = []
-        for s in sequences:
-            flat.extend([s] if isinstance(s, str) else s if isinstance(s, (list, tuple)) else [s])
-        for s in flat:
-            if not isinstance(s, str):
-                raise ConfigurationError(f"stop sequences must be strings, got {s!r}")
-        return self._set("stop", tuple(flat))
-
-    def tools(self, tools: Sequence[ToolDefinition]) -> ChatBuilder:
-        for t in tools:
-            if not isinstance(t, ToolDefinition):
-                raise ConfigurationError(
-                    f"tools must be ToolDefinition objects, got {type(t).__name__}"
-                )
-        return self._set("tools", tuple(tools))
-
-    def tool_choice(self, choice: ToolChoice) -> ChatBuilder:
-        """``"auto"``, ``"none"``, ``"required"`` or the name of one of the request's tools
-        (checked by ``build``)."""
-        if not isinstance(choice, str):
-            raise ConfigurationError(f"tool_choice must be a string, got {choice!r}")
-        return self._set("tool_choice", choice)
-
-    def response_format(
-        self,
-        schema: Mapping[str, Any] | type,
-        *,
-        name: str | None = None,
-        strict: bool | None = None,
-    ) -> ChatBuilder:
-        """Ask for a reply in JSON, parsed into ``reply.parsed`` (``stream.response.parsed``
-        at the end of a stream). ``schema`` is one of:
-
-        - an attrs class: its JSON schema is generated (msgspec, the ``structured`` extra)
-          and the reply is structured into an instance by cattrs;
-        - a JSON schema (a mapping, ``{"type": "object", "properties": ...}``): the reply
-          is the JSON value, checked against it;
-        - an OpenAI-style format: ``{"type": "json_object"}`` (JSON mode, see
-          ``json_mode``), ``{"type": "json_schema", "json_schema": {"name": ...,
-          "schema": ...}}`` or ``{"type": "text"}`` (no JSON).
-
-        ``name`` names the schema (default: the class's name, the schema's ``title``, or
-        ``response``); ``strict`` overrides the manifest's strict mode. Each provider gets
-        it the way its manifest's ``structured_output`` says (a native field, or a forced
-        tool call), the schema adapted to strict mode where the manifest asks. A reply that
-        is not JSON or does not match raises ``StructuredOutputError`` (its ``path`` says
-        where, ``raw_text`` holds the reply)::
-
-            import attrs
-
-            @attrs.define
-            class City:
-                name: str
-                population: int
-
-            async with MockProvider() as mock, open_client(
-                "openai/gpt-4o", base_url=mock.openai_base_url, api_key="test"
-            ) as client:
-                mock.enqueue(ScriptedReply(content='{"name": "Tokyo", "population": 37400068}'))
-                reply = await client.chat().user("Largest city?").response_format(City).execute()
-            assert reply.parsed == City(name="Tokyo", population=37400068)
-        """
-        fmt, output_type = response_format_for(schema, name=name, strict=strict)
-        self._set("output_type", output_type)
-        return self._set("response_format", fmt)
-
-    def json_mode(self) -> ChatBuilder:
-        """JSON mode: the reply is any JSON value, parsed into ``reply.parsed`` (the same as
-        ``response_format({"type": "json_object"})``). Some providers want the word "json"
-        in the prompt for it."""
-        return self.response_format({"type": "json_object"})
-
-    def extra_body(self, value: Mapping[str, Any]) -> ChatBuilder:
-        """Provider-specific fields merged into the encoded body last, objects key by key;
-        other values replace what the encoder wrote (``temperature``, ``stream_options``).
-
-        What the library manages is never overridden silently: ``model`` and ``stream``,
-        and any value already encoded under ``messages``, ``contents``, ``system``,
-        ``systemInstruction`` or ``tools``, raise ``ConfigurationError`` naming the keys
-        (before any I/O). New keys inside those objects, or ``tools`` on a request without
-        tools (a provider's built-in tools), are allowed. There is no opt-in: set the
-        model with ``open_client``, streaming with ``.stream()``, messages and tools with
-        the builder."""
-        check_mapping("extra_body", value)
-        return self._set("extra_body", value)
-
-    def timeout(self, seconds: float) -> ChatBuilder:
-        """Per-request HTTP timeout (connect, read, write), overriding the client's."""
-        self._timeout = check_number("timeout", seconds)
-        if self._timeout <= 0:
-            raise ConfigurationError(f"timeout must be a positive number, got {seconds!r}")
-        return self
-
-    def build(self, *, stream: bool = False) -> ChatRequest:
-        if not self._messages:
-            raise ConfigurationError("a chat request needs at least one message")
-        if "tool_choice" in self._params:
-            check_tool_choice(self._params["tool_choice"], self._params.get("tools", ()))
-        return ChatRequest(
-            model=self._client.model_id,
-            messages=tuple(self._messages),
-            stream=stream,
-            **self._params,
-        )
-
-    async def execute(self) -> ChatResponse:
-        """Send the request and return the whole response."""
-        return await self._client.execute(self.build(), http_timeout=self._timeout)
-
-    def stream(self) -> ChatStream:
-        """An async context manager streaming the response: ``async with ... as stream``."""
-        return ChatStream(self._client, self.build(stream=True), self._timeout)
-
-
 def _built(request: object) -> ChatRequest:
     """A batch item as the request it sends (never streamed)."""
     if isinstance(request, ChatBuilder):
@@ -846,235 +670,6 @@ def _token_estimate(content: bytes, request: ChatRequest) -> int:
     """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
     per input token, plus the output it allows."""
     return len(content) // 4 + (request.max_tokens or 0)
-
-
-class ChatStream(ClosedOnExit):
-    """A streamed chat response. Use it as ``async with builder.stream() as stream``.
-
-    Entering the block sends the request (with the client's retries, fallbacks, hedging
-    and deadlines) and returns once the first event is ready; iterating yields
-    ``StreamingEvent`` objects. Retries and fallbacks only happen before that first event:
-    a failure after it is raised with the partial response. ``stream.response`` holds what
-    has been delivered so far (content, reasoning, tool calls, usage, finish reason), also
-    after an early exit; ``stream.provider`` and ``stream.model`` say which target answered.
-    Leaving the block closes the HTTP response immediately.
-    """
-
-    def __init__(self, client: Client, request: ChatRequest, timeout: float | None) -> None:
-        self._client = client
-        self._request = request
-        self._timeout = timeout
-        self._state = State.UNOPENED
-        self._live: TargetStream | ReplayStream | None = None
-        self._iterator: AsyncIterator[StreamingEvent] | None = None
-        #: a request that asked for JSON: how its events are read, and the parsed reply
-        self._json: _JsonReply | None = None
-        if request.response_format is not None:
-            events = reply_events(request)
-            if events is not None:
-                self._json = _JsonReply(events)
-        _stream_rules(client)
-
-    async def __aenter__(self) -> ChatStream:
-        if self._state is not State.UNOPENED:
-            raise RuntimeError("a ChatStream can be entered only once")
-        self._state = State.OPEN
-        try:
-            self._live = await self._client.open_stream(self._request, http_timeout=self._timeout)
-        except BaseException:
-            self._state = State.CLOSED
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        live = self._live
-        if exc is not None and live is not None and live.error is None:
-            live.error = exc  # what ended it, for whoever watches it close (on_close)
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP response and release the in-flight slot. Idempotent, shielded."""
-        self._state = State.CLOSED
-        if self._live is not None:
-            await self._live.aclose()
-
-    def __aiter__(self) -> AsyncIterator[StreamingEvent]:
-        if self._state is State.UNOPENED:
-            raise RuntimeError(
-                "iterate a stream inside its block: 'async with builder.stream() as stream'"
-            )
-        iterator = self._iterator
-        if iterator is None:
-            iterator = self._iterator = self._make_iterator()
-        return iterator
-
-    def _make_iterator(self) -> AsyncIterator[StreamingEvent]:
-        if self._live is None:
-            return _EmptyStream()
-        if self._json is not None:
-            return self._json.iterator(self)
-        return self._events()
-
-    def _events(self) -> AsyncIterator[StreamingEvent]:
-        """The events as they come, seen by the middleware's ``on_event`` hooks and the
-        stream's watchers when there are any."""
-        live = self._live
-        assert live is not None
-        chain = self._client.middleware
-        watchers = live.watchers
-        if chain.event_hooks or watchers:
-            call = self._client.call_view(self._request)
-            return _Observed(live, chain if chain.event_hooks else None, call, watchers)
-        return live  # the attempt that won iterates itself: no extra frame per event
-
-    async def __anext__(self) -> StreamingEvent:
-        return await self.__aiter__().__anext__()
-
-    @property
-    def response(self) -> ChatResponse:
-        """Everything delivered so far, accumulated. A request that asked for JSON has
-        its reply in ``content`` (a forced reply-tool call unwrapped) and, once the stream
-        has been iterated to its end, the parsed value in ``parsed``."""
-        if self._live is None:
-            return ChatResponse(model=self._client.model_id)
-        if self._json is not None:
-            return self._json.response(self._request, self._live.response)
-        return self._live.response
-
-    @property
-    def request_id(self) -> str | None:
-        return self._live.request_id if self._live is not None else None
-
-    @property
-    def rate_limits(self) -> RateLimitSnapshot | None:
-        return self._live.rate_limits if self._live is not None else None
-
-    @property
-    def provider(self) -> str:
-        """The provider that answered (a fallback's, when the chain moved on)."""
-        return self._live.provider if self._live is not None else self._client.provider
-
-    @property
-    def model(self) -> str:
-        """The model that answered."""
-        return self._live.model if self._live is not None else self._client.model_id
-
-
-def _stream_rules(client: Client) -> StreamingSpec:
-    streaming = client.manifest.streaming
-    if streaming is None or not streaming.event_map:
-        raise ConfigurationError(
-            f"manifest {client.manifest.id!r} has no streaming rules", **client.primary.context()
-        )
-    return streaming
-
-
-class _Observed:
-    """Iteration that hands each event to the middleware's ``on_event`` hooks and to the
-    stream's watchers, and tells the watchers when the stream was read to its end (only
-    when there are some: otherwise the stream iterates itself)."""
-
-    __slots__ = ("_call", "_chain", "_completed", "_live", "_watchers")
-
-    def __init__(
-        self,
-        live: TargetStream | ReplayStream,
-        chain: MiddlewareChain | None,
-        call: Call,
-        watchers: Sequence[StreamWatcher],
-    ) -> None:
-        self._live, self._chain, self._call, self._watchers = live, chain, call, watchers
-        self._completed = False
-
-    def __aiter__(self) -> _Observed:
-        return self
-
-    async def __anext__(self) -> StreamingEvent:
-        live = self._live
-        try:
-            event = await live.__anext__()
-        except StopAsyncIteration:
-            if self._watchers and not self._completed and live.complete:
-                self._completed = True
-                await watch_complete(self._watchers, live.response)
-            raise
-        if self._chain is not None:
-            self._chain.observe(self._call, event)
-        if self._watchers:
-            watch_event(self._watchers, event)
-        return event
-
-
-class _JsonReply:
-    """A stream that asked for JSON: the events of a forced reply-tool call turned into
-    content as they arrive, and the whole reply parsed at the end of the stream (a
-    mismatch raised there, as ``StructuredOutputError``, instead of the end)."""
-
-    __slots__ = ("_events", "_iterator", "finished", "parsed")
-
-    def __init__(self, events: ToolReplyEvents) -> None:
-        self._events = events
-        self._iterator: _JsonEvents | None = None
-        self.finished = False
-        self.parsed: Any = None
-
-    def iterator(self, stream: ChatStream) -> _JsonEvents:
-        if self._iterator is None:
-            self._iterator = _JsonEvents(stream._events(), self._events, self, stream)
-        return self._iterator
-
-    def response(self, request: ChatRequest, response: ChatResponse) -> ChatResponse:
-        fmt = request.response_format
-        assert fmt is not None
-        response = unwrap_tool_reply(response, reply_tool_name(fmt))
-        if self.finished:
-            return attrs.evolve(response, parsed=self.parsed)
-        return response
-
-
-class _JsonEvents:
-    __slots__ = ("_convert", "_events", "_reply", "_stream")
-
-    def __init__(
-        self,
-        events: AsyncIterator[StreamingEvent],
-        convert: ToolReplyEvents,
-        reply: _JsonReply,
-        stream: ChatStream,
-    ) -> None:
-        self._events, self._convert, self._reply, self._stream = events, convert, reply, stream
-
-    def __aiter__(self) -> _JsonEvents:
-        return self
-
-    async def __anext__(self) -> StreamingEvent:
-        while True:
-            try:
-                event = await self._events.__anext__()
-            except StopAsyncIteration:
-                break
-            converted = self._convert.convert(event)
-            if converted is not None:
-                return converted
-        reply = self._reply
-        if not reply.finished:
-            reply.finished = True  # parsed once: a mismatch is raised once, then the end
-            stream = self._stream
-            reply.parsed = structured_reply(stream._request, stream.response).parsed
-        raise StopAsyncIteration
-
-
-class _EmptyStream:
-    def __aiter__(self) -> _EmptyStream:
-        return self
-
-    async def __anext__(self) -> StreamingEvent:
-        raise StopAsyncIteration
 
 
 def _is_array(model: object) -> bool:

@@ -26,7 +26,8 @@ from .._core._types import ChatRequest
 from .._protocol._models import ProviderManifest
 
 if TYPE_CHECKING:
-    from ._client import ChatBuilder, Client
+    from ._chat import ChatBuilder
+    from ._client import Client
 
 __all__ = ["PreflightChecker", "PreflightIssue", "preflight_error", "request_problems"]
 

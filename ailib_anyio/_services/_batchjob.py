@@ -38,7 +38,8 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from .._client._client import ChatBuilder, Client
+from .._client._chat import ChatBuilder
+from .._client._client import Client
 from .._core._errors import AiLibError, ConfigurationError, MalformedResponseError
 from .._core._ndjson import NDJSONDecoder
 from .._core._types import ChatRequest, ChatResponse

@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio.to_thread
 import attrs
 
-from .._client._client import ChatBuilder, Client
+from .._client._chat import ChatBuilder
+from .._client._client import Client
 from .._core._errors import (
     AiLibError,
     ConfigurationError,

@@ -30,7 +30,8 @@ from ailib_anyio import (
     ToolDefinition,
     open_client,
 )
-from ailib_anyio._client._client import ChatBuilder, Client
+from ailib_anyio._client._chat import ChatBuilder
+from ailib_anyio._client._client import Client
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
 pytestmark = pytest.mark.anyio
