@@ -4,10 +4,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, settings
+
+from ailib_anyio.testing import MockProvider
 
 # Hypothesis profiles: "default" keeps every test run fast; "fuzz" (HYPOTHESIS_PROFILE=fuzz,
 # `nox -s fuzz`) runs the fuzz properties long. Failing examples are kept in the example
@@ -31,6 +34,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockProvider]:
+    """A loopback mock provider for one test; at its end no connection to it is left open
+    and no task the test started is still running (a module may define its own)."""
+    before = len(anyio.get_running_tasks())
+    async with MockProvider() as server:
+        yield server
+        with anyio.fail_after(5):
+            while server.open_connections:  # noqa: ASYNC110 - the mock offers no event for this
+                await anyio.sleep(0.01)
+    assert len(anyio.get_running_tasks()) == before
 
 
 def _redis_answers(port: int) -> bool:

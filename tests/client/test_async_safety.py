@@ -67,17 +67,6 @@ def virtual(anyio_backend: object) -> bool:
     return isinstance(anyio_backend, tuple)
 
 
-@pytest.fixture
-async def mock() -> AsyncIterator[MockProvider]:
-    before = len(anyio.get_running_tasks())
-    async with MockProvider() as server:
-        yield server
-        with anyio.fail_after(5):
-            while server.open_connections:  # noqa: ASYNC110 - the mock offers no event for this
-                await anyio.sleep(0.01)
-    assert len(anyio.get_running_tasks()) == before
-
-
 def client_for(mock: MockProvider, model: str = "openai/gpt-4o", **kw: object) -> Client:
     return open_client(model, api_key=KEY, base_url=mock.openai_base_url, **kw)  # type: ignore[arg-type]
 

@@ -7,7 +7,6 @@ ends with no task left and no connection open at the server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import anyio
@@ -54,17 +53,6 @@ def virtual(anyio_backend: object) -> bool:
 def interval(anyio_backend: object) -> float:
     """Seconds between probes: long in virtual time, short in real time."""
     return 10.0 if virtual(anyio_backend) else 0.05
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockProvider]:
-    before = len(anyio.get_running_tasks())
-    async with MockProvider() as server:
-        yield server
-        with anyio.fail_after(5):
-            while server.open_connections:  # noqa: ASYNC110 - the mock offers no event for this
-                await anyio.sleep(0.01)
-    assert len(anyio.get_running_tasks()) == before  # no probe loop outlives its client
 
 
 def client_for(mock: MockProvider, model: str = "openai/gpt-4o", **kw: object) -> Client:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +33,6 @@ from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-plugins-test-key"
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockProvider]:
-    before = len(anyio.get_running_tasks())
-    async with MockProvider() as server:
-        yield server
-        with anyio.fail_after(5):
-            while server.open_connections:  # noqa: ASYNC110 - the mock offers no event for this
-                await anyio.sleep(0.01)
-    assert len(anyio.get_running_tasks()) == before
 
 
 def client(mock: MockProvider, **settings: Any) -> Any:

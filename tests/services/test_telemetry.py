@@ -15,7 +15,7 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -113,17 +113,6 @@ def otel() -> Iterator[Otel]:
     yield found
     found.tracer_provider.shutdown()
     found.meter_provider.shutdown()
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockProvider]:
-    before = len(anyio.get_running_tasks())
-    async with MockProvider() as server:
-        yield server
-        with anyio.fail_after(5):
-            while server.open_connections:  # noqa: ASYNC110 - the mock offers no event for this
-                await anyio.sleep(0.01)
-    assert len(anyio.get_running_tasks()) == before
 
 
 def client_for(mock: MockProvider, otel: Otel, model: str = "openai/gpt-4o", **kw: Any) -> Client:
