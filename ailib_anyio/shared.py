@@ -5,6 +5,7 @@ token bucket send ten times the allowed rate, and each learns alone that the pro
 is failing. With one setting, every worker's limiter and breaker keep their state in
 Redis instead::
 
+    # not run: needs a Redis server (tests/services/test_shared_state.py runs this setup)
     from ailib_anyio import CircuitBreakerConfig, RateLimiterConfig, open_client
     from ailib_anyio.shared import RedisState
 

@@ -18,11 +18,13 @@ import json
 import logging
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -657,34 +659,51 @@ async def test_fallback_circuit_is_local_when_redis_is_unreachable() -> None:
         assert len(mock.requests) == 2
 
 
-@pytest.fixture
-def own_redis() -> Any:
-    """A redis-server of this test's own, which the test may stop."""
-    import shutil
-    import subprocess
+class OwnRedis:
+    """A redis-server of a test's own, which the test may stop and start again (on the
+    same port)."""
 
+    def __init__(self, server: str) -> None:
+        self.port = _closed_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [server, "--bind", "127.0.0.1", "--port", str(self.port)]
+        self.command += ["--save", "", "--appendonly", "no"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:  # pragma: no cover
+                    self.stop()
+                    pytest.skip("redis-server did not start")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed")
-    port = _closed_port()
-    command = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-    process = subprocess.Popen(
-        [*command, "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:  # pragma: no cover
-                process.kill()
-                pytest.skip("redis-server did not start")
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", process
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+    redis = OwnRedis(server)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 # coredis leaves a connection's memory streams unclosed when the connection fails (the
@@ -692,22 +711,26 @@ def own_redis() -> Any:
 @pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <function MemoryObject:pytest.PytestUnraisableExceptionWarning"
 )
-async def test_redis_going_away_fails_fast_then_falls_back(
-    own_redis: Any, caplog: pytest.LogCaptureFixture
+async def test_redis_going_away_fails_fast_then_falls_back_then_comes_back(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url, process = own_redis
+    url = own_redis.url
     limit = RateLimiterConfig(requests_per_minute=6000)
+    breaker = _breaker(30)
     async with MockProvider() as mock:
         strict = RedisState(url, prefix=_prefix(), timeout=0.5, recheck_after=60)
-        lenient = RedisState(url, prefix=_prefix(), timeout=0.5, fallback_to_local=True)
+        lenient = RedisState(
+            url, prefix=_prefix(), timeout=0.5, fallback_to_local=True, recheck_after=0.5
+        )
         async with (
             open_client(MODEL, **_settings(mock, strict, rate_limit=limit)) as a,
-            open_client(MODEL, **_settings(mock, lenient, rate_limit=limit)) as b,
+            open_client(
+                MODEL, **_settings(mock, lenient, rate_limit=limit, circuit_breaker=breaker)
+            ) as b,
         ):
             await a.chat().user("1").execute()
             await b.chat().user("1").execute()
-            process.kill()
-            process.wait()
+            own_redis.stop()
             with caplog.at_level(logging.WARNING, logger="ailib_anyio.shared"):
                 for _ in range(2):  # the second fails at once: known down
                     start = time.monotonic()
@@ -716,10 +739,19 @@ async def test_redis_going_away_fails_fast_then_falls_back(
                     assert time.monotonic() - start < 3
                     assert info.value.provider == "openai" and not info.value.retryable
                 assert "is unreachable" in str(info.value)
-                await b.chat().user("2").execute()  # the local limiter answers
+                await b.chat().user("2").execute()  # the local limiter and breaker answer
                 assert not lenient.available
-            assert len(mock.requests) == 3
-            assert caplog.text.count("shared state unavailable") == 2  # once per state
+                assert len(mock.requests) == 3
+                assert caplog.text.count("shared state unavailable") == 2  # once per state
+
+                own_redis.start()  # back, empty: the scripts are loaded again
+                await anyio.sleep(0.6)  # past recheck_after
+                await b.chat().user("3").execute()
+                assert lenient.available
+                assert "shared state available again" in caplog.text
+                guard = b.primary.guard
+                assert isinstance(guard.limiter, RedisRateLimiter)
+                assert await _keys(lenient) == [guard.limiter.key]  # Redis counts again
     gc.collect()
 
 

@@ -54,6 +54,7 @@ class RedisCircuitStore(SharedCircuit):
     (base URL) and model; see the module docstring. Made by ``RedisState.circuit(config,
     scope)`` (a client with ``shared_state=`` does it)::
 
+        # not run: needs a Redis server (see tests/services/test_shared_state.py)
         circuit = state.circuit(CircuitBreakerConfig(), SharedScope.of(...))
         admission = await circuit.admit()
         if admission.allowed:
@@ -161,14 +162,15 @@ class RedisCircuitStore(SharedCircuit):
 
     async def record_success(self, admission: Admission) -> None:
         """The admitted request succeeded. A probe's success closes the circuit for every
-        worker before this returns; any other success (which resets the count of
-        consecutive failures) is sent in the background, adding no wait."""
+        worker before this returns. Any other success resets the count of consecutive
+        failures: it is sent in the background (adding no wait), and only when Redis last
+        reported failures to reset (nothing else would change)."""
         shared = self._check(admission)
         if shared.local:
             self._local.record_success(self._local_admission(shared), anyio.current_time())
         elif shared.lease:
             await self._outcome("success", shared)
-        else:
+        elif self._seen[1]:
             self._state.start_soon(self._outcome, "success", shared)
 
     async def record_failure(self, admission: Admission) -> None:

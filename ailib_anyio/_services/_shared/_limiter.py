@@ -67,6 +67,7 @@ class RedisRateLimiter(SharedRateLimiter):
     (a client with ``shared_state=`` does it); the interface of the in-process
     ``RateLimiter``::
 
+        # not run: needs a Redis server (see tests/services/test_shared_state.py)
         limiter = state.rate_limiter(RateLimiterConfig(requests_per_minute=600),
                                      SharedScope.of("openai", "gpt-4o", api_key=key))
         await limiter.acquire(tokens=40)

@@ -56,6 +56,7 @@ class RedisState(SharedState):
     """Rate limits and circuit state in Redis (6 or later), shared by every process that
     uses the same server and ``prefix``::
 
+        # not run: needs a Redis server (see tests/services/test_shared_state.py)
         state = RedisState("redis://127.0.0.1:6379/0")
         async with open_client("openai/gpt-4o", rate_limit=RateLimiterConfig.from_rps(5),
                                circuit_breaker=CircuitBreakerConfig(),
@@ -157,6 +158,10 @@ class RedisState(SharedState):
     ) -> bool | None:
         self._scripts.clear()
         self._scripts_of = None
+        # their queues and locks belong to this run: a state opened again starts afresh
+        self._limiters.clear()
+        self._circuits.clear()
+        self._down_since, self._retry_at = None, -math.inf
         return await self._connection.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
