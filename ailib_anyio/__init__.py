@@ -51,6 +51,7 @@ from ._core._errors import RemoteRequestTooLargeError as RemoteRequestTooLargeEr
 from ._core._errors import RemoteTimeoutError as RemoteTimeoutError
 from ._core._errors import RequestTooLargeError as RequestTooLargeError
 from ._core._errors import ServerError as ServerError
+from ._core._errors import SharedStateError as SharedStateError
 from ._core._errors import StructuredOutputError as StructuredOutputError
 from ._core._errors import TimeoutError as TimeoutError
 from ._core._errors import TokenizerDataError as TokenizerDataError
@@ -261,6 +262,7 @@ __all__ = [
     "RetryDecision",
     "RetryPolicy",
     "ServerError",
+    "SharedStateError",
     "SignalsSnapshot",
     "StreamWatcher",
     "StreamingEvent",

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from .._core._retry import RetryConfig
+    from .._resilience._shared import SharedState
     from .._transport._http import HttpClient, TimeoutSetting
     from ._array import ModelArray
     from ._client import Client
@@ -180,6 +181,11 @@ class ClientBuilder:
 
     def with_circuit_breaker(self, config: CircuitBreakerConfig) -> ClientBuilder:
         return self._set("circuit_breaker", config)
+
+    def with_shared_state(self, state: SharedState) -> ClientBuilder:
+        """Share the rate limiter and circuit breaker with other processes through
+        ``state`` (``ailib_anyio.shared.RedisState``)."""
+        return self._set("shared_state", state)
 
     def with_deadlines(
         self,

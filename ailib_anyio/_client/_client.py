@@ -60,6 +60,7 @@ from ._state import State
 if TYPE_CHECKING:
     from .._core._breaker import CircuitState
     from .._protocol._models import ProviderManifest
+    from .._resilience._shared import SharedState
     from .._resilience._signals import SignalsSnapshot
     from .._services._health import HealthReport
     from .._services._tokens import TokenCount
@@ -154,6 +155,8 @@ class Client:
         )
         #: the cache this client opened itself (and so closes)
         self._opened_cache: ResponseCache | None = None
+        #: the shared state this client opened itself (and so closes)
+        self._opened_shared: SharedState | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._background_task: int | None = None  # the id of the task that entered it
@@ -219,6 +222,16 @@ class Client:
         if cache is not None and not cache.is_open:
             await cache.__aenter__()  # one that cannot open (Redis unreachable) fails here
             self._opened_cache = cache
+        shared = self.config.shared_state
+        if shared is not None and not shared.is_open:
+            try:
+                await shared.__aenter__()  # SharedStateError here when Redis is unreachable
+            except BaseException:
+                opened, self._opened_cache = self._opened_cache, None
+                if opened is not None:
+                    await opened.__aexit__(None, None, None)
+                raise
+            self._opened_shared = shared
         limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
         configure_logging()
         for target in self.targets:  # one max_inflight for the whole chain
@@ -270,12 +283,18 @@ class Client:
                     for target in self.targets:
                         await target.aclose()
             finally:
+                shared, self._opened_shared = self._opened_shared, None
                 cache, self._opened_cache = self._opened_cache, None
-                if cache is not None:
-                    # Not in a shielded scope: a cache may own a task group entered before
-                    # this point, which must be left from its own scope (it cancels its
-                    # own work, so this returns promptly).
-                    await cache.__aexit__(None, None, None)
+                try:
+                    if shared is not None:
+                        await shared.__aexit__(None, None, None)
+                finally:
+                    if cache is not None:
+                        # Not in a shielded scope: a cache (or a shared state) may own a
+                        # task group entered before this point, which must be left from
+                        # its own scope (it cancels its own work, so this returns
+                        # promptly).
+                        await cache.__aexit__(None, None, None)
 
     async def start_background(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
@@ -737,6 +756,11 @@ def open_client(model: str | ModelArray, **settings: Any) -> Client:
     - ``cache``: a ``CacheManager`` (``ailib_anyio.cache``) answering repeated requests and
       streams without any HTTP request, and making concurrent identical ones share one
       upstream call; opened with the client unless already open.
+    - ``shared_state``: a ``RedisState`` (``ailib_anyio.shared``) holding the
+      ``rate_limit`` buckets and the ``circuit_breaker`` state, so that every process
+      using the same Redis, provider, API key and model shares one limit and one circuit;
+      opened with the client unless already open (an unreachable Redis is a
+      ``SharedStateError`` there, unless ``RedisState(fallback_to_local=True)``).
 
     Example::
 

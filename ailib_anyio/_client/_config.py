@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .._core._breaker import CircuitBreakerConfig
     from .._core._bucket import RateLimiterConfig
     from .._core._retry import RetryConfig
+    from .._resilience._shared import SharedState
     from .._transport._http import HttpClient, TimeoutSetting
     from ._client import Client
 
@@ -57,6 +58,7 @@ FALLBACK_INHERITS = (
     "max_retries",
     "circuit_breaker",
     "max_response_bytes",
+    "shared_state",
 )
 
 
@@ -113,6 +115,16 @@ def _bucket_config() -> type:
     from .._core._bucket import RateLimiterConfig
 
     return RateLimiterConfig
+
+
+def _shared_state(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        from .._resilience._shared import SharedState  # loaded only when one is given
+
+        if not isinstance(value, SharedState):
+            raise ConfigurationError(
+                f"shared_state must be a SharedState (ailib_anyio.shared.RedisState), got {value!r}"
+            )
 
 
 def _api_key(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -321,6 +333,7 @@ class ClientConfig:
     capture_content: bool | None = attrs.field(default=None, validator=_optional_flag)
     metrics: Any = attrs.field(default=None, validator=_metrics)
     cache: ResponseCache | None = attrs.field(default=None, validator=_cache)
+    shared_state: SharedState | None = attrs.field(default=None, validator=_shared_state)
 
     def __attrs_post_init__(self) -> None:
         if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):
@@ -331,8 +344,8 @@ class ClientConfig:
 
     def for_fallback(self) -> ClientConfig:
         """The config of a ``"provider/model"`` fallback: this one's timeout, lent pool,
-        retry, breaker, body limit and manifest directories; its own provider's key,
-        base_url and headers."""
+        retry, breaker, body limit, shared state and manifest directories; its own
+        provider's key, base_url and headers."""
         return ClientConfig(**{name: getattr(self, name) for name in FALLBACK_INHERITS})
 
 

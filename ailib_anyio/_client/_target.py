@@ -51,6 +51,7 @@ from .._protocol._models import ProviderManifest
 from .._protocol._registry import ProtocolRegistry
 from .._protocol._validate import check_request, json_problem
 from .._resilience._run import TargetGuard
+from .._resilience._shared import SharedScope, fingerprint
 from .._transport._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HttpResponse,
@@ -118,6 +119,11 @@ class Target:
         headers = dict(config.headers)
         #: masked in every error and log record while the client is open (see _secrets)
         self._secrets: tuple[str, ...] = tuple(_sensitive_values(headers))
+        #: what keys this target's shared rate limit: the fingerprint of its API key (of
+        #: the credential headers given without one), never the key
+        self._key_fingerprint: str | None = (
+            fingerprint("\n".join(self._secrets)) if self._secrets else None
+        )
         self._registered = False
         self._transport_args: dict[str, Any] = {
             "headers": headers,
@@ -171,7 +177,11 @@ class Target:
     # ------------------------------------------------------------ lifecycle
 
     def open(self, limiter: anyio.CapacityLimiter) -> None:
-        """Start the transport (the client's ``max_inflight`` limiter is shared)."""
+        """Start the transport (the client's ``max_inflight`` limiter is shared); with a
+        ``shared_state`` (open by now), take its shared rate limiter and breaker."""
+        state = self.config.shared_state
+        if state is not None and self.state is State.UNOPENED:
+            self.guard.share(state, self.shared_scope())
         self._register_secrets()
         self.transport = Transport(**self._transport_args)
         self.limiter = limiter
@@ -242,6 +252,8 @@ class Target:
                 **self.context(),
             ) from None
         self._secrets = (*secrets, *self._secrets)
+        if secrets:  # the key itself comes first
+            self._key_fingerprint = fingerprint(secrets[0])
         args = self._transport_args
         args["headers"] = {**auth_headers, **args["headers"]}
         args["params"] = auth_params
@@ -257,6 +269,13 @@ class Target:
         if not self._registered:
             self._registered = True
             SECRETS.add(self._secrets)
+
+    def shared_scope(self) -> SharedScope:
+        """What this target's shared rate limit and circuit are keyed by: provider, model,
+        the API key's fingerprint and the base URL's."""
+        endpoint = fingerprint(self.base_url)
+        key = self._key_fingerprint or f"nokey-{endpoint[:10]}"
+        return SharedScope(self.provider, self.model_id, key=key, endpoint=endpoint)
 
     def context(self, **extra: Any) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model_id, **extra}

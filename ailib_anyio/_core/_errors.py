@@ -26,6 +26,8 @@
     ├── CircuitOpenError              the provider's circuit is open: failed fast, no I/O
     ├── MiddlewareError               a middleware raised (``middleware`` names it)
     ├── CacheError                    a response cache's backend failed (``backend`` names it)
+    ├── SharedStateError              the store of shared rate limits and circuits (Redis)
+    │                                 cannot be reached, at open or during a request
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     ├── StructuredOutputError         the reply does not match the response format asked for
     └── RemoteError                   the provider answered with an error
@@ -400,6 +402,16 @@ class CacheError(AiLibError):
     def __init__(self, message: str, *, backend: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.backend = backend
+
+
+class SharedStateError(AiLibError):
+    """The store that shares rate limits and circuit state between processes (Redis, see
+    ``ailib_anyio.shared``) cannot be reached or failed: at ``open_client`` (an unreachable
+    server fails there, within about its ``timeout``) or, while the client runs, before a
+    request (nothing was sent). Not retried: the store is not the provider. With
+    ``fallback_to_local=True`` the local limiter and breaker are used instead."""
+
+    kind = "shared_state"
 
 
 class MalformedResponseError(AiLibError):

@@ -21,7 +21,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -41,11 +41,12 @@ from .._core._errors import (
 from .._core._logging import get_logger
 
 if TYPE_CHECKING:
-    from .._core._breaker import CircuitBreaker, CircuitBreakerConfig, CircuitState
+    from .._core._breaker import Admission, CircuitBreaker, CircuitBreakerConfig, CircuitState
     from .._core._bucket import RateLimiterConfig
     from .._core._retry import RetryPolicy
     from .._core._types import RateLimitSnapshot
     from ._ratelimiter import RateLimiter
+    from ._shared import SharedCircuit, SharedRateLimiter, SharedScope, SharedState
 
 __all__ = [
     "Deadlines",
@@ -131,6 +132,10 @@ class TargetGuard:
     """The resilience state of one target (a provider endpoint and model): its retry
     policy, circuit breaker and rate limiter, and counters for the signals.
 
+    The breaker and limiter are in-process, or shared with other processes once
+    :meth:`share` has swapped them for a ``SharedState``'s (``shared_circuit`` is then
+    the breaker, awaited where the local one is called).
+
     ``max_retry_after`` (the retry policy's, else the default) caps every delay a server
     gives: a longer ``retry-after`` or rate-limit reset is refused everywhere — the request
     fails at once and the limiter is never parked by it."""
@@ -138,8 +143,9 @@ class TargetGuard:
     name: str
     context: Mapping[str, Any] = attrs.field(factory=dict)  # provider, model: for errors
     retry: RetryPolicy | None = None
-    breaker: CircuitBreaker | None = None
-    limiter: RateLimiter | None = None
+    breaker: CircuitBreaker | SharedCircuit | None = None
+    limiter: RateLimiter | SharedRateLimiter | None = None
+    shared_circuit: SharedCircuit | None = None
     random: Callable[[], float] = random.random
     last_rate_limits: RateLimitSnapshot | None = None
     retries: int = 0
@@ -168,6 +174,15 @@ class TargetGuard:
             guard.limiter = RateLimiter(rate_limit)
         return guard
 
+    def share(self, state: SharedState, scope: SharedScope) -> None:
+        """Swap the in-process limiter and breaker (those configured) for ``state``'s
+        shared ones, keyed by ``scope``. Once, when the client opens."""
+        limiter, breaker = self.limiter, self.breaker
+        if limiter is not None:
+            self.limiter = state.rate_limiter(limiter.config, scope)
+        if breaker is not None:
+            self.breaker = self.shared_circuit = state.circuit(breaker.config, scope)
+
     def observe(self, rate_limits: RateLimitSnapshot | None) -> None:
         """Feed a response's rate-limit headers to the limiter."""
         if rate_limits is None:
@@ -191,7 +206,9 @@ class TargetGuard:
         not slept: the error is raised at once, since waiting could only end in a timeout.
         """
         number = 0
-        breaker = self.breaker
+        shared = self.shared_circuit
+        # the in-process breaker, when the circuit is not shared
+        breaker = None if shared is not None else cast("CircuitBreaker | None", self.breaker)
         while True:
             if self.limiter is not None:
                 try:
@@ -199,9 +216,19 @@ class TargetGuard:
                 except AiLibError as exc:
                     errors.append(exc)
                     raise
-            admission = None
-            if breaker is not None:
-                admission = breaker.admit(anyio.current_time())
+            admission: Admission | None = None
+            if breaker is not None or shared is not None:
+                try:
+                    if shared is not None:
+                        admission = await shared.admit()  # may raise SharedStateError
+                    else:
+                        admission = breaker.admit(anyio.current_time())  # type: ignore[union-attr]
+                except BaseException as exc:  # the shared store failed, or a cancellation
+                    if self.limiter is not None:
+                        self.limiter.refund(tokens)  # nothing was sent
+                    if isinstance(exc, AiLibError):
+                        errors.append(exc)
+                    raise
                 if not admission.allowed:
                     if self.limiter is not None:
                         self.limiter.refund(tokens)  # nothing was sent
@@ -217,7 +244,8 @@ class TargetGuard:
             debug = log.isEnabledFor(logging.DEBUG)
             if debug:
                 log.debug("attempt", target=self.name, attempt=number + 1)
-                before = breaker.state(anyio.current_time()) if breaker is not None else None
+                circuit = self.breaker
+                before = circuit.state(anyio.current_time()) if circuit is not None else None
             try:
                 result = await attempt()
             except AiLibError as exc:
@@ -226,19 +254,32 @@ class TargetGuard:
                 self.observe(exc.rate_limits)
                 if isinstance(exc, RateLimitedError) and self.limiter is not None:
                     self.limiter.penalize(exc.retry_after, max_delay=self.max_retry_after)
-                if breaker is not None and admission is not None:
-                    now = anyio.current_time()
-                    if is_provider_failure(exc):
-                        breaker.record_failure(admission, now)
-                    else:
-                        breaker.record_neutral(admission, now)
+                if admission is not None:
+                    failed = is_provider_failure(exc)
+                    if shared is not None:
+                        if failed:
+                            await shared.record_failure(admission)
+                        else:
+                            await shared.record_neutral(admission)
+                    elif breaker is not None:
+                        now = anyio.current_time()
+                        if failed:
+                            breaker.record_failure(admission, now)
+                        else:
+                            breaker.record_neutral(admission, now)
             except BaseException:
-                if breaker is not None and admission is not None:
-                    breaker.record_neutral(admission, anyio.current_time())
+                if admission is not None:
+                    if shared is not None:
+                        shared.abandon(admission)
+                    elif breaker is not None:
+                        breaker.record_neutral(admission, anyio.current_time())
                 raise
             else:
-                if breaker is not None and admission is not None:
-                    breaker.record_success(admission, anyio.current_time())
+                if admission is not None:
+                    if shared is not None:
+                        await shared.record_success(admission)
+                    elif breaker is not None:
+                        breaker.record_success(admission, anyio.current_time())
                 self.observe(rate_limits(result))
                 if debug:
                     log.debug("attempt succeeded", target=self.name, attempt=number + 1)

@@ -195,8 +195,9 @@ def resolve_auth(
     environ: Mapping[str, str] | None = None,
     host_supplied: bool = False,
 ) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
-    """:func:`auth_material` plus the secrets to mask: the key itself and every header or
-    query value that carries it (those that differ from the redacted attachment)."""
+    """:func:`auth_material` plus the secrets to mask: the key itself (first) and every
+    header or query value that carries it (those that differ from the redacted
+    attachment)."""
     resolution = resolve_credential(
         auth, provider=provider, api_key=api_key, environ=environ, host_supplied=host_supplied
     )
@@ -206,10 +207,10 @@ def resolve_auth(
     if resolution.secret is None:
         return headers, params, ()
     shown_headers, shown_params = resolution.redacted()
-    secrets = {resolution.secret}
-    secrets.update(v for k, v in headers.items() if shown_headers.get(k) != v)
+    secrets = {v for k, v in headers.items() if shown_headers.get(k) != v}
     secrets.update(v for k, v in params.items() if shown_params.get(k) != v)
-    return headers, params, tuple(sorted(secrets))
+    secrets.discard(resolution.secret)
+    return headers, params, (resolution.secret, *sorted(secrets))
 
 
 def translate_transport_error(exc: Exception, **context: Any) -> AiLibError:

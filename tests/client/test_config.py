@@ -106,6 +106,11 @@ BAD = [
     ),
     ("capture_content", 1, "capture_content must be True, False or None, got 1"),
     ("cache", 42, "cache must be a CacheManager (from ailib_anyio.cache), got 42"),
+    (
+        "shared_state",
+        "redis://x",
+        "shared_state must be a SharedState (ailib_anyio.shared.RedisState), got 'redis://x'",
+    ),
 ]
 
 #: ClientBuilder's method for a setting
@@ -118,6 +123,7 @@ METHOD = {
     "cache": "with_cache",
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
+    "shared_state": "with_shared_state",
 }
 
 

@@ -82,3 +82,21 @@ def test_cache_benchmark_quick_run_prints_its_rows() -> None:
         lines = [line for line in proc.stdout.splitlines() if line.strip().startswith(row)]
         assert len(lines) == 2, proc.stdout  # per request, per stream
         assert all(RATIO.search(line + " ") for line in lines), proc.stdout
+
+
+def test_shared_state_benchmark_quick_run_prints_its_rows() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_shared.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = ["raw httpx", "ailib, none", "local limiter", "local both"]
+    if "no Redis" not in proc.stdout:
+        rows += ["redis limiter", "redis both"]
+    for row in rows:
+        lines = [line for line in proc.stdout.splitlines() if line.strip().startswith(row)]
+        assert len(lines) == 2, proc.stdout  # CPU, wall time
+        assert all(RATIO.search(line + " ") for line in lines), proc.stdout

@@ -28,6 +28,7 @@ def test_all_matches_public_names() -> None:
         "cache",
         "routing",
         "batch",
+        "shared",
     }
     public = {name for name in dir(ailib_anyio) if not name.startswith("_")} - subpackages
     assert sorted(ailib_anyio.__all__) == ailib_anyio.__all__

@@ -1,0 +1,1 @@
+"""Rate limits and circuit state shared by processes through Redis (extra ``redis``)."""
