@@ -21,8 +21,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, including the flake8-async (ASYNC) rules."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "ailib_anyio", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "ailib_anyio", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "ailib_anyio", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "ailib_anyio", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session(python="3.11")
