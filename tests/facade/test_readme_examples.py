@@ -4,7 +4,8 @@ asyncio and trio.
 A ```python block of README.md or of a page under docs/ that contains ``MockProvider(``
 is self-contained: it is run inside a coroutine (its top-level ``await`` and
 ``async with`` as written), with its output captured. A block that starts its own event
-loop (``anyio.run(``) is run as a module, in a worker thread. Blocks without the mock need
+loop (``anyio.run(``), or a hypothesis property (``@given(``, no event loop), is run as a
+module, in a worker thread. Blocks without the mock need
 a real provider key and are not run here (the README's tools snippet has its own test,
 ``test_readme_tools.py``); the pages written for the documentation site have none."""
 
@@ -43,9 +44,13 @@ def python_blocks(path: Path) -> list[tuple[str, str]]:
     return found
 
 
+def is_runnable(code: str) -> bool:
+    return "MockProvider(" in code or "@given(" in code
+
+
 def blocks(path: Path = README) -> list[tuple[str, str]]:
     """``(heading, code)`` of every runnable Python block of a Markdown file."""
-    return [(heading, code) for heading, code in python_blocks(path) if "MockProvider(" in code]
+    return [(heading, code) for heading, code in python_blocks(path) if is_runnable(code)]
 
 
 def runnable() -> list[tuple[Path, str, str]]:
@@ -70,7 +75,7 @@ def test_every_example_of_the_site_runs() -> None:
     pages = [path for path in DOCS if path.name not in FRAGMENT_PAGES]
     for path in pages:
         for heading, code in python_blocks(path):
-            assert "MockProvider(" in code, f"{path}: {heading}: a block that is not run"
+            assert is_runnable(code), f"{path}: {heading}: a block that is not run"
     with_examples = {path.name for path in pages if blocks(path)}
     assert {
         "index.md",
@@ -97,7 +102,7 @@ async def test_example_runs(path: Path, heading: str, code: str, monkeypatch: An
     namespace: dict[str, Any] = {"__name__": "docs_example"}
     try:
         with contextlib.redirect_stdout(out):
-            if "anyio.run(" in code:  # a whole program with its own event loop
+            if "anyio.run(" in code or "@given(" in code:  # a program: its own loop, or none
                 program = compile(code, f"{path}: {heading}", "exec")
                 await anyio.to_thread.run_sync(exec, program, namespace)
             else:
