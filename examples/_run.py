@@ -3,9 +3,10 @@
 ``python examples/NAME.py`` runs on asyncio against the built-in mock provider (a real
 HTTP server on 127.0.0.1, no key, no network). ``--backend trio`` runs it under trio.
 
-To talk to a real provider instead, set ``AILIB_EXAMPLES_LIVE=1`` (the key comes from the
-provider's usual variable, e.g. ``OPENAI_API_KEY``), or give ``--base-url URL`` (any
-server speaking the provider's format, e.g. ``ailib mock-server`` or a local vLLM).
+To talk to a real provider instead, set ``AILIB_EXAMPLES_LIVE=1``, or give
+``--base-url URL`` (any server speaking the provider's format, e.g. ``ailib mock-server``
+or a local vLLM). The key then comes from the provider's usual variable, e.g.
+``OPENAI_API_KEY`` (any value for a local server that checks none).
 """
 
 from __future__ import annotations

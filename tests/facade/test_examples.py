@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
+
+from ailib_anyio.testing import MockProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -47,12 +50,17 @@ def test_every_example_is_checked() -> None:
     assert scripts() == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize("name", scripts())
-def test_example_runs(name: str, backend: str) -> None:
+def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AILIB_EXAMPLES_LIVE"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("name", scripts())
+def test_example_runs(name: str, backend: str) -> None:
+    env = environment()
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), "--backend", backend],
         capture_output=True,
@@ -64,3 +72,17 @@ def test_example_runs(name: str, backend: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert EXPECTED.get(name, "\0") in done.stdout, done.stdout
+
+
+@pytest.mark.anyio
+async def test_base_url_sends_to_that_server() -> None:
+    """``--base-url``: the script's requests go to the server named, not to its own mock."""
+    env = environment() | {"OPENAI_API_KEY": "sk-from-env"}
+    script = str(EXAMPLES / "basic_usage.py")
+    async with MockProvider() as mock:
+        done = await anyio.run_process(
+            [sys.executable, script, "--base-url", mock.openai_base_url], env=env, check=False
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    assert len(mock.requests) == 1
+    assert mock.requests[0].headers["authorization"] == "Bearer sk-from-env"
