@@ -1,4 +1,4 @@
-"""Task runner: ``nox -s tests lint typing bench fuzz``."""
+"""Task runner: ``nox -s tests lint typing bench fuzz docs``."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, including the flake8-async (ASYNC) rules."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "ailib_anyio", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "ailib_anyio", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "ailib_anyio", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "ailib_anyio", "tests", "benchmarks", "examples", "noxfile.py"
+    )
 
 
 @nox.session(python="3.11")
@@ -30,6 +32,13 @@ def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install(".[test]", "mypy>=1.10")
     session.run("mypy", "--strict", "ailib_anyio")
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml, docs/), warnings as errors, into site/."""
+    session.install(".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python="3.11")
