@@ -217,7 +217,10 @@ def test_models_table_reads_the_manifests() -> None:
         cells = [cell.strip() for cell in row.strip("│ ").split("│")]
         assert cells[0] == model.full_id
         assert cells[1] == f"{model.context_window:,}"
-        assert cells[2] == f"{model.max_output_tokens:,}"
+        # an embedding model declares no output limit
+        assert cells[2] == (
+            "—" if model.max_output_tokens is None else f"{model.max_output_tokens:,}"
+        )
         assert model.pricing is not None
         assert dollars(cells[3]) == model.pricing.input_per_1m
         assert dollars(cells[5]) == model.pricing.output_per_1m

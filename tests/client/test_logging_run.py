@@ -163,7 +163,7 @@ async def test_rate_limiter_waits_are_logged(
         "openai/gpt-4o",
         api_key=KEY,
         base_url=mock.openai_base_url,
-        rate_limit=RateLimiterConfig(requests_per_minute=600, burst=1),
+        rate_limit=RateLimiterConfig(requests_per_minute=30, burst=1),  # 2 s a request
     ) as client:
         await client.chat().user("hi").execute()
         await client.chat().user("hi").execute()
