@@ -18,14 +18,13 @@ describes), at the batch price, resumable from a SQLite ledger::
 jobs that must use the live API.
 """
 
-import attrs as _attrs
-
 from . import BatchCollector as BatchCollector
 from . import BatchExecutor as BatchExecutor
 from . import BatchResult as BatchResult
 from ._core._errors import BatchCancelledError as BatchCancelledError
 from ._core._errors import BatchExpiredError as BatchExpiredError
 from ._core._errors import BatchFailedError as BatchFailedError
+from ._core._publish import publish
 from ._protocol._batch import derive_custom_ids as derive_custom_ids
 from ._services._batchjob import BatchCounts as BatchCounts
 from ._services._batchjob import BatchInfo as BatchInfo
@@ -44,12 +43,4 @@ __all__ = [
     "derive_custom_ids",
 ]
 
-for _name in __all__:
-    # tracebacks and reprs say ailib_anyio.batch.BatchJob; what the package itself exports
-    # (BatchExecutor...) keeps its ailib_anyio.<name>
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("ailib_anyio._"):
-        if _attrs.has(_obj):
-            _attrs.resolve_types(_obj)
-        _obj.__module__ = __name__
-del _name, _obj
+publish(__name__, globals(), __all__)

@@ -28,6 +28,7 @@ never include an API key or a header.
 """
 
 from ._core._errors import CacheError as CacheError
+from ._core._publish import publish
 from ._services._cache._backends import CacheBackend as CacheBackend
 from ._services._cache._backends import MemoryCache as MemoryCache
 from ._services._cache._backends import NullCache as NullCache
@@ -49,18 +50,4 @@ __all__ = [
     "RedisCache",
 ]
 
-
-def _publish() -> None:
-    """Tracebacks and reprs say ailib_anyio.cache.CacheManager (attrs classes get their
-    string annotations resolved first, in their own module)."""
-    import attrs
-
-    for name in __all__:
-        obj = globals()[name]
-        if obj.__module__.startswith("ailib_anyio._"):
-            if attrs.has(obj):
-                attrs.resolve_types(obj)
-            obj.__module__ = __name__
-
-
-_publish()
+publish(__name__, globals(), __all__)

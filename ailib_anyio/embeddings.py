@@ -13,11 +13,10 @@ similarity functions use numpy when it is installed (extra ``embeddings``), plai
 otherwise, with the same results.
 """
 
-import attrs as _attrs
-
 from . import EmbeddingClient as EmbeddingClient
 from . import EmbeddingResponse as EmbeddingResponse
 from . import __all__ as _package_names
+from ._core._publish import publish
 from ._services._embeddings import Embedding as Embedding
 from ._services._embeddings import open_embedding_client as open_embedding_client
 from ._services._similarity import SimilarityMatch as SimilarityMatch
@@ -34,12 +33,4 @@ __all__ = [
     "open_embedding_client",
 ]
 
-for _name in __all__:
-    # tracebacks and reprs say ailib_anyio.embeddings.Embedding; what the package itself
-    # exports (EmbeddingClient, EmbeddingResponse) it names ailib_anyio.<name>
-    _obj = globals()[_name]
-    if _name not in _package_names:
-        if _attrs.has(_obj):
-            _attrs.resolve_types(_obj)  # in its own module, before the module name changes
-        _obj.__module__ = __name__
-del _name, _obj
+publish(__name__, globals(), __all__, keep=_package_names)

@@ -12,8 +12,7 @@ the process-wide ``report_feedback``. See :mod:`ailib_anyio._services._feedback`
     set_feedback_sink(previous)
 """
 
-import attrs as _attrs
-
+from ._core._publish import publish
 from ._services._feedback import ChoiceSelectionFeedback as ChoiceSelectionFeedback
 from ._services._feedback import CompositeFeedbackSink as CompositeFeedbackSink
 from ._services._feedback import Feedback as Feedback
@@ -54,14 +53,4 @@ __all__ = [
     "set_feedback_sink",
 ]
 
-# Annotations are resolved in the private module, every class before any is renamed (a
-# subclass's hints are read in its bases' modules); then tracebacks and reprs say
-# ailib_anyio.feedback.RatingFeedback.
-for _name in __all__:
-    _obj = globals()[_name]
-    if _attrs.has(_obj):
-        _attrs.resolve_types(_obj)
-for _name in __all__:
-    _obj = globals()[_name]
-    _obj.__module__ = __name__
-del _name, _obj
+publish(__name__, globals(), __all__)

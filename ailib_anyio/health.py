@@ -9,8 +9,7 @@ circuit state. See :mod:`ailib_anyio._services._health`::
         report = checker.status()      # HealthReport: .status, .targets[i].status ...
 """
 
-import attrs as _attrs
-
+from ._core._publish import publish
 from ._services._health import HealthChecker as HealthChecker
 from ._services._health import HealthReport as HealthReport
 from ._services._health import HealthStatus as HealthStatus
@@ -27,15 +26,4 @@ __all__ = [
     "chat_probe",
 ]
 
-# Annotations are resolved in the private module, every class before any is renamed (a
-# subclass's hints are read in its bases' modules); then tracebacks and reprs say
-# ailib_anyio.health.HealthChecker.
-for _name in __all__:
-    _obj = globals()[_name]
-    if _attrs.has(_obj):
-        _attrs.resolve_types(_obj)
-for _name in __all__:
-    _obj = globals()[_name]
-    if _name != "Probe":  # a type alias keeps typing's module
-        _obj.__module__ = __name__
-del _name, _obj
+publish(__name__, globals(), __all__)

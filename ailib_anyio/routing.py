@@ -22,8 +22,6 @@ says are down, are skipped::
         client.router.snapshot()          # each endpoint: picks, in flight, latency...
 """
 
-import attrs as _attrs
-
 from ._client._array import EndpointStats as EndpointStats
 from ._client._array import LatencyTracker as LatencyTracker
 from ._client._array import LoadBalancingStrategy as LoadBalancingStrategy
@@ -32,6 +30,7 @@ from ._client._array import ModelEndpoint as ModelEndpoint
 from ._client._array import TargetLatency as TargetLatency
 from ._core._balance import LatencyStats as LatencyStats
 from ._core._errors import ModelSelectionError as ModelSelectionError
+from ._core._publish import publish
 from ._services._routing import CAPABILITY_ALIASES as CAPABILITY_ALIASES
 from ._services._routing import USE_CASES as USE_CASES
 from ._services._routing import CapabilityFilter as CapabilityFilter
@@ -68,14 +67,4 @@ __all__ = [
     "create_openai_models",
 ]
 
-for _name in __all__:
-    # tracebacks and reprs say ailib_anyio.routing.ModelArray
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj):
-        if _attrs.has(_obj):
-            try:  # in its own module, before the module name changes
-                _attrs.resolve_types(_obj)
-            except NameError:  # a name only imported for type checkers (Client)
-                pass
-        _obj.__module__ = __name__
-del _name, _obj
+publish(__name__, globals(), __all__)

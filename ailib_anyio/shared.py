@@ -31,6 +31,7 @@ Needs coredis (``pip install 'ailib-anyio[redis]'``), which runs under asyncio a
 """
 
 from ._core._errors import SharedStateError as SharedStateError
+from ._core._publish import publish
 from ._resilience._shared import SharedCircuit as SharedCircuit
 from ._resilience._shared import SharedRateLimiter as SharedRateLimiter
 from ._resilience._shared import SharedScope as SharedScope
@@ -50,18 +51,4 @@ __all__ = [
     "SharedStateError",
 ]
 
-
-def _publish() -> None:
-    """Tracebacks and reprs say ailib_anyio.shared.RedisState (attrs classes get their
-    string annotations resolved first, in their own module)."""
-    import attrs
-
-    for name in __all__:
-        obj = globals()[name]
-        if obj.__module__.startswith("ailib_anyio._"):
-            if attrs.has(obj):
-                attrs.resolve_types(obj)
-            obj.__module__ = __name__
-
-
-_publish()
+publish(__name__, globals(), __all__)
