@@ -501,10 +501,11 @@ class Client:
         send: Callable[[bytes], Awaitable[_R]],
         counter: list[int],
         discard: Callable[[Any], Awaitable[None]] | None,
+        hooks: tuple[tuple[str, Any], ...],
     ) -> Callable[[], Awaitable[_R]]:
-        """One attempt of ``target``: ``send(content)``, inside the attempt middleware when
-        any is installed (a request it replaces is encoded again, and checked)."""
-        hooks = self.middleware.attempt_hooks
+        """One attempt of ``target``: ``send(content)``, inside the attempt middleware
+        ``hooks`` when there are any (a request it replaces is encoded again, and
+        checked)."""
         if not hooks:
             return lambda: send(content)
         index = self.targets.index(target)
@@ -536,21 +537,26 @@ class Client:
 
         A request that asked for JSON (``response_format``) gets its reply parsed into
         ``parsed``, or raises ``StructuredOutputError``."""
-        hooks = self.middleware.call_hooks
+        hooks, attempt_hooks = self.middleware.active()
         if hooks:
             response = await self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._execute_call(call.request, http_timeout),
+                lambda call: self._execute_call(call.request, http_timeout, attempt_hooks),
                 None,
             )
         else:
-            response = await self._execute_call(request, http_timeout)
+            response = await self._execute_call(request, http_timeout, attempt_hooks)
         if request.response_format is not None:
             return structured_reply(request, response)
         return response
 
-    async def _execute_call(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
+    async def _execute_call(
+        self,
+        request: ChatRequest,
+        http_timeout: float | None,
+        attempt_hooks: tuple[tuple[str, Any], ...],
+    ) -> ChatResponse:
         self._check_open()
         errors: list[AiLibError] = []
         counter = [0]
@@ -565,7 +571,7 @@ class Client:
                 return target.execute_once(body, http_timeout)
 
             return target.guard.call(
-                self._attempt(target, req, content, send, counter, None),
+                self._attempt(target, req, content, send, counter, None, attempt_hooks),
                 errors,
                 tokens=_token_estimate(content, req),
                 rate_limits=_response_rate_limits,
@@ -579,18 +585,21 @@ class Client:
         """Open a stream down the fallback chain, up to its first event (inside the call
         middleware when any is installed); ``ChatStream`` does this when entered and then
         iterates the attempt that won. ``http_timeout``: this request's HTTP timeout."""
-        hooks = self.middleware.call_hooks
+        hooks, attempt_hooks = self.middleware.active()
         if hooks:
             return self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._open_stream_call(call.request, http_timeout),
+                lambda call: self._open_stream_call(call.request, http_timeout, attempt_hooks),
                 _close_stream,
             )
-        return self._open_stream_call(request, http_timeout)
+        return self._open_stream_call(request, http_timeout, attempt_hooks)
 
     def _open_stream_call(
-        self, request: ChatRequest, http_timeout: float | None
+        self,
+        request: ChatRequest,
+        http_timeout: float | None,
+        attempt_hooks: tuple[tuple[str, Any], ...],
     ) -> Awaitable[TargetStream]:
         """The closures here return awaitables instead of awaiting them, so the only
         coroutine frames a stream holds while it connects are ``_resilient``, its target's
@@ -632,7 +641,7 @@ class Client:
                 return live.open()
 
             return target.guard.call(
-                self._attempt(target, req, content, send, counter, _close_stream),
+                self._attempt(target, req, content, send, counter, _close_stream, attempt_hooks),
                 errors,
                 tokens=_token_estimate(content, req),
                 rate_limits=_stream_rate_limits,

@@ -123,6 +123,12 @@ class Middleware:
     def on_event(self, call: Call, event: StreamingEvent) -> None:
         """Each stream event, as the user receives it (``call`` is the call's view)."""
 
+    def dormant(self) -> bool:
+        """Whether this middleware would pass a call straight through right now (e.g.
+        telemetry with nothing to report to). Asked once per call when overridden; a
+        dormant middleware's hooks are left out of that call and its attempts."""
+        return False
+
 
 class ResponseCache(abc.ABC):
     """What ``open_client(..., cache=...)`` takes (``ailib_anyio.cache.CacheManager`` is
@@ -172,16 +178,19 @@ def _name(middleware: object) -> str:
 class MiddlewareChain:
     """The client's middleware, split by level once, when the client is configured."""
 
-    __slots__ = ("attempt_hooks", "call_hooks", "event_hooks")
+    __slots__ = ("_awake", "_dormancy", "attempt_hooks", "call_hooks", "event_hooks")
 
     def __init__(self, middleware: Sequence[object]) -> None:
         calls: list[tuple[str, _Hook]] = []
         attempts: list[tuple[str, _Hook]] = []
         events: list[tuple[str, Callable[[Call, StreamingEvent], None]]] = []
+        dormancy: list[Callable[[], bool]] = []
         for item in middleware:
             name = _name(item)
             if isinstance(item, Middleware):
                 cls = type(item)
+                if cls.dormant is not Middleware.dormant:
+                    dormancy.append(item.dormant)
                 if cls.on_call is not Middleware.on_call:
                     calls.append((name, item.on_call))
                 if cls.on_attempt is not Middleware.on_attempt:
@@ -198,6 +207,37 @@ class MiddlewareChain:
         self.call_hooks = tuple(calls)
         self.attempt_hooks = tuple(attempts)
         self.event_hooks = tuple(events)
+        #: the ``dormant`` checks of the middleware that has one
+        self._dormancy = tuple(dormancy)
+        #: the hooks of the middleware that has no ``dormant`` check: what a call runs
+        #: while every one of those with a check is dormant
+        owners = {id(check.__self__) for check in dormancy}  # type: ignore[attr-defined]
+        self._awake = (
+            tuple(h for h in self.call_hooks if id(getattr(h[1], "__self__", None)) not in owners),
+            tuple(
+                h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in owners
+            ),
+        )
+
+    def active(
+        self,
+    ) -> tuple[tuple[tuple[str, _Hook], ...], tuple[tuple[str, _Hook], ...]]:
+        """The call and attempt hooks one call runs: a dormant middleware's left out."""
+        dormancy = self._dormancy
+        if not dormancy:
+            return self.call_hooks, self.attempt_hooks
+        asleep = [check.__self__ for check in dormancy if check()]  # type: ignore[attr-defined]
+        if not asleep:
+            return self.call_hooks, self.attempt_hooks
+        if len(asleep) == len(dormancy):
+            return self._awake
+        ids = {id(owner) for owner in asleep}
+        return (
+            tuple(h for h in self.call_hooks if id(getattr(h[1], "__self__", None)) not in ids),
+            tuple(
+                h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in ids
+            ),
+        )
 
     def __bool__(self) -> bool:
         return bool(self.call_hooks or self.attempt_hooks or self.event_hooks)

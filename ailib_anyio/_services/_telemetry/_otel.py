@@ -187,6 +187,11 @@ class OpenTelemetryMiddleware(Middleware):
             capture_content=sc.capture_requested() if capture is None else capture,
         )
 
+    def dormant(self) -> bool:
+        """Whether there is nothing to report to (global providers, neither set yet): the
+        client then leaves this middleware out of the call."""
+        return self._global and _no_sdk()
+
     # ------------------------------------------------------------ attributes
 
     def _base(self, call: Call) -> _Attributes:
