@@ -125,6 +125,36 @@ def _no_sdk() -> bool:
     )
 
 
+class _Base:
+    """What the spans and metrics of one target and model share, made once: the
+    attributes (operation, provider, model, server), those of a streamed call, the span
+    names, and the metric attributes per response model (with the token types)."""
+
+    __slots__ = ("_measured", "attempt_name", "attributes", "call_name", "streamed")
+
+    def __init__(self, call: Call, attributes: _Attributes) -> None:
+        self.attributes = attributes
+        self.streamed = {**attributes, sc.REQUEST_STREAM: True}
+        self.call_name = f"{sc.OPERATION_CHAT} {call.model}"
+        self.attempt_name = f"attempt {call.provider}/{call.model}"
+        self._measured: dict[str | None, tuple[_Attributes, _Attributes, _Attributes]] = {}
+
+    def measured(self, model: str | None) -> tuple[_Attributes, _Attributes, _Attributes]:
+        """The metric attributes of a response of ``model``: the duration's, then the
+        input and output tokens'. Never changed by their users."""
+        found = self._measured.get(model)
+        if found is None:
+            if len(self._measured) >= 64:  # a server naming a new model each time
+                self._measured.clear()
+            measured = {**self.attributes, sc.RESPONSE_MODEL: model} if model else self.attributes
+            found = self._measured[model] = (
+                measured,
+                {**measured, sc.TOKEN_TYPE: sc.TOKEN_INPUT},
+                {**measured, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT},
+            )
+        return found
+
+
 def _server(base_url: str) -> _Attributes:
     """``server.address`` and ``server.port`` of a base URL."""
     parts = urlsplit(base_url)
@@ -174,7 +204,7 @@ class OpenTelemetryMiddleware(Middleware):
         self._capture = capture_content
         #: ``server.*`` attributes of each target of the chain, by its place
         self._servers = tuple(_server(url) for url in base_urls)
-        self._bases: dict[tuple[int, str, str], _Attributes] = {}
+        self._bases: dict[tuple[int, str, str], _Base] = {}
 
     @classmethod
     def for_client(cls, client: Client) -> OpenTelemetryMiddleware:
@@ -194,35 +224,35 @@ class OpenTelemetryMiddleware(Middleware):
 
     # ------------------------------------------------------------ attributes
 
-    def _base(self, call: Call) -> _Attributes:
-        """What the spans and metrics of ``call`` share: operation, provider, model,
-        server. Made once per target and model, then shared: never changed after."""
+    def _base(self, call: Call) -> _Base:
+        """What the spans and metrics of ``call`` share (see ``_Base``). Made once per
+        target and model, then shared: never changed after."""
         key = (call.target, call.provider, call.model)
         found = self._bases.get(key)
         if found is None:
             if len(self._bases) >= 64:  # models replaced per request: keep it bounded
                 self._bases.clear()
-            found = self._bases[key] = {
+            attributes = {
                 sc.OPERATION_NAME: sc.OPERATION_CHAT,
                 self._provider_key: call.provider,
                 sc.REQUEST_MODEL: call.model,
             }
             if call.target < len(self._servers):
-                found.update(self._servers[call.target])
+                attributes.update(self._servers[call.target])
+            found = self._bases[key] = _Base(call, attributes)
         return found
 
     @staticmethod
-    def _request_attributes(call: Call, base: _Attributes) -> _Attributes:
+    def _request_attributes(call: Call, base: _Base) -> _Attributes:
         request = call.request
         if (
             request.temperature is None
             and request.max_tokens is None
             and request.top_p is None
             and not request.stop
-            and not request.stream
         ):
-            return base
-        found = dict(base)
+            return base.streamed if request.stream else base.attributes
+        found = dict(base.attributes)
         if request.temperature is not None:
             found[sc.REQUEST_TEMPERATURE] = request.temperature
         if request.max_tokens is not None:
@@ -268,7 +298,7 @@ class OpenTelemetryMiddleware(Middleware):
             return await next(call)
         base = self._base(call)
         span = self._tracer.start_span(
-            f"{sc.OPERATION_CHAT} {call.model}",
+            base.call_name,
             kind=SpanKind.CLIENT,
             attributes=self._request_attributes(call, base),
         )
@@ -289,7 +319,7 @@ class OpenTelemetryMiddleware(Middleware):
         # A stream is open up to its first event: the time to first chunk, recorded once.
         first = perf_counter() - start
         span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, first)
-        self._metrics.time_to_first_chunk.record(first, base)
+        self._metrics.time_to_first_chunk.record(first, base.attributes)
         on_close = getattr(result, "on_close", None)
         if on_close is None:  # not a stream of this library's: nothing to wait for
             self._end_call(span, base, start, None, None)
@@ -304,7 +334,7 @@ class OpenTelemetryMiddleware(Middleware):
     def _end_call(
         self,
         span: Span,
-        base: _Attributes,
+        base: _Base,
         start: float,
         response: ChatResponse | None,
         error: BaseException | None,
@@ -320,21 +350,21 @@ class OpenTelemetryMiddleware(Middleware):
     def _record_call(
         self,
         span: Span,
-        base: _Attributes,
+        base: _Base,
         duration: float,
         response: ChatResponse | None,
         error: BaseException | None,
     ) -> None:
         recording = span.is_recording()
-        measured = base
+        measured = base.attributes
         if response is not None:
-            if response.model:
-                measured = {**base, sc.RESPONSE_MODEL: response.model}
+            found = base.measured(response.model)
+            measured = found[0]
             usage = response.usage
             if usage is not None:
                 tokens = self._metrics.tokens
-                tokens.record(usage.input_tokens, {**measured, sc.TOKEN_TYPE: sc.TOKEN_INPUT})
-                tokens.record(usage.output_tokens, {**measured, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT})
+                tokens.record(usage.input_tokens, found[1])
+                tokens.record(usage.output_tokens, found[2])
             if recording:
                 span.set_attributes(self._response_attributes(response))
                 if self._capture:
@@ -354,7 +384,7 @@ class OpenTelemetryMiddleware(Middleware):
         # The GenAI attributes are the call span's; an attempt says which one it was,
         # against which target (its name: the provider and model), and how it ended.
         span = self._tracer.start_span(
-            f"attempt {call.provider}/{call.model}",
+            self._base(call).attempt_name,
             kind=SpanKind.INTERNAL,
             attributes={sc.ATTEMPT_NUMBER: call.attempt, sc.ATTEMPT_TARGET: call.target},
         )
