@@ -272,51 +272,49 @@ def _link(
     last: Callable[[Call], Awaitable[Any]],
     discard: Callable[[Any], Awaitable[None]] | None,
 ) -> Callable[[Call], Awaitable[Any]]:
-    if index == len(hooks):
-        return last
-    name, hook = hooks[index]
-    inner = _link(hooks, index + 1, last, discard)
+    inner = last
+    for name, hook in reversed(hooks[index:]):
+        inner = _Step(name, hook, inner, discard)
+    return inner
 
-    async def step(call: Call) -> Any:
-        seen: list[object] = []  # what `next` returned or raised, in order
-        called = False
 
-        async def next_(forwarded: Call) -> Any:
-            nonlocal called
-            if not isinstance(forwarded, Call):
-                raise MiddlewareError(
-                    f"middleware {name} called next() with {forwarded!r}, not a Call",
-                    middleware=name,
-                )
-            if called and call.stream:
-                raise MiddlewareError(
-                    f"middleware {name} called next() twice for a stream", middleware=name
-                )
-            called = True
-            try:
-                result = await inner(forwarded)
-            except BaseException as exc:
-                seen.append(exc)
-                raise
-            seen.append(result)
-            return result
+class _Step:
+    """One hook around the rest of the chain (``inner``); slotted objects, not closures,
+    as they are made for every call."""
 
+    __slots__ = ("discard", "hook", "inner", "name")
+
+    def __init__(
+        self,
+        name: str,
+        hook: _Hook,
+        inner: Callable[[Call], Awaitable[Any]],
+        discard: Callable[[Any], Awaitable[None]] | None,
+    ) -> None:
+        self.name, self.hook, self.inner, self.discard = name, hook, inner, discard
+
+    async def __call__(self, call: Call) -> Any:
+        name, discard = self.name, self.discard
+        next_ = _Next(self, call)
         try:
-            result = await hook(call, next_)
+            result = await self.hook(call, next_)
         except BaseException as exc:
-            await _drop(seen, None, discard)
-            if any(exc is item for item in seen) or not isinstance(exc, Exception):
+            if discard is not None:
+                await _drop(next_.seen, None, discard)
+            if any(exc is item for item in next_.seen) or not isinstance(exc, Exception):
                 raise  # next's own error, or cancellation: untouched
             if isinstance(exc, MiddlewareError):
                 raise
             raise MiddlewareError(
                 f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
             ) from exc
+        seen = next_.seen
         if call.stream:
             # a ReplayStream answers a stream call (a cache hit); anything else must be the
             # stream next opened
             if not isinstance(result, ReplayStream) and not any(result is item for item in seen):
-                await _drop(seen, None, discard)
+                if discard is not None:
+                    await _drop(seen, None, discard)
                 raise MiddlewareError(
                     f"middleware {name} returned {type(result).__name__} for a stream;"
                     " a stream can be observed or refused, not replaced (a ReplayStream of"
@@ -328,10 +326,42 @@ def _link(
                 f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
                 middleware=name,
             )
-        await _drop(seen, result, discard)
+        if discard is not None:
+            await _drop(seen, result, discard)
         return result
 
-    return step
+
+class _Next:
+    """The ``next`` a hook is given: the rest of the chain, once for a stream."""
+
+    __slots__ = ("call", "called", "seen", "step")
+
+    def __init__(self, step: _Step, call: Call) -> None:
+        self.step = step
+        self.call = call
+        self.called = False
+        #: what `next` returned or raised, in order
+        self.seen: list[object] = []
+
+    async def __call__(self, forwarded: Call) -> Any:
+        name = self.step.name
+        if not isinstance(forwarded, Call):
+            raise MiddlewareError(
+                f"middleware {name} called next() with {forwarded!r}, not a Call",
+                middleware=name,
+            )
+        if self.called and self.call.stream:
+            raise MiddlewareError(
+                f"middleware {name} called next() twice for a stream", middleware=name
+            )
+        self.called = True
+        try:
+            result = await self.step.inner(forwarded)
+        except BaseException as exc:
+            self.seen.append(exc)
+            raise
+        self.seen.append(result)
+        return result
 
 
 async def _drop(
