@@ -234,9 +234,7 @@ class MiddlewareChain:
         ids = {id(owner) for owner in asleep}
         return (
             tuple(h for h in self.call_hooks if id(getattr(h[1], "__self__", None)) not in ids),
-            tuple(
-                h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in ids
-            ),
+            tuple(h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in ids),
         )
 
     def __bool__(self) -> bool:
