@@ -52,9 +52,10 @@ Plain ``async def mw(call, next)`` functions are call-level middleware.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -123,6 +124,12 @@ class Middleware:
     def on_event(self, call: Call, event: StreamingEvent) -> None:
         """Each stream event, as the user receives it (``call`` is the call's view)."""
 
+    #: Set by the library's own middleware that always returns (or raises) what ``next``
+    #: returned (or raised), calls it once, and raises nothing of its own: the chain then
+    #: gives its hooks the rest of the chain as ``next`` directly, without the checks
+    #: (one coroutine frame per hook instead of three).
+    unchecked: ClassVar[bool] = False
+
     def dormant(self) -> bool:
         """Whether this middleware would pass a call straight through right now (e.g.
         telemetry with nothing to report to). Asked once per call when overridden; a
@@ -178,13 +185,21 @@ def _name(middleware: object) -> str:
 class MiddlewareChain:
     """The client's middleware, split by level once, when the client is configured."""
 
-    __slots__ = ("_awake", "_dormancy", "attempt_hooks", "call_hooks", "event_hooks")
+    __slots__ = (
+        "_awake",
+        "_dormancy",
+        "_unchecked",
+        "attempt_hooks",
+        "call_hooks",
+        "event_hooks",
+    )
 
     def __init__(self, middleware: Sequence[object]) -> None:
         calls: list[tuple[str, _Hook]] = []
         attempts: list[tuple[str, _Hook]] = []
         events: list[tuple[str, Callable[[Call, StreamingEvent], None]]] = []
         dormancy: list[Callable[[], bool]] = []
+        unchecked: set[int] = set()
         for item in middleware:
             name = _name(item)
             if isinstance(item, Middleware):
@@ -207,6 +222,11 @@ class MiddlewareChain:
         self.call_hooks = tuple(calls)
         self.attempt_hooks = tuple(attempts)
         self.event_hooks = tuple(events)
+        for _, hook in (*self.call_hooks, *self.attempt_hooks):
+            if getattr(getattr(hook, "__self__", None), "unchecked", False) is True:
+                unchecked.add(id(hook))  # the bound method, kept alive by the tuples
+        #: the hooks of ``unchecked`` middleware (by id), run without the checks
+        self._unchecked = frozenset(unchecked)
         #: the ``dormant`` checks of the middleware that has one
         self._dormancy = tuple(dormancy)
         #: the hooks of the middleware that has no ``dormant`` check: what a call runs
@@ -240,17 +260,17 @@ class MiddlewareChain:
     def __bool__(self) -> bool:
         return bool(self.call_hooks or self.attempt_hooks or self.event_hooks)
 
-    async def run(
+    def run(
         self,
         hooks: tuple[tuple[str, _Hook], ...],
         call: Call,
         last: Callable[[Call], Awaitable[R]],
         discard: Callable[[Any], Awaitable[None]] | None,
-    ) -> R:
+    ) -> Awaitable[R]:
         """``last(call)`` inside ``hooks`` (outermost first). ``discard`` closes a stream
         result that a middleware drops; a response of ``execute()`` must stay a
         ``ChatResponse``."""
-        return await _link(hooks, 0, last, discard)(call)  # type: ignore[no-any-return]
+        return _link(hooks, last, discard, self._unchecked)(call)
 
     def observe(self, call: Call, event: StreamingEvent) -> None:
         """Hand one stream event to every ``on_event`` hook."""
@@ -266,13 +286,18 @@ class MiddlewareChain:
 
 def _link(
     hooks: tuple[tuple[str, _Hook], ...],
-    index: int,
     last: Callable[[Call], Awaitable[Any]],
     discard: Callable[[Any], Awaitable[None]] | None,
+    unchecked: frozenset[int],
 ) -> Callable[[Call], Awaitable[Any]]:
+    """``last`` inside ``hooks``, outermost first: each hook in a checking ``_Step``, or,
+    for an ``unchecked`` middleware's, given the rest of the chain as its ``next``."""
     inner = last
-    for name, hook in reversed(hooks[index:]):
-        inner = _Step(name, hook, inner, discard)
+    for name, hook in reversed(hooks):
+        if id(hook) in unchecked:
+            inner = functools.partial(hook, next=inner)
+        else:
+            inner = _Step(name, hook, inner, discard)
     return inner
 
 

@@ -44,6 +44,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..._client._middleware import Call, Middleware, Next
+from ..._core._errors import MiddlewareError
 from ..._core._secrets import mask_text
 from ..._core._types import ChatResponse, ContentBlock, Message, MessageRole
 from ..._version import __version__
@@ -182,6 +183,9 @@ class OpenTelemetryMiddleware(Middleware):
     """Spans and GenAI metrics for every call and attempt of one client (see the module
     docstring). Made by ``for_client``; the client installs it by default."""
 
+    # its hooks return what ``next`` returned, call it once and never fail the call
+    unchecked = True
+
     def __init__(
         self,
         *,
@@ -280,6 +284,13 @@ class OpenTelemetryMiddleware(Middleware):
             found[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
         return found
 
+    def _failed(self, exc: Exception) -> MiddlewareError:
+        """What the chain makes of a middleware's own failure (see ``Middleware.unchecked``)."""
+        name = type(self).__name__
+        return MiddlewareError(
+            f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
+        )
+
     @staticmethod
     def _error(span: Span, exc: BaseException, kind: str) -> None:
         if not span.is_recording():
@@ -296,15 +307,18 @@ class OpenTelemetryMiddleware(Middleware):
     async def on_call(self, call: Call, next: Next) -> Any:
         if self._global and _no_sdk():
             return await next(call)
-        base = self._base(call)
-        span = self._tracer.start_span(
-            base.call_name,
-            kind=SpanKind.CLIENT,
-            attributes=self._request_attributes(call, base),
-        )
-        if self._capture and span.is_recording():
-            self._capture_input(span, call.request.messages)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        try:  # run unchecked by the chain: a failure of its own is reported as it would
+            base = self._base(call)
+            span = self._tracer.start_span(
+                base.call_name,
+                kind=SpanKind.CLIENT,
+                attributes=self._request_attributes(call, base),
+            )
+            if self._capture and span.is_recording():
+                self._capture_input(span, call.request.messages)
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception as exc:
+            raise self._failed(exc) from exc
         start = perf_counter()
         try:
             result = await next(call)
@@ -318,8 +332,11 @@ class OpenTelemetryMiddleware(Middleware):
             return result
         # A stream is open up to its first event: the time to first chunk, recorded once.
         first = perf_counter() - start
-        span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, first)
-        self._metrics.time_to_first_chunk.record(first, base.attributes)
+        try:
+            span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, first)
+            self._metrics.time_to_first_chunk.record(first, base.attributes)
+        except Exception:  # noqa: BLE001 - telemetry never fails the call it watches
+            _log.warning("telemetry: recording a stream's first chunk failed", exc_info=True)
         on_close = getattr(result, "on_close", None)
         if on_close is None:  # not a stream of this library's: nothing to wait for
             self._end_call(span, base, start, None, None)
@@ -383,12 +400,15 @@ class OpenTelemetryMiddleware(Middleware):
             return await next(call)
         # The GenAI attributes are the call span's; an attempt says which one it was,
         # against which target (its name: the provider and model), and how it ended.
-        span = self._tracer.start_span(
-            self._base(call).attempt_name,
-            kind=SpanKind.INTERNAL,
-            attributes={sc.ATTEMPT_NUMBER: call.attempt, sc.ATTEMPT_TARGET: call.target},
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        try:  # run unchecked by the chain: a failure of its own is reported as it would
+            span = self._tracer.start_span(
+                self._base(call).attempt_name,
+                kind=SpanKind.INTERNAL,
+                attributes={sc.ATTEMPT_NUMBER: call.attempt, sc.ATTEMPT_TARGET: call.target},
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception as exc:
+            raise self._failed(exc) from exc
         try:
             result = await next(call)
         except BaseException as exc:
