@@ -14,6 +14,7 @@ an exception or by cancellation — closes the HTTP response at once, in a shiel
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -520,10 +521,11 @@ class Client:
         send: Callable[[bytes], Awaitable[_R]],
         counter: list[int],
         discard: Callable[[Any], Awaitable[None]] | None,
+        hooks: tuple[tuple[str, Any], ...],
     ) -> Callable[[], Awaitable[_R]]:
-        """One attempt of ``target``: ``send(content)``, inside the attempt middleware when
-        any is installed (a request it replaces is encoded again, and checked)."""
-        hooks = self.middleware.attempt_hooks
+        """One attempt of ``target``: ``send(content)``, inside the attempt middleware
+        ``hooks`` when there are any (a request it replaces is encoded again, and
+        checked)."""
         if not hooks:
             return lambda: send(content)
         index = self.targets.index(target)
@@ -555,21 +557,26 @@ class Client:
 
         A request that asked for JSON (``response_format``) gets its reply parsed into
         ``parsed``, or raises ``StructuredOutputError``."""
-        hooks = self.middleware.call_hooks
+        hooks, attempt_hooks = self.middleware.active()
         if hooks:
             response = await self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._execute_call(call.request, http_timeout),
+                lambda call: self._execute_call(call.request, http_timeout, attempt_hooks),
                 None,
             )
         else:
-            response = await self._execute_call(request, http_timeout)
+            response = await self._execute_call(request, http_timeout, attempt_hooks)
         if request.response_format is not None:
             return structured_reply(request, response)
         return response
 
-    async def _execute_call(self, request: ChatRequest, http_timeout: float | None) -> ChatResponse:
+    async def _execute_call(
+        self,
+        request: ChatRequest,
+        http_timeout: float | None,
+        attempt_hooks: tuple[tuple[str, Any], ...],
+    ) -> ChatResponse:
         self._check_open()
         errors: list[AiLibError] = []
         counter = [0]
@@ -584,7 +591,7 @@ class Client:
                 return target.execute_once(body, http_timeout)
 
             return target.guard.call(
-                self._attempt(target, req, content, send, counter, None),
+                self._attempt(target, req, content, send, counter, None, attempt_hooks),
                 errors,
                 tokens=_token_estimate(content, req),
                 rate_limits=_response_rate_limits,
@@ -598,66 +605,133 @@ class Client:
         """Open a stream down the fallback chain, up to its first event (inside the call
         middleware when any is installed); ``ChatStream`` does this when entered and then
         iterates the attempt that won. ``http_timeout``: this request's HTTP timeout."""
-        hooks = self.middleware.call_hooks
+        hooks, attempt_hooks = self.middleware.active()
         if hooks:
             return self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._open_stream_call(call.request, http_timeout),
+                lambda call: self._open_stream_call(call.request, http_timeout, attempt_hooks),
                 _close_stream,
             )
-        return self._open_stream_call(request, http_timeout)
+        return self._open_stream_call(request, http_timeout, attempt_hooks)
 
     def _open_stream_call(
-        self, request: ChatRequest, http_timeout: float | None
+        self,
+        request: ChatRequest,
+        http_timeout: float | None,
+        attempt_hooks: tuple[tuple[str, Any], ...],
     ) -> Awaitable[TargetStream]:
-        """The closures here return awaitables instead of awaiting them, so the only
-        coroutine frames a stream holds while it connects are ``_resilient``, its target's
-        retry loop and the attempt: at a thousand concurrent streams, frames are memory.
-        """
+        """The stream call down the fallback chain. Its state is one slotted
+        ``_StreamOpening``, not closures and cells, and what it calls returns awaitables
+        instead of awaiting them, so the only coroutine frames a stream holds while it
+        connects are ``_resilient``, its target's retry loop and the attempt: at a
+        thousand concurrent streams, each of these is memory."""
+        self._check_open()
+        opening = _StreamOpening(self, request, http_timeout, attempt_hooks)
+        return self._resilient(opening.run, opening.errors, _close_stream, stream=True)
+
+
+class _StreamOpening:
+    """One stream call's state while it connects (see ``Client._open_stream_call``):
+    ``run(target)`` is the guarded attempt of ``target``, ``open_on(target, body)`` opens
+    its stream up to the first event within the first-token or idle limit."""
+
+    __slots__ = (
+        "attempt_hooks",
+        "client",
+        "counter",
+        "deadline",
+        "errors",
+        "first_token",
+        "idle",
+        "request",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        request: ChatRequest,
+        timeout: float | None,
+        attempt_hooks: tuple[tuple[str, Any], ...],
+    ) -> None:
+        self.client = client
+        self.request = request
+        self.timeout = timeout
+        self.attempt_hooks = attempt_hooks
+        self.errors: list[AiLibError] = []
+        limits = client._deadlines
+        self.deadline = None if limits.total is None else anyio.current_time() + limits.total
+        self.first_token = limits.first_token
+        self.idle = limits.idle
+        #: the attempts so far, counted for the attempt middleware (made when there is any)
+        self.counter: list[int] | None = None
+
+    def run(self, target: Target) -> Awaitable[TargetStream]:
+        client = self.client
+        request = self.request
+        if target is not client.primary:
+            request = attrs.evolve(request, model=target.model_id)
+        content = target.encode(request)
+        attempt: Callable[[], Awaitable[TargetStream]]
+        if self.attempt_hooks:
+            if self.counter is None:
+                self.counter = [0]
+            attempt = client._attempt(
+                target,
+                request,
+                content,
+                functools.partial(self.open_on, target),
+                self.counter,
+                _close_stream,
+                self.attempt_hooks,
+            )
+        else:
+            attempt = _StreamAttempt(self, target, content)
+        return target.guard.call(
+            attempt,
+            self.errors,
+            tokens=_token_estimate(content, request),
+            rate_limits=_stream_rate_limits,
+        )
+
+    def open_on(self, target: Target, body: bytes) -> Awaitable[TargetStream]:
         from ._target import TargetStream  # loaded by the first client already
 
-        self._check_open()
-        errors: list[AiLibError] = []
-        limits = self._deadlines
-        deadline = None if limits.total is None else anyio.current_time() + limits.total
-        first_token, idle = limits.first_token, limits.idle
-        counter = [0]
-
-        def run(target: Target) -> Awaitable[TargetStream]:
-            req = (
-                request if target is self.primary else attrs.evolve(request, model=target.model_id)
+        idle = self.idle
+        live = TargetStream(target, body, self.timeout, idle=idle, deadline=self.deadline)
+        first_token = self.first_token
+        if first_token is not None:
+            return within(
+                first_token,
+                live.open,
+                lambda: FirstTokenTimeoutError(
+                    f"no first event within {first_token:g}s", **target.context()
+                ),
             )
-            content = target.encode(req)
-
-            def send(body: bytes) -> Awaitable[TargetStream]:
-                live = TargetStream(target, body, http_timeout, idle=idle, deadline=deadline)
-                if first_token is not None:
-                    return within(
-                        first_token,
-                        live.open,
-                        lambda: FirstTokenTimeoutError(
-                            f"no first event within {first_token:g}s", **target.context()
-                        ),
-                    )
-                if idle is not None:  # without first_token, idle bounds the first wait too
-                    return within(
-                        idle,
-                        live.open,
-                        lambda: IdleTimeoutError(
-                            f"no event from the provider for {idle:g}s", **target.context()
-                        ),
-                    )
-                return live.open()
-
-            return target.guard.call(
-                self._attempt(target, req, content, send, counter, _close_stream),
-                errors,
-                tokens=_token_estimate(content, req),
-                rate_limits=_stream_rate_limits,
+        if idle is not None:  # without first_token, idle bounds the first wait too
+            return within(
+                idle,
+                live.open,
+                lambda: IdleTimeoutError(
+                    f"no event from the provider for {idle:g}s", **target.context()
+                ),
             )
+        return live.open()
 
-        return self._resilient(run, errors, _close_stream, stream=True)
+
+class _StreamAttempt:
+    """An attempt without attempt middleware: ``opening.open_on(target, content)``."""
+
+    __slots__ = ("content", "opening", "target")
+
+    def __init__(self, opening: _StreamOpening, target: Target, content: bytes) -> None:
+        self.opening = opening
+        self.target = target
+        self.content = content
+
+    def __call__(self) -> Awaitable[TargetStream]:
+        return self.opening.open_on(self.target, self.content)
 
 
 def _built(request: object) -> ChatRequest:

@@ -52,9 +52,10 @@ Plain ``async def mw(call, next)`` functions are call-level middleware.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -123,6 +124,18 @@ class Middleware:
     def on_event(self, call: Call, event: StreamingEvent) -> None:
         """Each stream event, as the user receives it (``call`` is the call's view)."""
 
+    #: Set by the library's own middleware that always returns (or raises) what ``next``
+    #: returned (or raised), calls it once, and raises nothing of its own: the chain then
+    #: gives its hooks the rest of the chain as ``next`` directly, without the checks
+    #: (one coroutine frame per hook instead of three).
+    unchecked: ClassVar[bool] = False
+
+    def dormant(self) -> bool:
+        """Whether this middleware would pass a call straight through right now (e.g.
+        telemetry with nothing to report to). Asked once per call when overridden; a
+        dormant middleware's hooks are left out of that call and its attempts."""
+        return False
+
 
 class ResponseCache(abc.ABC):
     """What ``open_client(..., cache=...)`` takes (``ailib_anyio.cache.CacheManager`` is
@@ -172,16 +185,27 @@ def _name(middleware: object) -> str:
 class MiddlewareChain:
     """The client's middleware, split by level once, when the client is configured."""
 
-    __slots__ = ("attempt_hooks", "call_hooks", "event_hooks")
+    __slots__ = (
+        "_awake",
+        "_dormancy",
+        "_unchecked",
+        "attempt_hooks",
+        "call_hooks",
+        "event_hooks",
+    )
 
     def __init__(self, middleware: Sequence[object]) -> None:
         calls: list[tuple[str, _Hook]] = []
         attempts: list[tuple[str, _Hook]] = []
         events: list[tuple[str, Callable[[Call, StreamingEvent], None]]] = []
+        dormancy: list[Callable[[], bool]] = []
+        unchecked: set[int] = set()
         for item in middleware:
             name = _name(item)
             if isinstance(item, Middleware):
                 cls = type(item)
+                if cls.dormant is not Middleware.dormant:
+                    dormancy.append(item.dormant)
                 if cls.on_call is not Middleware.on_call:
                     calls.append((name, item.on_call))
                 if cls.on_attempt is not Middleware.on_attempt:
@@ -198,21 +222,55 @@ class MiddlewareChain:
         self.call_hooks = tuple(calls)
         self.attempt_hooks = tuple(attempts)
         self.event_hooks = tuple(events)
+        for _, hook in (*self.call_hooks, *self.attempt_hooks):
+            if getattr(getattr(hook, "__self__", None), "unchecked", False) is True:
+                unchecked.add(id(hook))  # the bound method, kept alive by the tuples
+        #: the hooks of ``unchecked`` middleware (by id), run without the checks
+        self._unchecked = frozenset(unchecked)
+        #: the ``dormant`` checks of the middleware that has one
+        self._dormancy = tuple(dormancy)
+        #: the hooks of the middleware that has no ``dormant`` check: what a call runs
+        #: while every one of those with a check is dormant
+        owners = {id(check.__self__) for check in dormancy}  # type: ignore[attr-defined]
+        self._awake = (
+            tuple(h for h in self.call_hooks if id(getattr(h[1], "__self__", None)) not in owners),
+            tuple(
+                h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in owners
+            ),
+        )
+
+    def active(
+        self,
+    ) -> tuple[tuple[tuple[str, _Hook], ...], tuple[tuple[str, _Hook], ...]]:
+        """The call and attempt hooks one call runs: a dormant middleware's left out."""
+        dormancy = self._dormancy
+        if not dormancy:
+            return self.call_hooks, self.attempt_hooks
+        asleep = [check.__self__ for check in dormancy if check()]  # type: ignore[attr-defined]
+        if not asleep:
+            return self.call_hooks, self.attempt_hooks
+        if len(asleep) == len(dormancy):
+            return self._awake
+        ids = {id(owner) for owner in asleep}
+        return (
+            tuple(h for h in self.call_hooks if id(getattr(h[1], "__self__", None)) not in ids),
+            tuple(h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in ids),
+        )
 
     def __bool__(self) -> bool:
         return bool(self.call_hooks or self.attempt_hooks or self.event_hooks)
 
-    async def run(
+    def run(
         self,
         hooks: tuple[tuple[str, _Hook], ...],
         call: Call,
         last: Callable[[Call], Awaitable[R]],
         discard: Callable[[Any], Awaitable[None]] | None,
-    ) -> R:
+    ) -> Awaitable[R]:
         """``last(call)`` inside ``hooks`` (outermost first). ``discard`` closes a stream
         result that a middleware drops; a response of ``execute()`` must stay a
         ``ChatResponse``."""
-        return await _link(hooks, 0, last, discard)(call)  # type: ignore[no-any-return]
+        return _link(hooks, last, discard, self._unchecked)(call)
 
     def observe(self, call: Call, event: StreamingEvent) -> None:
         """Hand one stream event to every ``on_event`` hook."""
@@ -228,55 +286,58 @@ class MiddlewareChain:
 
 def _link(
     hooks: tuple[tuple[str, _Hook], ...],
-    index: int,
     last: Callable[[Call], Awaitable[Any]],
     discard: Callable[[Any], Awaitable[None]] | None,
+    unchecked: frozenset[int],
 ) -> Callable[[Call], Awaitable[Any]]:
-    if index == len(hooks):
-        return last
-    name, hook = hooks[index]
-    inner = _link(hooks, index + 1, last, discard)
+    """``last`` inside ``hooks``, outermost first: each hook in a checking ``_Step``, or,
+    for an ``unchecked`` middleware's, given the rest of the chain as its ``next``."""
+    inner = last
+    for name, hook in reversed(hooks):
+        if id(hook) in unchecked:
+            inner = functools.partial(hook, next=inner)
+        else:
+            inner = _Step(name, hook, inner, discard)
+    return inner
 
-    async def step(call: Call) -> Any:
-        seen: list[object] = []  # what `next` returned or raised, in order
-        called = False
 
-        async def next_(forwarded: Call) -> Any:
-            nonlocal called
-            if not isinstance(forwarded, Call):
-                raise MiddlewareError(
-                    f"middleware {name} called next() with {forwarded!r}, not a Call",
-                    middleware=name,
-                )
-            if called and call.stream:
-                raise MiddlewareError(
-                    f"middleware {name} called next() twice for a stream", middleware=name
-                )
-            called = True
-            try:
-                result = await inner(forwarded)
-            except BaseException as exc:
-                seen.append(exc)
-                raise
-            seen.append(result)
-            return result
+class _Step:
+    """One hook around the rest of the chain (``inner``); slotted objects, not closures,
+    as they are made for every call."""
 
+    __slots__ = ("discard", "hook", "inner", "name")
+
+    def __init__(
+        self,
+        name: str,
+        hook: _Hook,
+        inner: Callable[[Call], Awaitable[Any]],
+        discard: Callable[[Any], Awaitable[None]] | None,
+    ) -> None:
+        self.name, self.hook, self.inner, self.discard = name, hook, inner, discard
+
+    async def __call__(self, call: Call) -> Any:
+        name, discard = self.name, self.discard
+        next_ = _Next(self, call)
         try:
-            result = await hook(call, next_)
+            result = await self.hook(call, next_)
         except BaseException as exc:
-            await _drop(seen, None, discard)
-            if any(exc is item for item in seen) or not isinstance(exc, Exception):
+            if discard is not None:
+                await _drop(next_.seen, None, discard)
+            if any(exc is item for item in next_.seen) or not isinstance(exc, Exception):
                 raise  # next's own error, or cancellation: untouched
             if isinstance(exc, MiddlewareError):
                 raise
             raise MiddlewareError(
                 f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
             ) from exc
+        seen = next_.seen
         if call.stream:
             # a ReplayStream answers a stream call (a cache hit); anything else must be the
             # stream next opened
             if not isinstance(result, ReplayStream) and not any(result is item for item in seen):
-                await _drop(seen, None, discard)
+                if discard is not None:
+                    await _drop(seen, None, discard)
                 raise MiddlewareError(
                     f"middleware {name} returned {type(result).__name__} for a stream;"
                     " a stream can be observed or refused, not replaced (a ReplayStream of"
@@ -288,10 +349,42 @@ def _link(
                 f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
                 middleware=name,
             )
-        await _drop(seen, result, discard)
+        if discard is not None:
+            await _drop(seen, result, discard)
         return result
 
-    return step
+
+class _Next:
+    """The ``next`` a hook is given: the rest of the chain, once for a stream."""
+
+    __slots__ = ("call", "called", "seen", "step")
+
+    def __init__(self, step: _Step, call: Call) -> None:
+        self.step = step
+        self.call = call
+        self.called = False
+        #: what `next` returned or raised, in order
+        self.seen: list[object] = []
+
+    async def __call__(self, forwarded: Call) -> Any:
+        name = self.step.name
+        if not isinstance(forwarded, Call):
+            raise MiddlewareError(
+                f"middleware {name} called next() with {forwarded!r}, not a Call",
+                middleware=name,
+            )
+        if self.called and self.call.stream:
+            raise MiddlewareError(
+                f"middleware {name} called next() twice for a stream", middleware=name
+            )
+        self.called = True
+        try:
+            result = await self.step.inner(forwarded)
+        except BaseException as exc:
+            self.seen.append(exc)
+            raise
+        self.seen.append(result)
+        return result
 
 
 async def _drop(

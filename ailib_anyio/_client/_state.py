@@ -22,6 +22,8 @@ class State(enum.Enum):
 class ClosedOnExit:
     """``async with`` support for streams: ``aclose()`` is idempotent and shielded."""
 
+    __slots__ = ()
+
     async def aclose(self) -> None:
         raise NotImplementedError
 

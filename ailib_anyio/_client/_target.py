@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -477,6 +477,34 @@ class TargetStream(ClosedOnExit):
     chunk; without them the per-chunk path has no cancel scope at all.
     """
 
+    # slotted, its watchers' list made on first use: a thousand concurrent streams hold
+    # one each while they connect
+    __slots__ = (
+        "__weakref__",
+        "_acc",
+        "_chunks",
+        "_content",
+        "_deadline",
+        "_eof",
+        "_format",
+        "_holds_slot",
+        "_idle",
+        "_idle_at",
+        "_on_close",
+        "_pending",
+        "_pipeline",
+        "_response",
+        "_state",
+        "_target",
+        "_timed",
+        "_timeout",
+        "_watchers",
+        "discarded",
+        "error",
+        "rate_limits",
+        "request_id",
+    )
+
     def __init__(
         self,
         target: Target,
@@ -506,7 +534,7 @@ class TargetStream(ClosedOnExit):
         )
         self._format = self._pipeline.framing
         self._acc = ResponseAccumulator()
-        self._watchers: list[StreamWatcher] = []
+        self._watchers: list[StreamWatcher] | None = None
         self.request_id: str | None = None
         self.rate_limits: RateLimitSnapshot | None = None
         #: what ended the stream early: an error it raised, or the exception (cancellation
@@ -719,11 +747,14 @@ class TargetStream(ClosedOnExit):
         what a call-level middleware does with the stream ``next`` opened."""
         if not isinstance(watcher, StreamWatcher):
             raise TypeError(f"expected a StreamWatcher, got {type(watcher).__name__}")
-        self._watchers.append(watcher)
+        if self._watchers is None:
+            self._watchers = [watcher]
+        else:
+            self._watchers.append(watcher)
 
     @property
-    def watchers(self) -> list[StreamWatcher]:
-        return self._watchers
+    def watchers(self) -> Sequence[StreamWatcher]:
+        return self._watchers or ()
 
     @property
     def complete(self) -> bool:

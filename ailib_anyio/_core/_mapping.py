@@ -433,6 +433,21 @@ def compile_rules(rules: Sequence[EventRule]) -> CompiledRules:
 class EventMapper:
     """Runs compiled rules over frames; one instance per response."""
 
+    __slots__ = (
+        "_done_signal",
+        "_finish_raw",
+        "_generate_ids",
+        "_last_tool",
+        "_rules",
+        "_termination",
+        "_tools",
+        "_usage",
+        "done",
+        "finished",
+        "model",
+        "response_id",
+    )
+
     def __init__(
         self,
         rules: Sequence[EventRule],
@@ -662,6 +677,8 @@ class StreamPipeline:
     ``ConfigurationError`` (the loader reports it, located, before this is reached).
     """
 
+    __slots__ = ("decoder", "error_rules", "framing", "mapper")
+
     def __init__(
         self,
         rules: Sequence[EventRule],
@@ -839,6 +856,16 @@ def _empty_response(
 
 class ResponseAccumulator:
     """Folds unified events into a ``ChatResponse`` (cheap appends; the join happens once)."""
+
+    __slots__ = (
+        "content",
+        "finish_reason",
+        "reasoning",
+        "reasoning_signature",
+        "refusal",
+        "tool_calls",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.content: list[str] = []

@@ -55,6 +55,51 @@ def test_levels_a_middleware_does_not_override_cost_nothing() -> None:
     assert not MiddlewareChain([])
 
 
+def test_a_dormant_middleware_is_left_out_of_the_call_while_dormant() -> None:
+    class Sleepy(Middleware):
+        asleep = True
+
+        async def on_call(self, call: Call, next: Next) -> Any:
+            return await next(call)
+
+        async def on_attempt(self, call: Call, next: Next) -> Any:
+            return await next(call)
+
+        def dormant(self) -> bool:
+            return self.asleep
+
+    class Awake(Middleware):
+        async def on_call(self, call: Call, next: Next) -> Any:
+            return await next(call)
+
+    sleepy = Sleepy()
+    chain = MiddlewareChain([sleepy, Awake()])
+    calls, attempts = chain.active()
+    assert [name for name, _ in calls] == ["Awake"]
+    assert attempts == ()
+    sleepy.asleep = False
+    assert chain.active() == (chain.call_hooks, chain.attempt_hooks)
+    assert [name for name, _ in chain.call_hooks] == ["Sleepy", "Awake"]
+
+
+async def test_an_unchecked_middleware_gets_the_rest_of_the_chain_as_next() -> None:
+    nexts: list[object] = []
+
+    class Trusted(Middleware):
+        unchecked = True
+
+        async def on_call(self, call: Call, next: Next) -> Any:
+            nexts.append(next)
+            return await next(call)
+
+    async def last(call: Call) -> ChatResponse:
+        return ChatResponse(content="sent")
+
+    chain = MiddlewareChain([Trusted()])
+    assert (await chain.run(chain.call_hooks, _call(), last, None)).content == "sent"
+    assert nexts[0] is last
+
+
 def test_non_middleware_is_refused() -> None:
     with pytest.raises(Exception, match="middleware must be Middleware objects or async functions"):
         MiddlewareChain([42])

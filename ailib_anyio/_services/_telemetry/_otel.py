@@ -44,6 +44,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..._client._middleware import Call, Middleware, Next
+from ..._core._errors import MiddlewareError
 from ..._core._secrets import mask_text
 from ..._core._types import ChatResponse, ContentBlock, Message, MessageRole
 from ..._version import __version__
@@ -125,6 +126,36 @@ def _no_sdk() -> bool:
     )
 
 
+class _Base:
+    """What the spans and metrics of one target and model share, made once: the
+    attributes (operation, provider, model, server), those of a streamed call, the span
+    names, and the metric attributes per response model (with the token types)."""
+
+    __slots__ = ("_measured", "attempt_name", "attributes", "call_name", "streamed")
+
+    def __init__(self, call: Call, attributes: _Attributes) -> None:
+        self.attributes = attributes
+        self.streamed = {**attributes, sc.REQUEST_STREAM: True}
+        self.call_name = f"{sc.OPERATION_CHAT} {call.model}"
+        self.attempt_name = f"attempt {call.provider}/{call.model}"
+        self._measured: dict[str | None, tuple[_Attributes, _Attributes, _Attributes]] = {}
+
+    def measured(self, model: str | None) -> tuple[_Attributes, _Attributes, _Attributes]:
+        """The metric attributes of a response of ``model``: the duration's, then the
+        input and output tokens'. Never changed by their users."""
+        found = self._measured.get(model)
+        if found is None:
+            if len(self._measured) >= 64:  # a server naming a new model each time
+                self._measured.clear()
+            measured = {**self.attributes, sc.RESPONSE_MODEL: model} if model else self.attributes
+            found = self._measured[model] = (
+                measured,
+                {**measured, sc.TOKEN_TYPE: sc.TOKEN_INPUT},
+                {**measured, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT},
+            )
+        return found
+
+
 def _server(base_url: str) -> _Attributes:
     """``server.address`` and ``server.port`` of a base URL."""
     parts = urlsplit(base_url)
@@ -152,6 +183,9 @@ class OpenTelemetryMiddleware(Middleware):
     """Spans and GenAI metrics for every call and attempt of one client (see the module
     docstring). Made by ``for_client``; the client installs it by default."""
 
+    # its hooks return what ``next`` returned, call it once and never fail the call
+    unchecked = True
+
     def __init__(
         self,
         *,
@@ -174,7 +208,7 @@ class OpenTelemetryMiddleware(Middleware):
         self._capture = capture_content
         #: ``server.*`` attributes of each target of the chain, by its place
         self._servers = tuple(_server(url) for url in base_urls)
-        self._bases: dict[tuple[int, str, str], _Attributes] = {}
+        self._bases: dict[tuple[int, str, str], _Base] = {}
 
     @classmethod
     def for_client(cls, client: Client) -> OpenTelemetryMiddleware:
@@ -187,37 +221,42 @@ class OpenTelemetryMiddleware(Middleware):
             capture_content=sc.capture_requested() if capture is None else capture,
         )
 
+    def dormant(self) -> bool:
+        """Whether there is nothing to report to (global providers, neither set yet): the
+        client then leaves this middleware out of the call."""
+        return self._global and _no_sdk()
+
     # ------------------------------------------------------------ attributes
 
-    def _base(self, call: Call) -> _Attributes:
-        """What the spans and metrics of ``call`` share: operation, provider, model,
-        server. Made once per target and model, then shared: never changed after."""
+    def _base(self, call: Call) -> _Base:
+        """What the spans and metrics of ``call`` share (see ``_Base``). Made once per
+        target and model, then shared: never changed after."""
         key = (call.target, call.provider, call.model)
         found = self._bases.get(key)
         if found is None:
             if len(self._bases) >= 64:  # models replaced per request: keep it bounded
                 self._bases.clear()
-            found = self._bases[key] = {
+            attributes = {
                 sc.OPERATION_NAME: sc.OPERATION_CHAT,
                 self._provider_key: call.provider,
                 sc.REQUEST_MODEL: call.model,
             }
             if call.target < len(self._servers):
-                found.update(self._servers[call.target])
+                attributes.update(self._servers[call.target])
+            found = self._bases[key] = _Base(call, attributes)
         return found
 
     @staticmethod
-    def _request_attributes(call: Call, base: _Attributes) -> _Attributes:
+    def _request_attributes(call: Call, base: _Base) -> _Attributes:
         request = call.request
         if (
             request.temperature is None
             and request.max_tokens is None
             and request.top_p is None
             and not request.stop
-            and not request.stream
         ):
-            return base
-        found = dict(base)
+            return base.streamed if request.stream else base.attributes
+        found = dict(base.attributes)
         if request.temperature is not None:
             found[sc.REQUEST_TEMPERATURE] = request.temperature
         if request.max_tokens is not None:
@@ -245,6 +284,13 @@ class OpenTelemetryMiddleware(Middleware):
             found[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
         return found
 
+    def _failed(self, exc: Exception) -> MiddlewareError:
+        """What the chain makes of a middleware's own failure (see ``Middleware.unchecked``)."""
+        name = type(self).__name__
+        return MiddlewareError(
+            f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
+        )
+
     @staticmethod
     def _error(span: Span, exc: BaseException, kind: str) -> None:
         if not span.is_recording():
@@ -261,15 +307,18 @@ class OpenTelemetryMiddleware(Middleware):
     async def on_call(self, call: Call, next: Next) -> Any:
         if self._global and _no_sdk():
             return await next(call)
-        base = self._base(call)
-        span = self._tracer.start_span(
-            f"{sc.OPERATION_CHAT} {call.model}",
-            kind=SpanKind.CLIENT,
-            attributes=self._request_attributes(call, base),
-        )
-        if self._capture and span.is_recording():
-            self._capture_input(span, call.request.messages)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        try:  # run unchecked by the chain: a failure of its own is reported as it would
+            base = self._base(call)
+            span = self._tracer.start_span(
+                base.call_name,
+                kind=SpanKind.CLIENT,
+                attributes=self._request_attributes(call, base),
+            )
+            if self._capture and span.is_recording():
+                self._capture_input(span, call.request.messages)
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception as exc:
+            raise self._failed(exc) from exc
         start = perf_counter()
         try:
             result = await next(call)
@@ -283,8 +332,11 @@ class OpenTelemetryMiddleware(Middleware):
             return result
         # A stream is open up to its first event: the time to first chunk, recorded once.
         first = perf_counter() - start
-        span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, first)
-        self._metrics.time_to_first_chunk.record(first, base)
+        try:
+            span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, first)
+            self._metrics.time_to_first_chunk.record(first, base.attributes)
+        except Exception:  # noqa: BLE001 - telemetry never fails the call it watches
+            _log.warning("telemetry: recording a stream's first chunk failed", exc_info=True)
         on_close = getattr(result, "on_close", None)
         if on_close is None:  # not a stream of this library's: nothing to wait for
             self._end_call(span, base, start, None, None)
@@ -299,7 +351,7 @@ class OpenTelemetryMiddleware(Middleware):
     def _end_call(
         self,
         span: Span,
-        base: _Attributes,
+        base: _Base,
         start: float,
         response: ChatResponse | None,
         error: BaseException | None,
@@ -315,21 +367,21 @@ class OpenTelemetryMiddleware(Middleware):
     def _record_call(
         self,
         span: Span,
-        base: _Attributes,
+        base: _Base,
         duration: float,
         response: ChatResponse | None,
         error: BaseException | None,
     ) -> None:
         recording = span.is_recording()
-        measured = base
+        measured = base.attributes
         if response is not None:
-            if response.model:
-                measured = {**base, sc.RESPONSE_MODEL: response.model}
+            found = base.measured(response.model)
+            measured = found[0]
             usage = response.usage
             if usage is not None:
                 tokens = self._metrics.tokens
-                tokens.record(usage.input_tokens, {**measured, sc.TOKEN_TYPE: sc.TOKEN_INPUT})
-                tokens.record(usage.output_tokens, {**measured, sc.TOKEN_TYPE: sc.TOKEN_OUTPUT})
+                tokens.record(usage.input_tokens, found[1])
+                tokens.record(usage.output_tokens, found[2])
             if recording:
                 span.set_attributes(self._response_attributes(response))
                 if self._capture:
@@ -348,12 +400,15 @@ class OpenTelemetryMiddleware(Middleware):
             return await next(call)
         # The GenAI attributes are the call span's; an attempt says which one it was,
         # against which target (its name: the provider and model), and how it ended.
-        span = self._tracer.start_span(
-            f"attempt {call.provider}/{call.model}",
-            kind=SpanKind.INTERNAL,
-            attributes={sc.ATTEMPT_NUMBER: call.attempt, sc.ATTEMPT_TARGET: call.target},
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        try:  # run unchecked by the chain: a failure of its own is reported as it would
+            span = self._tracer.start_span(
+                self._base(call).attempt_name,
+                kind=SpanKind.INTERNAL,
+                attributes={sc.ATTEMPT_NUMBER: call.attempt, sc.ATTEMPT_TARGET: call.target},
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception as exc:
+            raise self._failed(exc) from exc
         try:
             result = await next(call)
         except BaseException as exc:
