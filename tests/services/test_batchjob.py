@@ -295,7 +295,9 @@ async def test_a_submit_cut_short_is_finished_by_the_next_wait(
         assert len(mock.batches.files) == uploads + 2  # only the two output files are new
 
 
-async def test_a_killed_process_resumes_from_the_ledger(mock: MockProvider, tmp_path: Path) -> None:
+async def test_a_killed_process_resumes_from_the_ledger(
+    mock: MockProvider, tmp_path: Path, anyio_backend: str
+) -> None:
     """A child process submits and waits; it is killed with SIGKILL mid-wait; this process
     resumes the job from the ledger: the batch is polled, never submitted again."""
     if sys.platform == "win32":  # pragma: no cover
@@ -319,11 +321,13 @@ async def test_a_killed_process_resumes_from_the_ledger(mock: MockProvider, tmp_
                     await job.wait()
                     print("the wait ended", flush=True)
 
-        anyio.run(main)
+        anyio.run(main, backend=sys.argv[1])
         """
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
-    async with await anyio.open_process([sys.executable, "-c", child], env=env) as process:
+    async with await anyio.open_process(
+        [sys.executable, "-c", child, anyio_backend], env=env
+    ) as process:
         assert process.stdout is not None
         seen = b""
         with anyio.fail_after(30):

@@ -520,7 +520,8 @@ def test_importing_the_package_does_not_import_opentelemetry() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_without_opentelemetry_a_client_runs_without_middleware() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_without_opentelemetry_a_client_runs_without_middleware(backend: str) -> None:
     # ``opentelemetry`` made unimportable, as if it were not installed
     code = textwrap.dedent(
         """
@@ -540,18 +541,22 @@ def test_without_opentelemetry_a_client_runs_without_middleware() -> None:
                         span.set_attribute("a", 1)
                         print((await c.chat().user("hi").execute()).content)
 
-        anyio.run(main)
+        anyio.run(main, backend=sys.argv[1])
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, backend], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "Mock reply to: hi"
 
 
-def test_spans_go_to_the_global_providers_once_they_are_set() -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_spans_go_to_the_global_providers_once_they_are_set(backend: str) -> None:
     # In a fresh process (the global providers can be set once): until an SDK is set the
     # calls pass straight through; once it is, with no other opt-in, they are traced.
     code = textwrap.dedent(
         """
+        import sys
         import anyio
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.metrics import MeterProvider
@@ -577,7 +582,7 @@ def test_spans_go_to_the_global_providers_once_they_are_set() -> None:
                     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
                     await c.chat().user("after").execute()
 
-        anyio.run(main)
+        anyio.run(main, backend=sys.argv[1])
         names = sorted(span.name for span in exporter.get_finished_spans())
         data = reader.get_metrics_data()
         measured = sorted(
@@ -586,7 +591,9 @@ def test_spans_go_to_the_global_providers_once_they_are_set() -> None:
         print(names, measured)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, backend], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == (
         "['attempt openai/gpt-4o', 'chat gpt-4o']"
         " ['gen_ai.client.operation.duration', 'gen_ai.client.token.usage']"
