@@ -26,6 +26,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,14 +55,13 @@ from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
 from ._chat import ChatBuilder
 from ._config import ClientConfig, config_from, takes_settings
-from ._middleware import Call, MiddlewareChain, ResponseCache, default_middleware
+from ._middleware import Call, MiddlewareChain, default_middleware
 from ._replay import ReplayStream
 from ._state import State
 
 if TYPE_CHECKING:
     from .._core._breaker import CircuitState
     from .._protocol._models import ProviderManifest
-    from .._resilience._shared import SharedState
     from .._resilience._signals import SignalsSnapshot
     from .._services._health import HealthReport
     from .._services._tokens import TokenCount
@@ -154,10 +154,8 @@ class Client:
                 *cache,
             )
         )
-        #: the cache this client opened itself (and so closes)
-        self._opened_cache: ResponseCache | None = None
-        #: the shared state this client opened itself (and so closes)
-        self._opened_shared: SharedState | None = None
+        #: what this client opened itself (a cache, a shared state), closed with it
+        self._opened = AsyncExitStack()
         self._limiter: anyio.CapacityLimiter | None = None
         self._background: anyio.abc.TaskGroup | None = None
         self._background_task: int | None = None  # the id of the task that entered it
@@ -219,20 +217,15 @@ class Client:
             raise RuntimeError("a Client can be opened only once")
         for fallback in self.targets[1:]:  # before anything starts: nothing to undo
             fallback.resolve_credentials(fallback=True)
-        cache = self.config.cache
-        if cache is not None and not cache.is_open:
-            await cache.__aenter__()  # one that cannot open (Redis unreachable) fails here
-            self._opened_cache = cache
-        shared = self.config.shared_state
-        if shared is not None and not shared.is_open:
-            try:
-                await shared.__aenter__()  # SharedStateError here when Redis is unreachable
-            except BaseException:
-                opened, self._opened_cache = self._opened_cache, None
-                if opened is not None:
-                    await opened.__aexit__(None, None, None)
-                raise
-            self._opened_shared = shared
+        try:
+            # A cache or shared state not open yet is opened here, and one that cannot
+            # open (Redis unreachable) fails here; what opened before it is closed again.
+            for resource in (self.config.cache, self.config.shared_state):
+                if resource is not None and not resource.is_open:
+                    await self._opened.enter_async_context(resource)
+        except BaseException:
+            await self._opened.aclose()
+            raise
         limiter = self._limiter = anyio.CapacityLimiter(self.max_inflight)
         configure_logging()
         for target in self.targets:  # one max_inflight for the whole chain
@@ -284,18 +277,10 @@ class Client:
                     for target in self.targets:
                         await target.aclose()
             finally:
-                shared, self._opened_shared = self._opened_shared, None
-                cache, self._opened_cache = self._opened_cache, None
-                try:
-                    if shared is not None:
-                        await shared.__aexit__(None, None, None)
-                finally:
-                    if cache is not None:
-                        # Not in a shielded scope: a cache (or a shared state) may own a
-                        # task group entered before this point, which must be left from
-                        # its own scope (it cancels its own work, so this returns
-                        # promptly).
-                        await cache.__aexit__(None, None, None)
+                # Not in a shielded scope: a cache or a shared state may own a task group
+                # entered before this point, which must be left from its own scope (it
+                # cancels its own work, so this returns promptly). Last opened, first closed.
+                await self._opened.aclose()
 
     async def start_background(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
