@@ -54,7 +54,6 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import anyio
@@ -62,6 +61,7 @@ import attrs
 
 from .._core._errors import ConfigurationError, MiddlewareError
 from .._core._types import ChatRequest, ChatResponse, StreamingEvent
+from .._resilience._shared import ClientResource
 from ._replay import ReplayStream
 
 if TYPE_CHECKING:
@@ -137,35 +137,14 @@ class Middleware:
         return False
 
 
-class ResponseCache(abc.ABC):
+class ResponseCache(ClientResource):
     """What ``open_client(..., cache=...)`` takes (``ailib_anyio.cache.CacheManager`` is
-    one): a service giving each client a call-level middleware, the innermost, and opened
-    with the client unless it is open already.
-
-    A client opens a cache that is not open when the client opens (a cache that cannot
-    open fails ``open_client`` there) and closes it when the client closes; a cache the
-    caller opened (``async with cache:``) is only used, never closed, by the client.
-    """
+    one, opened and closed as a ``ClientResource``): a service giving each client a
+    call-level middleware, the innermost."""
 
     @abc.abstractmethod
     def middleware_for(self, client: Client) -> Middleware:
         """The call-level middleware serving ``client``."""
-
-    @property
-    @abc.abstractmethod
-    def is_open(self) -> bool:
-        """Whether the cache is open (entered and not yet left)."""
-
-    @abc.abstractmethod
-    async def __aenter__(self) -> ResponseCache: ...
-
-    @abc.abstractmethod
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None: ...
 
 
 class _Hook(Protocol):

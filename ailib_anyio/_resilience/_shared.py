@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._ratelimiter import RateLimiterStats
 
 __all__ = [
+    "ClientResource",
     "SharedAdmission",
     "SharedCircuit",
     "SharedRateLimiter",
@@ -165,23 +166,19 @@ class SharedCircuit(abc.ABC):
         """The state and counters as last seen from the store."""
 
 
-class SharedState(abc.ABC):
-    """What ``open_client(..., shared_state=...)`` takes (``ailib_anyio.shared.RedisState``
-    is one): a store giving each target a shared rate limiter and circuit breaker.
-
-    A client opens a state that is not open when the client opens (one that cannot open
-    fails ``open_client`` there) and closes it when the client closes; a state the caller
-    opened (``async with state:``) is only used, never closed, by the client, so several
-    clients of one process can share it.
-    """
+class ClientResource(abc.ABC):
+    """A service a client opens with itself unless it is open already (a response cache,
+    a shared state): one that cannot open fails ``open_client`` there, and the client
+    closes what it opened when it closes; one the caller opened (``async with ...:``) is
+    only used, never closed, by the client, so several clients can share it."""
 
     @property
     @abc.abstractmethod
     def is_open(self) -> bool:
-        """Whether the state is open (entered and not yet left)."""
+        """Whether it is open (entered and not yet left)."""
 
     @abc.abstractmethod
-    async def __aenter__(self) -> SharedState: ...
+    async def __aenter__(self) -> ClientResource: ...
 
     @abc.abstractmethod
     async def __aexit__(
@@ -190,6 +187,12 @@ class SharedState(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None: ...
+
+
+class SharedState(ClientResource):
+    """What ``open_client(..., shared_state=...)`` takes (``ailib_anyio.shared.RedisState``
+    is one, opened and closed as a ``ClientResource``): a store giving each target a
+    shared rate limiter and circuit breaker."""
 
     @abc.abstractmethod
     def rate_limiter(self, config: RateLimiterConfig, scope: SharedScope) -> SharedRateLimiter:
