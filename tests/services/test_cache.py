@@ -48,7 +48,7 @@ from ailib_anyio.cache import (
 )
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("collect_redis_leftovers")]
 
 KEY = "sk-cache-test-key-0123456789"
 MODEL = "openai/gpt-4o"

@@ -58,7 +58,7 @@ from ailib_anyio.shared import (
 )
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("collect_redis_leftovers")]
 
 KEY = "sk-shared-worker-key-0123456789"  # the workers' (tests/services/shared_worker.py)
 MODEL = "openai/gpt-4o"
