@@ -141,6 +141,10 @@ if _TYPE_CHECKING:
     from ._services._tokens import TokenCount as TokenCount
     from ._services._tokens import TokenCounter as TokenCounter
     from ._services._tokens import count_tokens as count_tokens
+    from ._transport._pool import ConnectionPool as ConnectionPool
+    from ._transport._pool import OriginStats as OriginStats
+    from ._transport._pool import PoolConfig as PoolConfig
+    from ._transport._pool import PoolStats as PoolStats
 
 #: Names loaded on first use: import stays fast. Most are not needed to open a client;
 #: the manifest machinery (models, loader, registry, credentials) is, and the first client
@@ -185,6 +189,10 @@ _LAZY = {
     "TokenCount": "._services._tokens",
     "TokenCounter": "._services._tokens",
     "count_tokens": "._services._tokens",
+    "ConnectionPool": "._transport._pool",
+    "OriginStats": "._transport._pool",
+    "PoolConfig": "._transport._pool",
+    "PoolStats": "._transport._pool",
 }
 
 __all__ = [
@@ -213,6 +221,7 @@ __all__ = [
     "ClientConfig",
     "ConfigurationError",
     "ConnectTimeoutError",
+    "ConnectionPool",
     "ContentBlock",
     "ContentDelta",
     "ContentFilterError",
@@ -236,8 +245,11 @@ __all__ = [
     "MiddlewareError",
     "ModelPricing",
     "NotFoundError",
+    "OriginStats",
     "OverloadedError",
     "PermissionDeniedError",
+    "PoolConfig",
+    "PoolStats",
     "PreflightChecker",
     "PreflightIssue",
     "ProtocolError",

@@ -217,6 +217,9 @@ class Client:
             raise RuntimeError("a Client can be opened only once")
         for fallback in self.targets[1:]:  # before anything starts: nothing to undo
             fallback.resolve_credentials(fallback=True)
+        for target in self.targets:
+            if target.config.pool is not None:
+                target.config.pool.check_open()  # a lent pool must be open already
         try:
             # A cache or shared state not open yet is opened here, and one that cannot
             # open (Redis unreachable) fails here; what opened before it is closed again.
@@ -773,13 +776,15 @@ def open_client(model: str | ModelArray, **settings: Any) -> Client:
       added to every request (a name that is not an HTTP token or a value with a control
       character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
       ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
-      directories searched first; ``http_client`` lends a pool the caller owns.
+      directories searched first; ``http_client`` lends an HTTP client the caller owns;
+      ``pool`` lends a ``ConnectionPool`` (open already) whose connections the clients of
+      each provider share (not with ``http_client``).
     - ``base_url`` comes from, first to last: ``base_url=``, the environment variable
       ``<PROVIDER>_BASE_URL`` (the provider as written, then the manifest's id, upper-cased
       with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
       ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
     - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
-      ``http_client`` keeps its own timeout; otherwise ``AI_HTTP_TIMEOUT_SECS`` (seconds)
+      ``http_client`` keeps its own timeout, a ``pool`` its ``PoolConfig``'s; otherwise ``AI_HTTP_TIMEOUT_SECS`` (seconds)
       is the default, else 600 s to read (10 s to connect).
     - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
       included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).

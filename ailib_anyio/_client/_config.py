@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .._core._retry import RetryConfig
     from .._resilience._shared import SharedState
     from .._transport._http import HttpClient, TimeoutSetting
+    from .._transport._pool import ConnectionPool
     from ._client import Client
 
     _P = ParamSpec("_P")
@@ -54,6 +55,7 @@ FALLBACK_INHERITS = (
     "protocol_path",
     "timeout",
     "http_client",
+    "pool",
     "retry",
     "max_retries",
     "circuit_breaker",
@@ -115,6 +117,12 @@ def _bucket_config() -> type:
     from .._core._bucket import RateLimiterConfig
 
     return RateLimiterConfig
+
+
+def _connection_pool() -> type:
+    from .._transport._pool import ConnectionPool
+
+    return ConnectionPool
 
 
 def _shared_state(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -294,6 +302,9 @@ class ClientConfig:
         default=(), converter=_as_paths, validator=_protocol_path
     )
     http_client: HttpClient | None = attrs.field(default=None, validator=_http_client)
+    pool: ConnectionPool | None = attrs.field(
+        default=None, validator=_instance_of(_connection_pool)
+    )
     headers: Mapping[str, str] = attrs.field(default=None, converter=_as_headers)
     max_retries: int | None = attrs.field(default=None, validator=_non_negative_int)
     retry: RetryConfig | None = attrs.field(default=None, validator=_instance_of(_retry_config))
@@ -336,6 +347,11 @@ class ClientConfig:
     shared_state: SharedState | None = attrs.field(default=None, validator=_shared_state)
 
     def __attrs_post_init__(self) -> None:
+        if self.pool is not None and self.http_client is not None:
+            raise ConfigurationError(
+                "pool and http_client cannot be given together: a client takes its"
+                " connections from one of them"
+            )
         if self.host_supplied_key and any(isinstance(spec, str) for spec in self.fallbacks):
             raise ConfigurationError(
                 "host_supplied_key=True: a 'provider/model' fallback would take its key from"
@@ -343,8 +359,8 @@ class ClientConfig:
             )
 
     def for_fallback(self) -> ClientConfig:
-        """The config of a ``"provider/model"`` fallback: this one's timeout, lent pool,
-        retry, breaker, body limit, shared state and manifest directories; its own
+        """The config of a ``"provider/model"`` fallback: this one's timeout, lent HTTP
+        client or ``ConnectionPool``, retry, breaker, body limit, shared state and manifest directories; its own
         provider's key, base_url and headers."""
         return ClientConfig(**{name: getattr(self, name) for name in FALLBACK_INHERITS})
 

@@ -183,7 +183,9 @@ class Target:
         if state is not None and self.state is State.UNOPENED:
             self.guard.share(state, self.shared_scope())
         self._register_secrets()
-        self.transport = Transport(**self._transport_args)
+        pool = self.config.pool
+        lease = None if pool is None else pool.lease(self.base_url, self.provider)
+        self.transport = Transport(**self._transport_args, lease=lease)
         self.limiter = limiter
         self.state = State.OPEN
 
@@ -584,6 +586,13 @@ class TargetStream(ClosedOnExit):
             raise
         return self
 
+    def _translated(self, exc: Exception) -> AiLibError:
+        """The library error for an HTTP library error raised while reading the body."""
+        transport = self._target.transport
+        if transport is None:
+            return translate_transport_error(exc, **self._error_context())
+        return transport.translate_error(exc, **self._error_context())
+
     def _not_a_stream(self, response: HttpResponse) -> MalformedResponseError | None:
         """A 2xx answer that is a web page, or a plain JSON document where SSE was asked
         for, is a malformed response (not a transport cut): no stream will come from it.
@@ -617,7 +626,7 @@ class TargetStream(ClosedOnExit):
             self._end_of_body()
             return
         except transport_errors() as exc:
-            raise self._failed(translate_transport_error(exc, **self._error_context())) from exc
+            raise self._failed(self._translated(exc)) from exc
         pending = self._pending
         self._pipeline.feed(chunk, pending)
         if pending:
@@ -799,7 +808,7 @@ class TargetStream(ClosedOnExit):
                 self._end_of_body()
                 continue
             except transport_errors() as exc:
-                raise self._failed(translate_transport_error(exc, **self._error_context())) from exc
+                raise self._failed(self._translated(exc)) from exc
             self._pipeline.feed(chunk, pending)
         event = pending.pop(0)
         cls = type(event)

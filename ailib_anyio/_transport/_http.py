@@ -2,7 +2,9 @@
 one of its clients is lent).
 
 One pooled ``httpx.AsyncClient`` per ``open_client`` block (or the lent
-``httpx.AsyncClient`` / ``httpx2.AsyncClient``), authentication headers built from the
+``httpx.AsyncClient`` / ``httpx2.AsyncClient``, or one of a ``ConnectionPool``'s, which
+``_pool.py`` builds and counts through :func:`pooled_http_client` and
+:func:`connection_counts`), authentication headers built from the
 manifest's credential chain, the library's own response type (:class:`HttpResponse`) and
 the translation of the HTTP library's exceptions into the library's own (always chained
 with ``from exc``). Cancellation passes through untouched: only HTTP library exceptions
@@ -12,6 +14,7 @@ are translated.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import re
@@ -20,7 +23,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import anyio
 import h11
@@ -54,13 +57,19 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
+    "HTTP_LIBRARIES",
+    "POOL_CLOSED_IN_FLIGHT",
     "HttpResponse",
+    "PoolLease",
     "Transport",
     "auth_material",
     "base_url_from_env",
+    "connection_counts",
+    "http_library",
     "http_timeout",
     "is_timeout",
     "map_transport_errors",
+    "pooled_http_client",
     "resolve_auth",
     "transport_errors",
     "translate_transport_error",
@@ -76,6 +85,11 @@ INFLATE_STEP = 64 * 1024
 ACCEPT_ENCODING = "gzip, deflate"
 
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+
+#: The HTTP libraries a ``ConnectionPool`` can build its clients with.
+HTTP_LIBRARIES = ("httpx", "httpx2")
+#: What a request (or a stream) gets when its ``ConnectionPool`` closes under it.
+POOL_CLOSED_IN_FLIGHT = "the ConnectionPool was closed while this request was using it"
 
 
 def _httpx2() -> ModuleType | None:
@@ -106,6 +120,71 @@ def _as_timeout(value: Any, lib: ModuleType = httpx) -> Any:
     if isinstance(value, lib.Timeout):
         return value
     return lib.Timeout(connect=value.connect, read=value.read, write=value.write, pool=value.pool)
+
+
+def http_library(name: str) -> ModuleType:
+    """The module of the HTTP library ``name`` (one of :data:`HTTP_LIBRARIES`); httpx2 is
+    imported here, on demand. ``ConfigurationError`` when it is not installed."""
+    if name == "httpx":
+        return httpx
+    if name == "httpx2":
+        try:
+            return importlib.import_module("httpx2")
+        except ImportError:
+            raise ConfigurationError(
+                "http_library='httpx2' needs httpx2: pip install 'ailib-anyio[httpx2]'"
+            ) from None
+    raise ConfigurationError(f"http_library must be 'httpx' or 'httpx2', got {name!r}")
+
+
+def pooled_http_client(
+    library: str,
+    *,
+    max_connections: int | None,
+    max_keepalive_connections: int | None,
+    keepalive_expiry: float | None,
+    timeout: httpx.Timeout,
+) -> Any:
+    """A new ``AsyncClient`` of ``library`` (``"httpx"`` or ``"httpx2"``) with these
+    limits and default timeout, following no redirect: one origin's client in a
+    ``ConnectionPool``."""
+    lib = http_library(library)
+    return lib.AsyncClient(
+        timeout=_as_timeout(timeout, lib),
+        limits=lib.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+        ),
+        follow_redirects=False,
+    )
+
+
+def connection_counts(http_client: object) -> tuple[int, int] | None:
+    """(active, idle) connections in the pool of an httpx or httpx2 ``AsyncClient`` built
+    with its default transport; None for any other transport or layout.
+
+    Neither library has a public way to count them: their connection pools (httpcore's
+    and httpcore2's ``AsyncConnectionPool``) list ``connections``, each answering
+    ``is_idle()`` and ``is_closed()``. A connection still being set up, or carrying a
+    request, is active; a closed one not yet dropped is not counted."""
+    pool = getattr(getattr(http_client, "_transport", None), "_pool", None)
+    connections = getattr(pool, "connections", None)
+    if not isinstance(connections, list):
+        return None
+    active = idle = 0
+    for connection in list(connections):
+        is_idle = getattr(connection, "is_idle", None)
+        is_closed = getattr(connection, "is_closed", None)
+        if not (callable(is_idle) and callable(is_closed)):
+            return None
+        if is_closed():
+            continue
+        if is_idle():
+            idle += 1
+        else:
+            active += 1
+    return active, idle
 
 
 def transport_errors() -> tuple[type[Exception], ...]:
@@ -461,9 +540,32 @@ class HttpResponse:
         await self._raw.aclose()
 
 
+class PoolLease(Protocol):
+    """A client's share of a ``ConnectionPool`` (``_pool.py``): the HTTP client of its
+    origin, and the hooks that count its requests and let the pool interrupt them."""
+
+    @property
+    def client(self) -> Any:
+        """The origin's HTTP client (the pool's: never closed by the transport)."""
+
+    @property
+    def is_open(self) -> bool:
+        """False once the pool closed."""
+
+    def begin(self, scope: anyio.CancelScope) -> None:
+        """A request starts under ``scope``, which the pool cancels if it closes first;
+        raises ``RuntimeError`` if the pool is closed already."""
+
+    def end(self, scope: anyio.CancelScope) -> None:
+        """The request started under ``scope`` has its headers (or failed)."""
+
+    def release(self) -> None:
+        """The client closed: the pool keeps the connections."""
+
+
 class Transport:
-    """A pooled HTTP client (httpx's, or a lent httpx/httpx2 client) plus the provider's
-    authentication."""
+    """A pooled HTTP client (httpx's, a lent httpx/httpx2 client, or a ``ConnectionPool``'s
+    through its ``lease``) plus the provider's authentication."""
 
     def __init__(
         self,
@@ -473,6 +575,7 @@ class Transport:
         timeout: TimeoutSetting | None,
         http_client: HttpClient | None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        lease: PoolLease | None = None,
     ) -> None:
         self._headers = {
             "user-agent": USER_AGENT,
@@ -482,6 +585,9 @@ class Transport:
         }
         self.max_response_bytes = max_response_bytes
         self._params = dict(params)
+        self._lease = lease
+        if lease is not None:
+            http_client = lease.client
         self.timeout = http_timeout(timeout, http_client)
         self._owns_client = http_client is None
         #: The HTTP library in use (the ``httpx`` or ``httpx2`` module).
@@ -528,7 +634,32 @@ class Transport:
             )
             if content is not None:
                 request.stream = self._body(content)
-            return HttpResponse(await self.client.send(request, stream=True), self)
+        lease = self._lease
+        if lease is None:
+            with map_transport_errors(**context):
+                return HttpResponse(await self.client.send(request, stream=True), self)
+        # A pool's client: the pool cancels the scope if it closes before the headers
+        # came (a request waiting for a connection would wait out the pool timeout).
+        with anyio.CancelScope() as scope:
+            lease.begin(scope)
+            try:
+                raw = await self.client.send(request, stream=True)
+            except transport_errors() as exc:
+                raise self.translate_error(exc, **context) from exc
+            finally:
+                lease.end(scope)
+        if scope.cancelled_caught:
+            raise TransportError(POOL_CLOSED_IN_FLIGHT, retryable=False, **context)
+        return HttpResponse(raw, self)
+
+    def translate_error(self, exc: Exception, **context: Any) -> AiLibError:
+        """:func:`translate_transport_error`, except that an error caused by the
+        ``ConnectionPool`` closing under the request says so (and is not retried)."""
+        lease = self._lease
+        if lease is not None and not lease.is_open:
+            scrub_exception_chain(exc)
+            return TransportError(POOL_CLOSED_IN_FLIGHT, retryable=False, **context)
+        return translate_transport_error(exc, **context)
 
     async def read_body(self, response: Any, *, context: Mapping[str, Any]) -> bytes:
         """The whole decoded body of the HTTP library's streamed response (the caller
@@ -536,7 +667,7 @@ class Transport:
         limit = self.max_response_bytes
         parts: list[bytes] = []
         size = 0
-        with map_transport_errors(**context):
+        try:
             chunks = body_chunks(response)
             declared = response.headers.get("content-length", "")
             if "content-encoding" not in response.headers and declared.isdigit():
@@ -555,9 +686,13 @@ class Transport:
                     f"the response body is larger than max_response_bytes ({limit} bytes)",
                     **context,
                 )
+        except transport_errors() as exc:
+            raise self.translate_error(exc, **context) from exc
         forget_if_unclean(response)
         return b"".join(parts)
 
     async def aclose(self) -> None:
-        if self._owns_client:
+        if self._lease is not None:
+            self._lease.release()
+        elif self._owns_client:
             await self.client.aclose()
