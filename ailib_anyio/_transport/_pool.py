@@ -76,7 +76,8 @@ class PoolConfig:
 
     - ``max_connections``: connections open at once (None: unbounded); a request beyond
       it waits for one, at most ``pool_timeout``.
-    - ``max_keepalive_connections``: idle connections kept for reuse (None: all).
+    - ``max_keepalive_connections``: idle connections kept for reuse (None: all; never
+      more than ``max_connections``, whatever it says).
     - ``keepalive_expiry``: seconds an idle connection is kept (None: until the server
       closes it).
     - ``connect_timeout`` / ``read_timeout`` / ``pool_timeout``: seconds; None keeps the
@@ -95,13 +96,6 @@ class PoolConfig:
     read_timeout: float | None = attrs.field(default=None, validator=_seconds)
     pool_timeout: float | None = attrs.field(default=None, validator=_seconds)
     http_library: str = attrs.field(default="httpx", validator=_library)
-
-    def __attrs_post_init__(self) -> None:
-        most, kept = self.max_connections, self.max_keepalive_connections
-        if most is not None and kept is not None and kept > most:
-            raise ConfigurationError(
-                f"max_keepalive_connections must be <= max_connections ({most}), got {kept!r}"
-            )
 
     @classmethod
     def default(cls) -> PoolConfig:
