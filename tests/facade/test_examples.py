@@ -32,6 +32,10 @@ EXPECTED = {
     "tokens_and_cost": "counted: 5 exact: True",
     "metrics_and_telemetry": "requests: 3",
     "batch_processing": "succeeded: 5 errors: 0",
+    "connection_pooling": (
+        "while streaming: 8 active, 0 idle, 2 clients\nafterwards: 0 active, 8 idle\n"
+        "requests served: 8\none more: 9 served, 8 idle\norigin: http://127.0.0.1:"
+    ),
     "embeddings": "dimensions: 8",
     "response_caching": "HTTP requests: 1\nhits: 1, hit ratio: 50%",
     "plugins": "asking gpt-4o\nanswered with",
