@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .._core._retry import RetryConfig
     from .._resilience._shared import SharedState
     from .._transport._http import HttpClient, TimeoutSetting
+    from .._transport._pool import ConnectionPool
     from ._array import ModelArray
     from ._client import Client
     from ._middleware import ResponseCache
@@ -186,6 +187,11 @@ class ClientBuilder:
         """Share the rate limiter and circuit breaker with other processes through
         ``state`` (``ailib_anyio.shared.RedisState``)."""
         return self._set("shared_state", state)
+
+    def with_pool(self, pool: ConnectionPool) -> ClientBuilder:
+        """Take connections from ``pool`` (a ``ConnectionPool``, open when the client
+        opens), shared with the other clients of the same provider."""
+        return self._set("pool", pool)
 
     def with_deadlines(
         self,

@@ -111,6 +111,7 @@ BAD = [
         "redis://x",
         "shared_state must be a SharedState (ailib_anyio.shared.RedisState), got 'redis://x'",
     ),
+    ("pool", "pool", "pool must be a ConnectionPool, got 'pool'"),
 ]
 
 #: ClientBuilder's method for a setting
@@ -124,6 +125,7 @@ METHOD = {
     "rate_limit": "with_rate_limit",
     "circuit_breaker": "with_circuit_breaker",
     "shared_state": "with_shared_state",
+    "pool": "with_pool",
 }
 
 
