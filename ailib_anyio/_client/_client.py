@@ -784,8 +784,9 @@ def open_client(model: str | ModelArray, **settings: Any) -> Client:
       with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
       ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
     - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
-      ``http_client`` keeps its own timeout, a ``pool`` its ``PoolConfig``'s; otherwise ``AI_HTTP_TIMEOUT_SECS`` (seconds)
-      is the default, else 600 s to read (10 s to connect).
+      ``http_client`` keeps its own timeout, a ``pool`` its ``PoolConfig``'s; otherwise
+      ``AI_HTTP_TIMEOUT_SECS`` (seconds) is the default, else 600 s to read (10 s to
+      connect).
     - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
       included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
     - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the

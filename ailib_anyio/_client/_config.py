@@ -360,8 +360,8 @@ class ClientConfig:
 
     def for_fallback(self) -> ClientConfig:
         """The config of a ``"provider/model"`` fallback: this one's timeout, lent HTTP
-        client or ``ConnectionPool``, retry, breaker, body limit, shared state and manifest directories; its own
-        provider's key, base_url and headers."""
+        client or ``ConnectionPool``, retry, breaker, body limit, shared state and manifest
+        directories; its own provider's key, base_url and headers."""
         return ClientConfig(**{name: getattr(self, name) for name in FALLBACK_INHERITS})
 
 

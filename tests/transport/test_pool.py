@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from ailib_anyio import (
+    ClientBuilder,
     ClientConfig,
     ConfigurationError,
     ConnectionPool,
@@ -308,18 +309,20 @@ async def test_pool_closed_under_a_stream_is_a_clear_error(
     mock: MockProvider, library: str
 ) -> None:
     mock.enqueue(ScriptedReply(content="abcdefgh" * 40, chunk_size=2, delay_between_chunks=0.05))
-    async with ConnectionPool(PoolConfig(http_library=library)) as pool:
-        async with client_of(mock, pool) as client:
-            with anyio.fail_after(5), pytest.raises(TransportError) as info:
-                async with client.chat().user("hi").stream() as stream:
-                    async for _ in stream:
-                        await pool.aclose()
-            assert str(info.value).startswith(CLOSED_IN_FLIGHT)
-            assert info.value.retryable is False
-            assert client.current_inflight == 0
-            with pytest.raises(RuntimeError) as closed:
-                await client.chat().user("again").execute()
-            assert str(closed.value).startswith("the ConnectionPool this client uses is closed")
+    async with (
+        ConnectionPool(PoolConfig(http_library=library)) as pool,
+        client_of(mock, pool) as client,
+    ):
+        with anyio.fail_after(5), pytest.raises(TransportError) as info:
+            async with client.chat().user("hi").stream() as stream:
+                async for _ in stream:
+                    await pool.aclose()
+        assert str(info.value).startswith(CLOSED_IN_FLIGHT)
+        assert info.value.retryable is False
+        assert client.current_inflight == 0
+        with pytest.raises(RuntimeError) as closed:
+            await client.chat().user("again").execute()
+        assert str(closed.value).startswith("the ConnectionPool this client uses is closed")
     assert len(mock.requests) == 1
 
 
@@ -439,3 +442,32 @@ async def test_timeout_setting_wins_over_a_lent_clients(library: str) -> None:
         ):
             assert (await client.chat().user("hi").execute()).content == "in time"
             assert http.timeout.read == 0.05  # the lent client's own is left as it was
+
+
+async def test_the_callers_cancellation_passes_through(mock: MockProvider) -> None:
+    """The pool's own cancel scope around a send catches only the pool's cancellation."""
+    mock.enqueue(
+        ScriptedReply(content="late", delay_before_headers=2),
+        ScriptedReply(content="next"),
+    )
+    async with ConnectionPool() as pool, client_of(mock, pool, max_retries=0) as client:
+        with anyio.move_on_after(0.2) as scope:
+            await client.chat().user("hi").execute()
+        assert scope.cancelled_caught
+        assert client.current_inflight == 0
+        assert (await client.chat().user("hi").execute()).content == "next"
+
+
+async def test_the_builder_lends_a_pool(mock: MockProvider) -> None:
+    async with ConnectionPool(PoolConfig.low_latency()) as pool:
+        builder = (
+            ClientBuilder()
+            .model("openai/gpt-4o")
+            .api_key(KEY)
+            .base_url(mock.openai_base_url)
+            .with_pool(pool)
+        )
+        assert builder.config.pool is pool
+        async with builder.open() as client:
+            await client.chat().user("hi").execute()
+        assert pool.get_stats()["openai"].requests_served == 1
