@@ -426,7 +426,7 @@ class Target:
                 context = self.context(
                     status_code=response.status_code, request_id=self.request_id_of(response)
                 )
-                yield _Chunks(response.chunks(context=context), context)
+                yield _Chunks(response.chunks(context=context), context, transport)
             finally:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
@@ -454,10 +454,12 @@ class Target:
 class _Chunks:
     """A body's chunks with the HTTP library's errors translated into ours."""
 
-    __slots__ = ("_chunks", "_context")
+    __slots__ = ("_chunks", "_context", "_transport")
 
-    def __init__(self, chunks: AsyncIterator[bytes], context: Mapping[str, Any]) -> None:
-        self._chunks, self._context = chunks, context
+    def __init__(
+        self, chunks: AsyncIterator[bytes], context: Mapping[str, Any], transport: Transport
+    ) -> None:
+        self._chunks, self._context, self._transport = chunks, context, transport
 
     def __aiter__(self) -> _Chunks:
         return self
@@ -466,7 +468,7 @@ class _Chunks:
         try:
             return await self._chunks.__anext__()
         except transport_errors() as exc:
-            raise translate_transport_error(exc, **self._context) from exc
+            raise self._transport.translate_error(exc, **self._context) from exc
 
 
 class TargetStream(ClosedOnExit):
