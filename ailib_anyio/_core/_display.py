@@ -64,7 +64,8 @@ def _html(text: str) -> str:
 
 def _markdown(text: str) -> str:
     """``text`` as literal markdown on one line: no markup, no HTML, no line break."""
-    escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", _html(text))
+    # markdown's specials first: escaping them after HTML would break its entities
+    escaped = html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", text), quote=False)
     return " ".join(escaped.split())
 
 
