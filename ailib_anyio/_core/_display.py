@@ -203,7 +203,7 @@ def _error_fields(error: AiLibError) -> list[Field]:
     if error.retry_after is not None:
         retry += f", after {error.retry_after:g} s"
     fields.append(("retryable", retry))
-    if error.attempts:
+    if len(error.attempts) > 1:
         fields.append(("attempts", str(len(error.attempts))))
     if error.response is not None and error.response.content:
         fields.append(("partial reply", f"{len(error.response.content)} characters"))
