@@ -40,7 +40,7 @@ HINTS = {
     "authentication": "the API key was refused: check the provider's key variable or api_key=",
     "permission_denied": "the key has no access to this model or feature",
     "not_found": "check the model id and base_url",
-    "rate_limited": "wait (see retry after), or lower the concurrency: max_inflight=, rate_limit=",
+    "rate_limited": "wait before retrying, or lower the concurrency: max_inflight=, rate_limit=",
     "quota_exhausted": "the account is out of quota or credit: waiting will not help",
     "request_too_large": "shorten the prompt, or lower max_tokens",
     "invalid_request": "the request was refused as invalid: see the message",

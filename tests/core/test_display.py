@@ -103,7 +103,7 @@ def test_an_error_shows_kind_where_status_request_id_and_hint() -> None:
         ("status", "429"),
         ("request id", "req_7"),
         ("retryable", "yes, after 7 s"),
-        ("hint", "wait (see retry after), or lower the concurrency: max_inflight=, rate_limit="),
+        ("hint", "wait before retrying, or lower the concurrency: max_inflight=, rate_limit="),
     ]:
         assert f">{name}</th><td" in html
         assert f">{value}</td>" in html

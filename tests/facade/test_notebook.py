@@ -99,7 +99,7 @@ def test_the_notebook_runs_in_a_kernel_and_shows_cards(backend: str) -> None:
     assert markdown.endswith(
         "- kind: rate\\_limited (E2001)\n- provider: openai/gpt-4o\n- status: 429\n"
         "- request id: req\\_mock\\_3\n- retryable: yes, after 7 s\n"
-        "- hint: wait (see retry after), or lower the concurrency: max\\_inflight=,"
+        "- hint: wait before retrying, or lower the concurrency: max\\_inflight=,"
         " rate\\_limit=\n"
     )
     everything = str([cell.outputs for cell in (chat, stream, error)])
