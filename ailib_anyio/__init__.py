@@ -52,6 +52,7 @@ from ._core._errors import RemoteTimeoutError as RemoteTimeoutError
 from ._core._errors import RequestTooLargeError as RequestTooLargeError
 from ._core._errors import ServerError as ServerError
 from ._core._errors import SharedStateError as SharedStateError
+from ._core._errors import StreamNotOpenError as StreamNotOpenError
 from ._core._errors import StructuredOutputError as StructuredOutputError
 from ._core._errors import TimeoutError as TimeoutError
 from ._core._errors import TokenizerDataError as TokenizerDataError
@@ -276,6 +277,7 @@ __all__ = [
     "ServerError",
     "SharedStateError",
     "SignalsSnapshot",
+    "StreamNotOpenError",
     "StreamWatcher",
     "StreamingEvent",
     "StructuredOutputError",

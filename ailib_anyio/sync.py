@@ -41,14 +41,16 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client._chat import ChatBuilder
 from ._client._client import Client
 from ._client._config import ClientConfig, config_from
-from ._client._stream import ChatStream
+from ._client._state import State
+from ._client._stream import ChatStream, not_open_error
+from ._core._display import stream_html, stream_markdown, stream_state
 from ._core._types import (
     ChatRequest,
     ChatResponse,
@@ -207,6 +209,18 @@ class SyncClient:
         """Close the client, stop its event loop and join its thread. Idempotent; inside
         ``with``, leaving the block does this."""
         self.__exit__(None, None, None)
+
+    if not TYPE_CHECKING:  # type checkers keep reporting 'async with' here as an error
+
+        async def __aenter__(self):
+            # a hint for the spelling of async code, instead of a bare TypeError
+            raise TypeError(
+                "a SyncClient is blocking: use 'with open_client(...) as client:' (async"
+                " code: 'async with ailib_anyio.open_client(...) as client:')"
+            )
+
+        async def __aexit__(self, *exc_info):  # never reached: __aenter__ raises
+            return None
 
     def _call(self, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         """Run ``func(*args)`` in the portal's loop and wait for the result; an interrupt
@@ -371,6 +385,7 @@ class SyncChatStream:
         self._client = client
         self._stream = stream
         self._state = _State.UNOPENED
+        self._events = 0
 
     def __enter__(self) -> SyncChatStream:
         _check_no_running_loop("SyncChatStream")
@@ -417,22 +432,44 @@ class SyncChatStream:
 
     def __iter__(self) -> SyncChatStream:
         if self._state is not _State.OPEN:
-            raise RuntimeError(
-                "iterate a stream inside its block: 'with builder.stream() as stream'"
-            )
+            raise self._not_open()
         return self
 
     def __next__(self) -> StreamingEvent:
         if self._state is not _State.OPEN:
             if self._state is _State.UNOPENED:
-                raise RuntimeError(
-                    "iterate a stream inside its block: 'with builder.stream() as stream'"
-                )
-            raise StopIteration
+                raise self._not_open()
+            raise StopIteration  # closed under an iteration begun in the block
         event = self._client._call(_next_event, self._stream)
         if event is None:
             raise StopIteration
+        self._events += 1
         return event
+
+    def _not_open(self) -> Exception:
+        state = State.UNOPENED if self._state is _State.UNOPENED else State.CLOSED
+        return not_open_error(state, "with builder.stream() as stream")
+
+    if not TYPE_CHECKING:  # type checkers keep reporting 'async for' here as an error
+
+        def __aiter__(self):
+            # a hint for the spelling of async code, instead of a bare TypeError
+            raise TypeError(
+                "a SyncChatStream is blocking: iterate it with 'for event in stream' inside"
+                " 'with builder.stream() as stream' (async code: ailib_anyio.open_client)"
+            )
+
+    def _display_state(self) -> str:
+        return stream_state(
+            self._state is not _State.UNOPENED, self._state is _State.CLOSED, self.response
+        )
+
+    def _repr_html_(self) -> str:
+        """A card for notebooks: open or finished, the events and text so far."""
+        return stream_html("SyncChatStream", self._display_state(), self.response, self._events)
+
+    def _repr_markdown_(self) -> str:
+        return stream_markdown("SyncChatStream", self._display_state(), self.response, self._events)
 
 
 def open_client(

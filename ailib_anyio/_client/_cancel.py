@@ -26,7 +26,8 @@ import anyio
 import anyio.lowlevel
 
 from .._core._types import ChatResponse, StreamingEvent
-from ._stream import ChatStream
+from ._state import State
+from ._stream import ChatStream, not_open_error
 
 __all__ = [
     "CancelHandle",
@@ -179,6 +180,7 @@ class CancellableStream:
         self._stream = stream
         self._token = token
         self._entered = False
+        self._exited = False
         self._stopped = False
         self.cancel_reason: CancelReason | None = None
         """Why the token ended this stream; ``None`` if it did not."""
@@ -227,6 +229,7 @@ class CancellableStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._exited = True
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -239,10 +242,10 @@ class CancellableStream:
         await self.aclose()
 
     def __aiter__(self) -> CancellableStream:
-        if not self._entered:
-            raise RuntimeError(
-                "iterate a stream inside its block: "
-                "'async with CancellableStream(builder.stream(), token) as stream'"
+        if not self._entered or self._exited:
+            raise not_open_error(
+                State.CLOSED if self._exited else State.UNOPENED,
+                "async with CancellableStream(builder.stream(), token) as stream",
             )
         return self
 

@@ -618,6 +618,17 @@ class Client:
         opening = _StreamOpening(self, request, http_timeout, attempt_hooks)
         return self._resilient(opening.run, opening.errors, _close_stream, stream=True)
 
+    if not TYPE_CHECKING:  # type checkers keep reporting that a Client is not awaitable
+
+        def __await__(self):
+            # ``await AiClient.create(...)`` is the reference's spelling: a hint, not
+            # "object Client can't be used in 'await' expression".
+            raise TypeError(
+                "a Client is not awaitable: open it with"
+                " 'async with open_client(...) as client:' (the block owns its connections"
+                " and tasks, and closes them when it ends)"
+            )
+
 
 class _StreamOpening:
     """One stream call's state while it connects (see ``Client._open_stream_call``):

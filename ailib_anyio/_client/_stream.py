@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._core._display import stream_html, stream_markdown, stream_state
 from .._core._errors import (
     ConfigurationError,
+    StreamNotOpenError,
 )
 from .._core._structured import (
     ToolReplyEvents,
@@ -97,10 +99,8 @@ class ChatStream(ClosedOnExit):
             await self._live.aclose()
 
     def __aiter__(self) -> AsyncIterator[StreamingEvent]:
-        if self._state is State.UNOPENED:
-            raise RuntimeError(
-                "iterate a stream inside its block: 'async with builder.stream() as stream'"
-            )
+        if self._state is not State.OPEN:
+            raise not_open_error(self._state, "async with builder.stream() as stream")
         iterator = self._iterator
         if iterator is None:
             iterator = self._iterator = self._make_iterator()
@@ -126,7 +126,40 @@ class ChatStream(ClosedOnExit):
         return live  # the attempt that won iterates itself: no extra frame per event
 
     async def __anext__(self) -> StreamingEvent:
-        return await self.__aiter__().__anext__()
+        # An iteration begun in the block ends quietly if the stream is closed under it.
+        iterator = self._iterator if self._iterator is not None else self.__aiter__()
+        return await iterator.__anext__()
+
+    if not TYPE_CHECKING:  # type checkers keep reporting these spellings as errors
+        # Hints for the spellings of blocking code, instead of a bare TypeError.
+
+        def __iter__(self):
+            raise TypeError(
+                "a ChatStream is asynchronous: iterate it with 'async for event in stream'"
+                " inside 'async with builder.stream() as stream' (blocking code:"
+                " ailib_anyio.sync)"
+            )
+
+        def __enter__(self):
+            raise TypeError(
+                "a ChatStream is an async context manager: use 'async with builder.stream()"
+                " as stream' (blocking code: ailib_anyio.sync)"
+            )
+
+        def __exit__(self, *exc_info):  # never reached: __enter__ raises
+            return None
+
+    def _display_state(self) -> str:
+        return stream_state(
+            self._state is not State.UNOPENED, self._state is State.CLOSED, self.response
+        )
+
+    def _repr_html_(self) -> str:
+        """A card for notebooks: open or finished, the text and usage so far."""
+        return stream_html("ChatStream", self._display_state(), self.response, None)
+
+    def _repr_markdown_(self) -> str:
+        return stream_markdown("ChatStream", self._display_state(), self.response, None)
 
     @property
     def response(self) -> ChatResponse:
@@ -156,6 +189,23 @@ class ChatStream(ClosedOnExit):
     def model(self) -> str:
         """The model that answered."""
         return self._live.model if self._live is not None else self._client.model_id
+
+
+def not_open_error(state: State, block: str) -> StreamNotOpenError:
+    """The error for iterating a stream outside its block ``block`` (in a state other
+    than open), saying why that cannot work."""
+    message = f"iterate a stream inside its block: '{block}'"
+    if state is State.UNOPENED:
+        message += (
+            "; entering the block sends the request and opens the HTTP response, which"
+            " leaving the block closes"
+        )
+    else:
+        message += (
+            "; this stream's block has ended, which closed its HTTP response"
+            " (stream.response keeps what was received)"
+        )
+    return StreamNotOpenError(message)
 
 
 def _stream_rules(client: Client) -> StreamingSpec:

@@ -30,6 +30,7 @@
     │                                 cannot be reached, at open or during a request
     ├── MalformedResponseError        the server sent bytes that are not the protocol
     ├── StructuredOutputError         the reply does not match the response format asked for
+    ├── StreamNotOpenError            a stream iterated outside its block (also a RuntimeError)
     └── RemoteError                   the provider answered with an error
         ├── RemoteInvalidRequestError     (also an InvalidRequestError)
         │   └── RemoteRequestTooLargeError    (also a RequestTooLargeError)
@@ -77,6 +78,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._display import error_html, error_markdown
 from ._secrets import mask_json, mask_text
 
 if TYPE_CHECKING:
@@ -118,6 +120,7 @@ __all__ = [
     "RemoteTimeoutError",
     "RequestTooLargeError",
     "ServerError",
+    "StreamNotOpenError",
     "StructuredOutputError",
     "TimeoutError",
     "TokenizerDataError",
@@ -264,6 +267,14 @@ class AiLibError(Exception):
     def __repr__(self) -> str:
         name = type(self).__name__
         return f"{name}({self.message!r}, kind={self.kind!r}, status_code={self.status_code!r})"
+
+    def _repr_html_(self) -> str:
+        """A card for notebooks (``display(error)``): the message, then kind, provider and
+        model, status, request id, retryability and a hint; escaped, secrets masked."""
+        return error_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return error_markdown(self)
 
 
 class ProtocolError(AiLibError):
@@ -440,6 +451,15 @@ class StructuredOutputError(AiLibError):
         self.raw_text = mask_text(raw_text)
         self.path = path
         self.problem = mask_text(problem)
+
+
+class StreamNotOpenError(AiLibError, RuntimeError):
+    """A stream was iterated outside its ``async with`` block (``with`` in the sync
+    facade): before entering it, which sends the request and opens the HTTP response, or
+    after leaving it, which closed the response. ``stream.response`` keeps what was
+    received inside the block."""
+
+    kind = "stream_not_open"
 
 
 class RemoteError(AiLibError):

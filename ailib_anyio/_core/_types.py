@@ -14,6 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from ._cost import CostEstimate, ModelPricing, cost_of_usage
+from ._display import response_html, response_markdown
 from ._errors import ConfigurationError
 from ._jsoncheck import check_json
 
@@ -385,6 +386,14 @@ class ChatResponse:
     #: the provider's id of this completion (``chatcmpl-...``, ``msg_...``), where its
     #: manifest maps one; not part of equality (two identical answers differ in it)
     response_id: str | None = attrs.field(default=None, eq=False)
+
+    def _repr_html_(self) -> str:
+        """A card for notebooks: the reply, then model, finish, tool calls, tokens, cost
+        and request id (escaped: a reply cannot inject markup)."""
+        return response_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return response_markdown(self)
 
     def to_message(self) -> Message:
         """This response as the assistant turn of the next request (tool calls and signed

@@ -4,8 +4,9 @@ asyncio and trio.
 A ```python block of README.md or of a page under docs/ that contains ``MockProvider(``
 is self-contained: it is run inside a coroutine (its top-level ``await`` and
 ``async with`` as written), with its output captured. A block that starts its own event
-loop (``anyio.run(``), or a hypothesis property (``@given(``, no event loop), is run as a
-module, in a worker thread. Blocks without the mock need
+loop (``anyio.run(``), blocking code of the sync facade (``ailib_anyio.sync``, which
+refuses a running event loop) or a hypothesis property (``@given(``, no event loop) is run
+as a module, in a worker thread. Blocks without the mock need
 a real provider key and are not run here (the README's tools snippet has its own test,
 ``test_readme_tools.py``); the pages written for the documentation site have none."""
 
@@ -105,7 +106,8 @@ async def test_example_runs(path: Path, heading: str, code: str, monkeypatch: An
     namespace: dict[str, Any] = {"__name__": "docs_example"}
     try:
         with contextlib.redirect_stdout(out):
-            if "anyio.run(" in code or "@given(" in code:  # a program: its own loop, or none
+            if any(mark in code for mark in ("anyio.run(", "ailib_anyio.sync", "@given(")):
+                # a program: its own loop, or none
                 program = compile(code, f"{path}: {heading}", "exec")
                 await anyio.to_thread.run_sync(exec, program, namespace)
             else:

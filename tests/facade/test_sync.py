@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ from ailib_anyio import (
     ContentDelta,
     RateLimitedError,
     ServerError,
+    StreamNotOpenError,
     Usage,
 )
 from ailib_anyio.sync import SyncClient, open_client
@@ -234,6 +236,86 @@ def test_misuse_is_a_clear_runtime_error(served: Served) -> None:
     with pytest.raises(RuntimeError, match="the client is closed"):
         client.embed("x")
     client.close()  # idempotent
+
+
+def test_a_stream_iterated_outside_its_block_says_why(served: Served, backend: str) -> None:
+    block = "iterate a stream inside its block: 'with builder.stream() as stream'"
+    before = (
+        f"{block}; entering the block sends the request and opens the HTTP response, which"
+        " leaving the block closes"
+    )
+    after = (
+        f"{block}; this stream's block has ended, which closed its HTTP response"
+        " (stream.response keeps what was received)"
+    )
+    served.mock.enqueue(ScriptedReply(content="one two three", chunk_size=4))
+    with client_for(served, backend=backend) as client:
+        stream = client.chat().user("hi").stream()
+        with pytest.raises(StreamNotOpenError, match=f"^{re.escape(before)}$"):
+            for _ in stream:
+                pass
+        with pytest.raises(StreamNotOpenError, match=f"^{re.escape(before)}$"):
+            next(stream)
+        with stream:
+            for _ in stream:
+                break
+        with pytest.raises(StreamNotOpenError, match=f"^{re.escape(after)}$"):
+            for _ in stream:
+                pass
+        assert stream.response.content == "one "
+
+
+def test_async_spellings_on_the_sync_facade_say_blocking(served: Served, backend: str) -> None:
+    with client_for(served, backend=backend) as client:
+        stream = client.chat().user("hi").stream()
+
+        async def iterate() -> None:
+            async for _ in stream:  # type: ignore[attr-defined]
+                pass
+
+        with pytest.raises(TypeError) as info:
+            anyio.run(iterate, backend=backend)
+        assert str(info.value) == (
+            "a SyncChatStream is blocking: iterate it with 'for event in stream' inside"
+            " 'with builder.stream() as stream' (async code: ailib_anyio.open_client)"
+        )
+    unopened = client_for(served, backend=backend)
+
+    async def enter() -> None:
+        async with unopened:  # type: ignore[attr-defined]
+            pytest.fail("the block must not run")
+
+    with pytest.raises(TypeError) as info:
+        anyio.run(enter, backend=backend)
+    assert str(info.value) == (
+        "a SyncClient is blocking: use 'with open_client(...) as client:' (async code:"
+        " 'async with ailib_anyio.open_client(...) as client:')"
+    )
+    assert served.mock.requests == []
+    assert portal_threads() == []
+
+
+def test_a_stream_shows_its_state_events_and_text(served: Served, backend: str) -> None:
+    served.mock.enqueue(ScriptedReply(content="Hello <b>world</b>", chunk_size=6, usage=(3, 4)))
+    with client_for(served, backend=backend) as client:
+        stream = client.chat().user("hi").stream()
+        assert "<strong>SyncChatStream (unopened)</strong>" in stream._repr_html_()
+        with stream:
+            first = next(stream)
+            assert first == ContentDelta("Hello ")
+            html = stream._repr_html_()
+            assert "<strong>SyncChatStream (open)</strong>" in html
+            assert '>events so far</th><td style="text-align:left">1</td>' in html
+            assert "Hello </pre>" in html
+            rest = list(stream)
+            markdown = stream._repr_markdown_()
+            assert markdown.startswith(
+                "**SyncChatStream (finished)**\n\n> Hello &lt;b&gt;world&lt;/b&gt;\n\n"
+                f"- state: finished\n- events so far: {1 + len(rest)}\n"
+                "- text so far: 18 characters\n"
+            )
+            assert "- tokens: 3 in, 4 out" in markdown
+        assert "<strong>SyncChatStream (closed)</strong>" in stream._repr_html_()
 
 
 # ------------------------------------------------------------------ where it runs
