@@ -67,7 +67,8 @@ if TYPE_CHECKING:
     from .._services._tokens import TokenCount
     from ._array import ArrayRouter, ModelArray
     from ._batch import BatchExecutor, BatchResult
-    from ._target import Target, TargetStream
+    from ._target import Target
+    from ._targetstream import TargetStream
 
 
 __all__ = ["Client", "open_client", "provide"]
@@ -681,7 +682,7 @@ class _StreamOpening:
         )
 
     def open_on(self, target: Target, body: bytes) -> Awaitable[TargetStream]:
-        from ._target import TargetStream  # loaded by the first client already
+        from ._targetstream import TargetStream  # loaded by the first client already
 
         idle = self.idle
         live = TargetStream(target, body, self.timeout, idle=idle, deadline=self.deadline)
