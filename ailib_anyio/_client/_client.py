@@ -14,7 +14,6 @@ an exception or by cancellation — closes the HTTP response at once, in a shiel
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
@@ -24,7 +23,6 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Mapping,
-    Sequence,
 )
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -36,11 +34,7 @@ import anyio.lowlevel
 import attrs
 
 from .._core._errors import (
-    AiLibError,
     ConfigurationError,
-    DeadlineExceededError,
-    FirstTokenTimeoutError,
-    IdleTimeoutError,
 )
 from .._core._logging import configure_logging
 from .._core._structured import (
@@ -49,10 +43,9 @@ from .._core._structured import (
 from .._core._types import (
     ChatRequest,
     ChatResponse,
-    RateLimitSnapshot,
 )
-from .._resilience._run import Deadlines, race, within
 from .._resilience._taskgroups import exit_task_group
+from ._call import CallRunner, close_stream
 from ._chat import ChatBuilder
 from ._config import ClientConfig, config_from, takes_settings
 from ._middleware import Call, MiddlewareChain, default_middleware
@@ -140,8 +133,6 @@ class Client:
         self.max_inflight: float = (
             config.max_inflight if config.max_inflight is not None else _default_max_inflight()
         )
-        self._hedge = config.hedge
-        self._deadlines = config.deadlines or Deadlines()
         cache = () if config.cache is None else (config.cache.middleware_for(self),)
         #: the middleware, split by level (see ``Middleware``): the services installed by
         #: default (OpenTelemetry, when it is installed), the metrics, ``config.middleware``,
@@ -161,8 +152,8 @@ class Client:
         self._background: anyio.abc.TaskGroup | None = None
         self._background_task: int | None = None  # the id of the task that entered it
         self._state = State.UNOPENED
-        self._fallbacks_used = 0
-        self._hedges_started = 0
+        #: runs each call down the targets: retries, fallbacks, hedges, deadlines
+        self.calls = CallRunner(self)
 
     @property
     def provider(self) -> str:
@@ -304,7 +295,8 @@ class Client:
             self._background, self._background_task = background, anyio.get_current_task().id
         background.start_soon(func, *args, name=name)
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise the error that says why this client cannot send (unopened, closed)."""
         if self._state is not State.OPEN:
             self.primary.opened()  # raises the error that says why
 
@@ -333,8 +325,8 @@ class Client:
             rate_limiters={g.name: g.limiter.stats() for g in guards if g.limiter},
             last_rate_limits={g.name: g.last_rate_limits for g in guards if g.last_rate_limits},
             retries=sum(g.retries for g in guards),
-            fallbacks=self._fallbacks_used,
-            hedges=self._hedges_started,
+            fallbacks=self.calls.fallbacks_used,
+            hedges=self.calls.hedges_started,
         )
 
     # ------------------------------------------------------------ requests
@@ -433,106 +425,9 @@ class Client:
         )
         return await executor.execute(items, output=output, keys=keys)
 
-    async def _resilient(
-        self,
-        run: Callable[[Target], Awaitable[_R]],
-        errors: list[AiLibError],
-        discard: Callable[[_R], Awaitable[None]] | None = None,
-        *,
-        stream: bool = False,
-    ) -> _R:
-        """Run ``run(target)`` down the fallback chain (hedged if configured) within the
-        total deadline; a final error carries every attempt's error in ``attempts``. A
-        model array's router orders the chain of each call (and times its endpoints).
-
-        No closure is made on the common path (one target, no total deadline): at a
-        thousand concurrent streams, what each call holds while it connects is memory."""
-        targets = self.targets
-        router = self.router
-        if router is not None:
-            targets = tuple(router.order(stream, targets))
-            run = router.timed(run, stream)
-        total = self._deadlines.total
-        try:
-            if total is None:  # the common cases without a task group or extra frame
-                if len(targets) == 1:
-                    return await run(targets[0])
-                return await self._chain(targets, run, errors, discard)
-            return await within(
-                total,
-                lambda: self._chain(targets, run, errors, discard),
-                lambda: DeadlineExceededError(
-                    f"the request's total deadline of {total:g}s ran out", **self.primary.context()
-                ),
-            )
-        except AiLibError as exc:
-            if exc not in errors:
-                errors.append(exc)
-            exc.attempts = tuple(errors)
-            raise
-
-    def _chain(
-        self,
-        targets: Sequence[Target],
-        run: Callable[[Target], Awaitable[_R]],
-        errors: list[AiLibError],
-        discard: Callable[[_R], Awaitable[None]] | None,
-    ) -> Awaitable[_R]:
-        """The race down the targets: fallbacks in order, hedged if configured."""
-        hedge = self._hedge.delay if self._hedge is not None else None
-        return race(
-            targets,
-            run,
-            hedge_delay=hedge,
-            discard=discard,
-            errors=errors,
-            on_next=self._count_next,
-        )
-
-    def _count_next(self, hedged: bool) -> None:
-        if hedged:
-            self._hedges_started += 1
-        else:
-            self._fallbacks_used += 1
-
     def call_view(self, request: ChatRequest) -> Call:
         """The middleware's view of a call of this client."""
         return Call(request=request, provider=self.provider, model=self.model_id)
-
-    def _attempt(
-        self,
-        target: Target,
-        request: ChatRequest,
-        content: bytes,
-        send: Callable[[bytes], Awaitable[_R]],
-        counter: list[int],
-        discard: Callable[[Any], Awaitable[None]] | None,
-        hooks: tuple[tuple[str, Any], ...],
-    ) -> Callable[[], Awaitable[_R]]:
-        """One attempt of ``target``: ``send(content)``, inside the attempt middleware
-        ``hooks`` when there are any (a request it replaces is encoded again, and
-        checked)."""
-        if not hooks:
-            return lambda: send(content)
-        index = self.targets.index(target)
-
-        def last(call: Call) -> Awaitable[_R]:
-            if call.request is request:
-                return send(content)
-            return send(target.encode(call.request))
-
-        def attempt() -> Awaitable[_R]:
-            counter[0] += 1
-            view = Call(
-                request=request,
-                provider=target.provider,
-                model=target.model_id,
-                attempt=counter[0],
-                target=index,
-            )
-            return self.middleware.run(hooks, view, last, discard)
-
-        return attempt
 
     async def execute(
         self, request: ChatRequest, *, http_timeout: float | None = None
@@ -548,42 +443,14 @@ class Client:
             response = await self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._execute_call(call.request, http_timeout, attempt_hooks),
+                lambda call: self.calls.execute(call.request, http_timeout, attempt_hooks),
                 None,
             )
         else:
-            response = await self._execute_call(request, http_timeout, attempt_hooks)
+            response = await self.calls.execute(request, http_timeout, attempt_hooks)
         if request.response_format is not None:
             return structured_reply(request, response)
         return response
-
-    async def _execute_call(
-        self,
-        request: ChatRequest,
-        http_timeout: float | None,
-        attempt_hooks: tuple[tuple[str, Any], ...],
-    ) -> ChatResponse:
-        self._check_open()
-        errors: list[AiLibError] = []
-        counter = [0]
-
-        def run(target: Target) -> Awaitable[ChatResponse]:
-            req = (
-                request if target is self.primary else attrs.evolve(request, model=target.model_id)
-            )
-            content = target.encode(req)
-
-            def send(body: bytes) -> Awaitable[ChatResponse]:
-                return target.execute_once(body, http_timeout)
-
-            return target.guard.call(
-                self._attempt(target, req, content, send, counter, None, attempt_hooks),
-                errors,
-                tokens=_token_estimate(content, req),
-                rate_limits=_response_rate_limits,
-            )
-
-        return await self._resilient(run, errors)
 
     def open_stream(
         self, request: ChatRequest, *, http_timeout: float | None = None
@@ -596,128 +463,10 @@ class Client:
             return self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._open_stream_call(call.request, http_timeout, attempt_hooks),
-                _close_stream,
+                lambda call: self.calls.open_stream(call.request, http_timeout, attempt_hooks),
+                close_stream,
             )
-        return self._open_stream_call(request, http_timeout, attempt_hooks)
-
-    def _open_stream_call(
-        self,
-        request: ChatRequest,
-        http_timeout: float | None,
-        attempt_hooks: tuple[tuple[str, Any], ...],
-    ) -> Awaitable[TargetStream]:
-        """The stream call down the fallback chain. Its state is one slotted
-        ``_StreamOpening``, not closures and cells, and what it calls returns awaitables
-        instead of awaiting them, so the only coroutine frames a stream holds while it
-        connects are ``_resilient``, its target's retry loop and the attempt: at a
-        thousand concurrent streams, each of these is memory."""
-        self._check_open()
-        opening = _StreamOpening(self, request, http_timeout, attempt_hooks)
-        return self._resilient(opening.run, opening.errors, _close_stream, stream=True)
-
-
-class _StreamOpening:
-    """One stream call's state while it connects (see ``Client._open_stream_call``):
-    ``run(target)`` is the guarded attempt of ``target``, ``open_on(target, body)`` opens
-    its stream up to the first event within the first-token or idle limit."""
-
-    __slots__ = (
-        "attempt_hooks",
-        "client",
-        "counter",
-        "deadline",
-        "errors",
-        "first_token",
-        "idle",
-        "request",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        client: Client,
-        request: ChatRequest,
-        timeout: float | None,
-        attempt_hooks: tuple[tuple[str, Any], ...],
-    ) -> None:
-        self.client = client
-        self.request = request
-        self.timeout = timeout
-        self.attempt_hooks = attempt_hooks
-        self.errors: list[AiLibError] = []
-        limits = client._deadlines
-        self.deadline = None if limits.total is None else anyio.current_time() + limits.total
-        self.first_token = limits.first_token
-        self.idle = limits.idle
-        #: the attempts so far, counted for the attempt middleware (made when there is any)
-        self.counter: list[int] | None = None
-
-    def run(self, target: Target) -> Awaitable[TargetStream]:
-        client = self.client
-        request = self.request
-        if target is not client.primary:
-            request = attrs.evolve(request, model=target.model_id)
-        content = target.encode(request)
-        attempt: Callable[[], Awaitable[TargetStream]]
-        if self.attempt_hooks:
-            if self.counter is None:
-                self.counter = [0]
-            attempt = client._attempt(
-                target,
-                request,
-                content,
-                functools.partial(self.open_on, target),
-                self.counter,
-                _close_stream,
-                self.attempt_hooks,
-            )
-        else:
-            attempt = _StreamAttempt(self, target, content)
-        return target.guard.call(
-            attempt,
-            self.errors,
-            tokens=_token_estimate(content, request),
-            rate_limits=_stream_rate_limits,
-        )
-
-    def open_on(self, target: Target, body: bytes) -> Awaitable[TargetStream]:
-        from ._targetstream import TargetStream  # loaded by the first client already
-
-        idle = self.idle
-        live = TargetStream(target, body, self.timeout, idle=idle, deadline=self.deadline)
-        first_token = self.first_token
-        if first_token is not None:
-            return within(
-                first_token,
-                live.open,
-                lambda: FirstTokenTimeoutError(
-                    f"no first event within {first_token:g}s", **target.context()
-                ),
-            )
-        if idle is not None:  # without first_token, idle bounds the first wait too
-            return within(
-                idle,
-                live.open,
-                lambda: IdleTimeoutError(
-                    f"no event from the provider for {idle:g}s", **target.context()
-                ),
-            )
-        return live.open()
-
-
-class _StreamAttempt:
-    """An attempt without attempt middleware: ``opening.open_on(target, content)``."""
-
-    __slots__ = ("content", "opening", "target")
-
-    def __init__(self, opening: _StreamOpening, target: Target, content: bytes) -> None:
-        self.opening = opening
-        self.target = target
-        self.content = content
-
-    def __call__(self) -> Awaitable[TargetStream]:
-        return self.opening.open_on(self.target, self.content)
+        return self.calls.open_stream(request, http_timeout, attempt_hooks)
 
 
 def _built(request: object) -> ChatRequest:
@@ -729,26 +478,6 @@ def _built(request: object) -> ChatRequest:
             f"a batch request is a ChatBuilder or a ChatRequest, got {type(request).__name__}"
         )
     return attrs.evolve(request, stream=False) if request.stream else request
-
-
-def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:
-    return response.rate_limits
-
-
-def _stream_rate_limits(stream: TargetStream) -> RateLimitSnapshot | None:
-    return stream.rate_limits
-
-
-async def _close_stream(stream: TargetStream | ReplayStream) -> None:
-    """Close a stream nobody will read (a hedge that lost, one a middleware dropped)."""
-    stream.discarded = True
-    await stream.aclose()
-
-
-def _token_estimate(content: bytes, request: ChatRequest) -> int:
-    """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
-    per input token, plus the output it allows."""
-    return len(content) // 4 + (request.max_tokens or 0)
 
 
 def _is_array(model: object) -> bool:
