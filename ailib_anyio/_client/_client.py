@@ -35,6 +35,7 @@ from ._call import CallRunner, close_stream
 from ._chat import ChatBuilder
 from ._config import ClientConfig, config_from, default_max_inflight, takes_settings
 from ._middleware import Call, MiddlewareChain, default_middleware
+from ._provide import SERVICES
 from ._state import State
 from ._targets import chain_of
 
@@ -51,17 +52,7 @@ if TYPE_CHECKING:
     from ._targetstream import TargetStream
 
 
-__all__ = ["Client", "open_client", "provide"]
-
-
-#: Services the package's facade wires in by name (``provide``): the client layer calls
-#: them without importing the layer above it.
-_SERVICES: dict[str, Callable[..., Any]] = {}
-
-
-def provide(name: str, service: Callable[..., Any]) -> None:
-    """Make ``service`` the client's ``name`` service (done by ``ailib_anyio/__init__``)."""
-    _SERVICES[name] = service
+__all__ = ["Client", "open_client"]
 
 
 class Client:
@@ -280,7 +271,7 @@ class Client:
         ``ailib_anyio.tokens.count_tokens``): where the manifest declares the provider's
         counting endpoint, the provider counts it (``exact=True``); elsewhere a local count
         with the model's tokenizer, or an estimate that says so (``exact=False``)."""
-        service = _SERVICES.get("count_tokens")
+        service = SERVICES.get("count_tokens")
         if service is None:  # pragma: no cover - the package's __init__ provides it
             raise RuntimeError("token counting is not wired in: import ailib_anyio")
         count: TokenCount = await service(self, request, http_timeout=http_timeout)
@@ -290,7 +281,7 @@ class Client:
         """The health of each target: the probes of the ``HealthChecker`` last started for
         this client (``ailib_anyio.health``) with each target's circuit state; without a
         checker, the circuits alone (probe results ``unknown``)."""
-        report: HealthReport = _SERVICES["health"](self)
+        report: HealthReport = SERVICES["health"](self)
         return report
 
     def chat(self) -> ChatBuilder:
