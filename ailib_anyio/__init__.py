@@ -16,11 +16,11 @@ import attrs as _attrs
 from ._client._chat import ChatBuilder as ChatBuilder
 from ._client._client import Client as Client
 from ._client._client import open_client as open_client
-from ._client._client import provide as _provide
 from ._client._config import ClientConfig as ClientConfig
 from ._client._middleware import Call as Call
 from ._client._middleware import Middleware as Middleware
 from ._client._middleware import add_default_middleware as _add_default_middleware
+from ._client._provide import provide as _provide
 from ._client._stream import ChatStream as ChatStream
 from ._core._errors import AiLibError as AiLibError
 from ._core._errors import AuthenticationError as AuthenticationError

@@ -373,7 +373,7 @@ def open_router(array: ModelArray, config: ClientConfig) -> ArrayRouter:
         if isinstance(spec, str):
             members.append(Target(spec, config))
             continue
-        if spec._state.value != "unopened":
+        if spec.state.value != "unopened":
             raise ConfigurationError(
                 f"ModelArray endpoint {endpoint.label!r} is already open; pass it unopened"
             )

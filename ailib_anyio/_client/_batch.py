@@ -31,8 +31,10 @@ import attrs
 
 from .._core._cost import ModelPricing
 from .._core._errors import AiLibError, ConfigurationError
-from .._core._types import ChatResponse, FinishReason, ToolCall, Usage
+from .._core._structured import structured_reply
+from .._core._types import ChatRequest, ChatResponse, FinishReason, ToolCall, Usage
 from .._resilience._taskgroups import exit_task_group
+from ._chat import ChatBuilder
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -41,6 +43,7 @@ __all__ = [
     "BatchCollector",
     "BatchExecutor",
     "BatchResult",
+    "chat_batch",
     "error_record",
     "response_from_record",
     "response_record",
@@ -412,6 +415,61 @@ def response_from_record(record: Any, *, pricing: ModelPricing | None) -> ChatRe
         reasoning_signature=record.get("reasoning_signature"),
         pricing=pricing,
     )
+
+
+async def chat_batch(
+    client: Client,
+    requests: Iterable[ChatBuilder | ChatRequest] | Mapping[str, ChatBuilder | ChatRequest],
+    *,
+    max_concurrent: int,
+    fail_fast: bool,
+    on_progress: ProgressCallback | None,
+    output: str | os.PathLike[str] | None,
+) -> BatchResult[ChatResponse]:
+    """``client.batch(...)``: chat requests run by a ``BatchExecutor`` (see there)."""
+    keys: list[str] | None = None
+    if isinstance(requests, Mapping):
+        keys, items = list(requests), list(requests.values())
+    else:
+        items = list(requests)
+    if output is not None and keys is None:
+        # Each request's key is its body's: built and encoded (and so checked) now.
+        from .._protocol._batch import derive_custom_ids
+
+        keys = derive_custom_ids(client.primary.encode(_built(item)) for item in items)
+
+    async def run(request: ChatBuilder | ChatRequest) -> ChatResponse:
+        if isinstance(request, ChatBuilder):
+            return await request.execute()
+        return await client.execute(_built(request))
+
+    def read_back(record: Any, request: ChatBuilder | ChatRequest) -> ChatResponse:
+        response = response_from_record(record, pricing=client.primary.pricing)
+        built = _built(request)
+        if built.response_format is not None:
+            response = structured_reply(built, response)
+        return response
+
+    executor: BatchExecutor[ChatBuilder | ChatRequest, ChatResponse] = BatchExecutor(
+        run,
+        max_concurrent=max_concurrent,
+        fail_fast=fail_fast,
+        on_progress=on_progress,
+        to_json=response_record,
+        from_json=read_back,
+    )
+    return await executor.execute(items, output=output, keys=keys)
+
+
+def _built(request: object) -> ChatRequest:
+    """A batch item as the request it sends (never streamed)."""
+    if isinstance(request, ChatBuilder):
+        return request.build()
+    if not isinstance(request, ChatRequest):
+        raise ConfigurationError(
+            f"a batch request is a ChatBuilder or a ChatRequest, got {type(request).__name__}"
+        )
+    return attrs.evolve(request, stream=False) if request.stream else request
 
 
 @attrs.define(eq=False)

@@ -90,9 +90,9 @@ class ClientBuilder:
 
     def model(self, model: str | ModelArray) -> ClientBuilder:
         """``"provider/model-id"``, or a ``ModelArray`` (``ailib_anyio.routing``)."""
-        from ._client import _is_array
+        from ._targets import is_array
 
-        if not (isinstance(model, str) and model) and not _is_array(model):
+        if not (isinstance(model, str) and model) and not is_array(model):
             raise ConfigurationError(
                 f"model must be a 'provider/model' string or a ModelArray, got {model!r}"
             )

@@ -1,7 +1,11 @@
 """The client: ``open_client`` and ``Client``, which orchestrates its targets.
 
-The chat builder is in ``_chat.py``, streams as the user reads them in ``_stream.py``, one
-provider+model and its attempts in ``_target.py``.
+``Client`` owns the lifecycle (what it opens, its background task group), the
+``max_inflight`` limiter, its ordered targets, their stats and the public entry points.
+The rest is elsewhere: the settings (``_config.py``), building the targets
+(``_targets.py``), one target's attempts (``_target.py``, ``_targetstream.py``), each
+call's race of retries, fallbacks and hedges (``_call.py``), the chat builder
+(``_chat.py``), streams as the user reads them (``_stream.py``), batches (``_batch.py``).
 
 A client is an async context manager that owns its connection pool (and anything else it
 starts); leaving the block closes everything, even on cancellation. Any task may use it
@@ -14,50 +18,26 @@ an exception or by cancellation — closes the HTTP response at once, in a shiel
 
 from __future__ import annotations
 
-import functools
-import math
 import os
-import sys
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
-import attrs
 
-from .._core._errors import (
-    AiLibError,
-    ConfigurationError,
-    DeadlineExceededError,
-    FirstTokenTimeoutError,
-    IdleTimeoutError,
-)
 from .._core._logging import configure_logging
-from .._core._structured import (
-    structured_reply,
-)
-from .._core._types import (
-    ChatRequest,
-    ChatResponse,
-    RateLimitSnapshot,
-)
-from .._resilience._run import Deadlines, race, within
+from .._core._structured import structured_reply
+from .._core._types import ChatRequest, ChatResponse
 from .._resilience._taskgroups import exit_task_group
+from ._call import CallRunner, close_stream
 from ._chat import ChatBuilder
-from ._config import ClientConfig, config_from, takes_settings
+from ._config import ClientConfig, config_from, default_max_inflight, takes_settings
 from ._middleware import Call, MiddlewareChain, default_middleware
-from ._replay import ReplayStream
+from ._provide import SERVICES
 from ._state import State
+from ._targets import chain_of
 
 if TYPE_CHECKING:
     from .._core._breaker import CircuitState
@@ -66,38 +46,13 @@ if TYPE_CHECKING:
     from .._services._health import HealthReport
     from .._services._tokens import TokenCount
     from ._array import ArrayRouter, ModelArray
-    from ._batch import BatchExecutor, BatchResult
-    from ._target import Target, TargetStream
+    from ._batch import BatchResult
+    from ._replay import ReplayStream
+    from ._target import Target
+    from ._targetstream import TargetStream
 
 
-__all__ = ["Client", "open_client", "provide"]
-
-_R = TypeVar("_R")
-
-
-#: Services the package's facade wires in by name (``provide``): the client layer calls
-#: them without importing the layer above it.
-_SERVICES: dict[str, Callable[..., Any]] = {}
-
-
-def provide(name: str, service: Callable[..., Any]) -> None:
-    """Make ``service`` the client's ``name`` service (done by ``ailib_anyio/__init__``)."""
-    _SERVICES[name] = service
-
-
-def _default_max_inflight() -> float:
-    raw = os.environ.get("AI_LIB_MAX_INFLIGHT")
-    if not raw:
-        return math.inf
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(
-            f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}"
-        ) from None
-    if value < 1:
-        raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}")
-    return value
+__all__ = ["Client", "open_client"]
 
 
 class Client:
@@ -113,34 +68,19 @@ class Client:
     ) -> None:
         """``Client(model, config)``, or ``Client(model, **settings)`` as ``open_client``."""
         config = config_from(config, settings)  # every setting checked here, once
-        # Loaded with the first client, not with the package: the target brings in the
-        # transport (httpx), the manifest models and loader, the encoders and decoders.
-        from ._target import Target
-
         #: the settings this client was made from
         self.config = config
+        router, targets = chain_of(model, config)
         #: a model array's load balancer (None for one model): it orders each call's chain
-        self.router: ArrayRouter | None = None
-        members: tuple[Target, ...]
-        if isinstance(model, str) or not _is_array(model):
-            members = (Target(model, config),)  # type: ignore[arg-type]  # refused there
-        else:
-            from ._array import open_router  # loaded only for model arrays
-
-            self.router = open_router(model, config)
-            members = self.router.members
-        #: the target answering first (an array's first endpoint)
-        self.primary = members[0]
+        self.router: ArrayRouter | None = router
         #: the targets in order: the primary (or the array's endpoints), then the fallbacks
-        self.targets: tuple[Target, ...] = (
-            *members,
-            *(self._fallback(spec, config) for spec in config.fallbacks),
-        )
+        self.targets: tuple[Target, ...] = targets
+        #: the target answering first (an array's first endpoint)
+        self.primary = targets[0]
         self.max_inflight: float = (
-            config.max_inflight if config.max_inflight is not None else _default_max_inflight()
+            config.max_inflight if config.max_inflight is not None else default_max_inflight()
         )
-        self._hedge = config.hedge
-        self._deadlines = config.deadlines or Deadlines()
+        metrics = () if config.metrics is None else (config.metrics.middleware_for(self),)
         cache = () if config.cache is None else (config.cache.middleware_for(self),)
         #: the middleware, split by level (see ``Middleware``): the services installed by
         #: default (OpenTelemetry, when it is installed), the metrics, ``config.middleware``,
@@ -148,7 +88,7 @@ class Client:
         self.middleware = MiddlewareChain(
             (
                 *default_middleware(self),
-                *self._metrics(),
+                *metrics,
                 *config.middleware,
                 *config.plugins,
                 *cache,
@@ -160,8 +100,13 @@ class Client:
         self._background: anyio.abc.TaskGroup | None = None
         self._background_task: int | None = None  # the id of the task that entered it
         self._state = State.UNOPENED
-        self._fallbacks_used = 0
-        self._hedges_started = 0
+        #: runs each call down the targets: retries, fallbacks, hedges, deadlines
+        self.calls = CallRunner(self)
+
+    @property
+    def state(self) -> State:
+        """Unopened, open or closed (a client lent as a fallback must be unopened)."""
+        return self._state
 
     @property
     def provider(self) -> str:
@@ -182,26 +127,6 @@ class Client:
     def base_url(self) -> str:
         """The primary target's base URL."""
         return self.primary.base_url
-
-    def _metrics(self) -> tuple[object, ...]:
-        collector = self.config.metrics
-        return () if collector is None else (collector.middleware_for(self),)
-
-    @staticmethod
-    def _fallback(spec: str | Client, config: ClientConfig) -> Target:
-        """A fallback target: a ``"provider/model"`` (its key from its own credential chain,
-        resolved when the client opens; the settings ``ClientConfig.for_fallback`` keeps)
-        or an unopened ``Client`` without fallbacks, whose primary target it takes (its own
-        settings; the chain's body limit if it left its own at the default)."""
-        from ._target import Target
-
-        if isinstance(spec, str):
-            return Target(spec, config.for_fallback(), defer_credentials=True)
-        if spec._state is not State.UNOPENED:
-            raise ConfigurationError(f"fallback {spec!r} is already open; pass it unopened")
-        if len(spec.targets) > 1:
-            raise ConfigurationError(f"fallback {spec!r} has fallbacks of its own")
-        return spec.primary.limit_body(config.max_response_bytes)
 
     def __repr__(self) -> str:
         if self.router is not None:
@@ -306,7 +231,8 @@ class Client:
             self._background, self._background_task = background, anyio.get_current_task().id
         background.start_soon(func, *args, name=name)
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise the error that says why this client cannot send (unopened, closed)."""
         if self._state is not State.OPEN:
             self.primary.opened()  # raises the error that says why
 
@@ -335,8 +261,8 @@ class Client:
             rate_limiters={g.name: g.limiter.stats() for g in guards if g.limiter},
             last_rate_limits={g.name: g.last_rate_limits for g in guards if g.last_rate_limits},
             retries=sum(g.retries for g in guards),
-            fallbacks=self._fallbacks_used,
-            hedges=self._hedges_started,
+            fallbacks=self.calls.fallbacks_used,
+            hedges=self.calls.hedges_started,
         )
 
     # ------------------------------------------------------------ requests
@@ -348,7 +274,7 @@ class Client:
         ``ailib_anyio.tokens.count_tokens``): where the manifest declares the provider's
         counting endpoint, the provider counts it (``exact=True``); elsewhere a local count
         with the model's tokenizer, or an estimate that says so (``exact=False``)."""
-        service = _SERVICES.get("count_tokens")
+        service = SERVICES.get("count_tokens")
         if service is None:  # pragma: no cover - the package's __init__ provides it
             raise RuntimeError("token counting is not wired in: import ailib_anyio")
         count: TokenCount = await service(self, request, http_timeout=http_timeout)
@@ -358,7 +284,7 @@ class Client:
         """The health of each target: the probes of the ``HealthChecker`` last started for
         this client (``ailib_anyio.health``) with each target's circuit state; without a
         checker, the circuits alone (probe results ``unknown``)."""
-        report: HealthReport = _SERVICES["health"](self)
+        report: HealthReport = SERVICES["health"](self)
         return report
 
     def chat(self) -> ChatBuilder:
@@ -400,141 +326,20 @@ class Client:
         For the provider's own batch API, at half the price, see
         ``ailib_anyio.batch.BatchJob``.
         """
-        from ._batch import BatchExecutor, response_from_record, response_record
+        from ._batch import chat_batch
 
-        keys: list[str] | None = None
-        if isinstance(requests, Mapping):
-            keys, items = list(requests), list(requests.values())
-        else:
-            items = list(requests)
-        if output is not None and keys is None:
-            # Each request's key is its body's: built and encoded (and so checked) now.
-            from .._protocol._batch import derive_custom_ids
-
-            keys = derive_custom_ids(self.primary.encode(_built(item)) for item in items)
-
-        async def run(request: ChatBuilder | ChatRequest) -> ChatResponse:
-            if isinstance(request, ChatBuilder):
-                return await request.execute()
-            return await self.execute(_built(request))
-
-        def read_back(record: Any, request: ChatBuilder | ChatRequest) -> ChatResponse:
-            response = response_from_record(record, pricing=self.primary.pricing)
-            built = _built(request)
-            if built.response_format is not None:
-                response = structured_reply(built, response)
-            return response
-
-        executor: BatchExecutor[ChatBuilder | ChatRequest, ChatResponse] = BatchExecutor(
-            run,
+        return await chat_batch(
+            self,
+            requests,
             max_concurrent=max_concurrent,
             fail_fast=fail_fast,
             on_progress=on_progress,
-            to_json=response_record,
-            from_json=read_back,
+            output=output,
         )
-        return await executor.execute(items, output=output, keys=keys)
-
-    async def _resilient(
-        self,
-        run: Callable[[Target], Awaitable[_R]],
-        errors: list[AiLibError],
-        discard: Callable[[_R], Awaitable[None]] | None = None,
-        *,
-        stream: bool = False,
-    ) -> _R:
-        """Run ``run(target)`` down the fallback chain (hedged if configured) within the
-        total deadline; a final error carries every attempt's error in ``attempts``. A
-        model array's router orders the chain of each call (and times its endpoints).
-
-        No closure is made on the common path (one target, no total deadline): at a
-        thousand concurrent streams, what each call holds while it connects is memory."""
-        targets = self.targets
-        router = self.router
-        if router is not None:
-            targets = tuple(router.order(stream, targets))
-            run = router.timed(run, stream)
-        total = self._deadlines.total
-        try:
-            if total is None:  # the common cases without a task group or extra frame
-                if len(targets) == 1:
-                    return await run(targets[0])
-                return await self._chain(targets, run, errors, discard)
-            return await within(
-                total,
-                lambda: self._chain(targets, run, errors, discard),
-                lambda: DeadlineExceededError(
-                    f"the request's total deadline of {total:g}s ran out", **self.primary.context()
-                ),
-            )
-        except AiLibError as exc:
-            if exc not in errors:
-                errors.append(exc)
-            exc.attempts = tuple(errors)
-            raise
-
-    def _chain(
-        self,
-        targets: Sequence[Target],
-        run: Callable[[Target], Awaitable[_R]],
-        errors: list[AiLibError],
-        discard: Callable[[_R], Awaitable[None]] | None,
-    ) -> Awaitable[_R]:
-        """The race down the targets: fallbacks in order, hedged if configured."""
-        hedge = self._hedge.delay if self._hedge is not None else None
-        return race(
-            targets,
-            run,
-            hedge_delay=hedge,
-            discard=discard,
-            errors=errors,
-            on_next=self._count_next,
-        )
-
-    def _count_next(self, hedged: bool) -> None:
-        if hedged:
-            self._hedges_started += 1
-        else:
-            self._fallbacks_used += 1
 
     def call_view(self, request: ChatRequest) -> Call:
         """The middleware's view of a call of this client."""
         return Call(request=request, provider=self.provider, model=self.model_id)
-
-    def _attempt(
-        self,
-        target: Target,
-        request: ChatRequest,
-        content: bytes,
-        send: Callable[[bytes], Awaitable[_R]],
-        counter: list[int],
-        discard: Callable[[Any], Awaitable[None]] | None,
-        hooks: tuple[tuple[str, Any], ...],
-    ) -> Callable[[], Awaitable[_R]]:
-        """One attempt of ``target``: ``send(content)``, inside the attempt middleware
-        ``hooks`` when there are any (a request it replaces is encoded again, and
-        checked)."""
-        if not hooks:
-            return lambda: send(content)
-        index = self.targets.index(target)
-
-        def last(call: Call) -> Awaitable[_R]:
-            if call.request is request:
-                return send(content)
-            return send(target.encode(call.request))
-
-        def attempt() -> Awaitable[_R]:
-            counter[0] += 1
-            view = Call(
-                request=request,
-                provider=target.provider,
-                model=target.model_id,
-                attempt=counter[0],
-                target=index,
-            )
-            return self.middleware.run(hooks, view, last, discard)
-
-        return attempt
 
     async def execute(
         self, request: ChatRequest, *, http_timeout: float | None = None
@@ -550,42 +355,14 @@ class Client:
             response = await self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._execute_call(call.request, http_timeout, attempt_hooks),
+                lambda call: self.calls.execute(call.request, http_timeout, attempt_hooks),
                 None,
             )
         else:
-            response = await self._execute_call(request, http_timeout, attempt_hooks)
+            response = await self.calls.execute(request, http_timeout, attempt_hooks)
         if request.response_format is not None:
             return structured_reply(request, response)
         return response
-
-    async def _execute_call(
-        self,
-        request: ChatRequest,
-        http_timeout: float | None,
-        attempt_hooks: tuple[tuple[str, Any], ...],
-    ) -> ChatResponse:
-        self._check_open()
-        errors: list[AiLibError] = []
-        counter = [0]
-
-        def run(target: Target) -> Awaitable[ChatResponse]:
-            req = (
-                request if target is self.primary else attrs.evolve(request, model=target.model_id)
-            )
-            content = target.encode(req)
-
-            def send(body: bytes) -> Awaitable[ChatResponse]:
-                return target.execute_once(body, http_timeout)
-
-            return target.guard.call(
-                self._attempt(target, req, content, send, counter, None, attempt_hooks),
-                errors,
-                tokens=_token_estimate(content, req),
-                rate_limits=_response_rate_limits,
-            )
-
-        return await self._resilient(run, errors)
 
     def open_stream(
         self, request: ChatRequest, *, http_timeout: float | None = None
@@ -598,25 +375,10 @@ class Client:
             return self.middleware.run(
                 hooks,
                 self.call_view(request),
-                lambda call: self._open_stream_call(call.request, http_timeout, attempt_hooks),
-                _close_stream,
+                lambda call: self.calls.open_stream(call.request, http_timeout, attempt_hooks),
+                close_stream,
             )
-        return self._open_stream_call(request, http_timeout, attempt_hooks)
-
-    def _open_stream_call(
-        self,
-        request: ChatRequest,
-        http_timeout: float | None,
-        attempt_hooks: tuple[tuple[str, Any], ...],
-    ) -> Awaitable[TargetStream]:
-        """The stream call down the fallback chain. Its state is one slotted
-        ``_StreamOpening``, not closures and cells, and what it calls returns awaitables
-        instead of awaiting them, so the only coroutine frames a stream holds while it
-        connects are ``_resilient``, its target's retry loop and the attempt: at a
-        thousand concurrent streams, each of these is memory."""
-        self._check_open()
-        opening = _StreamOpening(self, request, http_timeout, attempt_hooks)
-        return self._resilient(opening.run, opening.errors, _close_stream, stream=True)
+        return self.calls.open_stream(request, http_timeout, attempt_hooks)
 
     if not TYPE_CHECKING:  # type checkers keep reporting that a Client is not awaitable
 
@@ -630,146 +392,6 @@ class Client:
             )
 
 
-class _StreamOpening:
-    """One stream call's state while it connects (see ``Client._open_stream_call``):
-    ``run(target)`` is the guarded attempt of ``target``, ``open_on(target, body)`` opens
-    its stream up to the first event within the first-token or idle limit."""
-
-    __slots__ = (
-        "attempt_hooks",
-        "client",
-        "counter",
-        "deadline",
-        "errors",
-        "first_token",
-        "idle",
-        "request",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        client: Client,
-        request: ChatRequest,
-        timeout: float | None,
-        attempt_hooks: tuple[tuple[str, Any], ...],
-    ) -> None:
-        self.client = client
-        self.request = request
-        self.timeout = timeout
-        self.attempt_hooks = attempt_hooks
-        self.errors: list[AiLibError] = []
-        limits = client._deadlines
-        self.deadline = None if limits.total is None else anyio.current_time() + limits.total
-        self.first_token = limits.first_token
-        self.idle = limits.idle
-        #: the attempts so far, counted for the attempt middleware (made when there is any)
-        self.counter: list[int] | None = None
-
-    def run(self, target: Target) -> Awaitable[TargetStream]:
-        client = self.client
-        request = self.request
-        if target is not client.primary:
-            request = attrs.evolve(request, model=target.model_id)
-        content = target.encode(request)
-        attempt: Callable[[], Awaitable[TargetStream]]
-        if self.attempt_hooks:
-            if self.counter is None:
-                self.counter = [0]
-            attempt = client._attempt(
-                target,
-                request,
-                content,
-                functools.partial(self.open_on, target),
-                self.counter,
-                _close_stream,
-                self.attempt_hooks,
-            )
-        else:
-            attempt = _StreamAttempt(self, target, content)
-        return target.guard.call(
-            attempt,
-            self.errors,
-            tokens=_token_estimate(content, request),
-            rate_limits=_stream_rate_limits,
-        )
-
-    def open_on(self, target: Target, body: bytes) -> Awaitable[TargetStream]:
-        from ._target import TargetStream  # loaded by the first client already
-
-        idle = self.idle
-        live = TargetStream(target, body, self.timeout, idle=idle, deadline=self.deadline)
-        first_token = self.first_token
-        if first_token is not None:
-            return within(
-                first_token,
-                live.open,
-                lambda: FirstTokenTimeoutError(
-                    f"no first event within {first_token:g}s", **target.context()
-                ),
-            )
-        if idle is not None:  # without first_token, idle bounds the first wait too
-            return within(
-                idle,
-                live.open,
-                lambda: IdleTimeoutError(
-                    f"no event from the provider for {idle:g}s", **target.context()
-                ),
-            )
-        return live.open()
-
-
-class _StreamAttempt:
-    """An attempt without attempt middleware: ``opening.open_on(target, content)``."""
-
-    __slots__ = ("content", "opening", "target")
-
-    def __init__(self, opening: _StreamOpening, target: Target, content: bytes) -> None:
-        self.opening = opening
-        self.target = target
-        self.content = content
-
-    def __call__(self) -> Awaitable[TargetStream]:
-        return self.opening.open_on(self.target, self.content)
-
-
-def _built(request: object) -> ChatRequest:
-    """A batch item as the request it sends (never streamed)."""
-    if isinstance(request, ChatBuilder):
-        return request.build()
-    if not isinstance(request, ChatRequest):
-        raise ConfigurationError(
-            f"a batch request is a ChatBuilder or a ChatRequest, got {type(request).__name__}"
-        )
-    return attrs.evolve(request, stream=False) if request.stream else request
-
-
-def _response_rate_limits(response: ChatResponse) -> RateLimitSnapshot | None:
-    return response.rate_limits
-
-
-def _stream_rate_limits(stream: TargetStream) -> RateLimitSnapshot | None:
-    return stream.rate_limits
-
-
-async def _close_stream(stream: TargetStream | ReplayStream) -> None:
-    """Close a stream nobody will read (a hedge that lost, one a middleware dropped)."""
-    stream.discarded = True
-    await stream.aclose()
-
-
-def _token_estimate(content: bytes, request: ChatRequest) -> int:
-    """Tokens a request may use, for a tokens-per-minute limiter: about 4 bytes of body
-    per input token, plus the output it allows."""
-    return len(content) // 4 + (request.max_tokens or 0)
-
-
-def _is_array(model: object) -> bool:
-    """Whether ``model`` is a ``ModelArray`` (whose module is loaded only if one was made)."""
-    array = getattr(sys.modules.get(f"{__package__}._array"), "ModelArray", None)
-    return array is not None and isinstance(model, array)
-
-
 @takes_settings(ClientConfig)
 def open_client(model: str | ModelArray, **settings: Any) -> Client:
     """Open a client for ``"provider/model-id"``; use it as ``async with open_client(...)``.
@@ -780,63 +402,8 @@ def open_client(model: str | ModelArray, **settings: Any) -> Client:
 
     The settings are the fields of ``ClientConfig``, each checked when given (a bad value
     or an unknown name is a ``ConfigurationError`` naming it): ``open_client(model,
-    **settings)`` is ``Client(model, ClientConfig(**settings))``.
-
-    - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
-      ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
-      added to every request (a name that is not an HTTP token or a value with a control
-      character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
-      ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
-      directories searched first; ``http_client`` lends an HTTP client the caller owns;
-      ``pool`` lends a ``ConnectionPool`` (open already) whose connections the clients of
-      each provider share (not with ``http_client``).
-    - ``base_url`` comes from, first to last: ``base_url=``, the environment variable
-      ``<PROVIDER>_BASE_URL`` (the provider as written, then the manifest's id, upper-cased
-      with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
-      ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
-    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
-      ``http_client`` keeps its own timeout, a ``pool`` its ``PoolConfig``'s; otherwise
-      ``AI_HTTP_TIMEOUT_SECS`` (seconds) is the default, else 600 s to read (10 s to
-      connect).
-    - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
-      included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
-    - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the
-      default; ``max_retries`` overrides just the count (0: never retry).
-    - ``fallbacks``: targets tried in order on a retryable or fallbackable error, as
-      ``"provider/model"`` (the key from that provider's credential chain, e.g.
-      ``ANTHROPIC_API_KEY``, looked up when this client opens; this client's timeout,
-      retry and breaker settings) or, with settings of their own, unopened clients:
-      ``fallbacks=[open_client("anthropic/...", api_key=..., base_url=...)]``. This client
-      opens and closes them.
-    - ``hedge``: a ``HedgeConfig`` racing the next fallback when the current target is slow.
-    - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
-      headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
-    - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
-    - ``parameter_defaults``: send the manifest's ``parameters.<name>.default`` for the
-      temperature, max_tokens and top_p a request leaves out (off: the provider's own
-      defaults apply, and a model that rejects a parameter is not sent it).
-    - ``host_supplied_key``: ``api_key`` is the only credential source, no environment
-      variable is read (a host or sandbox that hands credentials over).
-    - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
-      32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
-    - ``middleware``: ``Middleware`` objects or ``async def mw(call, next)`` functions
-      around each call and attempt, outermost first; ``plugins``: ``ailib_anyio.plugins``
-      objects (a plugin is a call-level middleware), inside the ``middleware``.
-    - OpenTelemetry (see ``ailib_anyio.telemetry``): when ``opentelemetry-api`` is
-      installed, every call is traced and measured with the GenAI semantic conventions,
-      through the global providers or ``tracer_provider`` / ``meter_provider``;
-      ``telemetry=False`` turns it off; ``capture_content=True`` records the messages
-      on the spans (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else
-      off). ``metrics``: a ``MetricsCollector`` (``ailib_anyio.telemetry``) this client
-      fills, per provider and model.
-    - ``cache``: a ``CacheManager`` (``ailib_anyio.cache``) answering repeated requests and
-      streams without any HTTP request, and making concurrent identical ones share one
-      upstream call; opened with the client unless already open.
-    - ``shared_state``: a ``RedisState`` (``ailib_anyio.shared``) holding the
-      ``rate_limit`` buckets and the ``circuit_breaker`` state, so that every process
-      using the same Redis, provider, API key and model shares one limit and one circuit;
-      opened with the client unless already open (an unreachable Redis is a
-      ``SharedStateError`` there, unless ``RedisState(fallback_to_local=True)``).
+    **settings)`` is ``Client(model, ClientConfig(**settings))``. ``ClientConfig`` says
+    what each setting does.
 
     Example::
 

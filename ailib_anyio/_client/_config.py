@@ -7,7 +7,8 @@ all build one. Each setting is checked once, by its attrs validator, when the co
 made; a bad value is a ``ConfigurationError`` naming the setting: ``"<setting> must be ...,
 got <value!r>"``. What depends on the environment or the manifest (``AI_LIB_MAX_INFLIGHT``,
 ``AI_HTTP_TIMEOUT_SECS``, ``<PROVIDER>_BASE_URL``, the API key's credential chain) is read
-when a client is made from the config, not here.
+when a client is made from the config (``default_max_inflight`` reads the first), not when
+the config is made.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     _P = ParamSpec("_P")
 
-__all__ = ["ClientConfig", "config_from", "takes_settings"]
+__all__ = ["ClientConfig", "config_from", "default_max_inflight", "takes_settings"]
 
 _R = TypeVar("_R")
 
@@ -285,7 +286,63 @@ def _as_fallbacks(value: str | Client | Iterable[str | Client]) -> tuple[str | C
 class ClientConfig:
     """Every setting of a client, checked once when made; change one with
     ``attrs.evolve(config, max_inflight=8)``. ``open_client(model, **settings)`` is
-    ``Client(model, ClientConfig(**settings))``; see ``open_client`` for what each does.
+    ``Client(model, ClientConfig(**settings))``. The settings:
+
+    - ``api_key`` defaults to the manifest's credential chain (e.g. ``OPENAI_API_KEY``);
+      ``base_url`` overrides the manifest's (OpenAI-compatible servers); ``headers`` are
+      added to every request (a name that is not an HTTP token or a value with a control
+      character raises ``ConfigurationError``; values of names with ``auth``, ``key``,
+      ``token``, ``secret``... are masked like the key); ``protocol_path`` adds manifest
+      directories searched first; ``http_client`` lends an HTTP client the caller owns;
+      ``pool`` lends a ``ConnectionPool`` (open already) whose connections the clients of
+      each provider share (not with ``http_client``).
+    - ``base_url`` comes from, first to last: ``base_url=``, the environment variable
+      ``<PROVIDER>_BASE_URL`` (the provider as written, then the manifest's id, upper-cased
+      with every character but A-Z and 0-9 as ``_``: ``OPENAI_BASE_URL``,
+      ``OPENAI_COMPATIBLE_BASE_URL``), the manifest.
+    - ``timeout``: the HTTP timeout in seconds (or an ``httpx.Timeout``). Without it, a lent
+      ``http_client`` keeps its own timeout, a ``pool`` its ``PoolConfig``'s; otherwise
+      ``AI_HTTP_TIMEOUT_SECS`` (seconds) is the default, else 600 s to read (10 s to
+      connect).
+    - ``max_inflight``: at most this many HTTP requests open at once, fallbacks and hedges
+      included (default: ``AI_LIB_MAX_INFLIGHT``, else unbounded).
+    - ``retry`` (a ``RetryConfig``) replaces the manifest's ``retry_policy``, which is the
+      default; ``max_retries`` overrides just the count (0: never retry).
+    - ``fallbacks``: targets tried in order on a retryable or fallbackable error, as
+      ``"provider/model"`` (the key from that provider's credential chain, e.g.
+      ``ANTHROPIC_API_KEY``, looked up when this client opens; this client's timeout,
+      retry and breaker settings) or, with settings of their own, unopened clients:
+      ``fallbacks=[open_client("anthropic/...", api_key=..., base_url=...)]``. This client
+      opens and closes them.
+    - ``hedge``: a ``HedgeConfig`` racing the next fallback when the current target is slow.
+    - ``rate_limit``: a ``RateLimiterConfig`` (FIFO token bucket adapting to rate-limit
+      headers and 429s); ``circuit_breaker``: a ``CircuitBreakerConfig``.
+    - ``deadlines``: ``Deadlines(total=, first_token=, idle=)``, each raising its own error.
+    - ``parameter_defaults``: send the manifest's ``parameters.<name>.default`` for the
+      temperature, max_tokens and top_p a request leaves out (off: the provider's own
+      defaults apply, and a model that rejects a parameter is not sent it).
+    - ``host_supplied_key``: ``api_key`` is the only credential source, no environment
+      variable is read (a host or sandbox that hands credentials over).
+    - ``max_response_bytes``: the largest decoded body of a non-streamed response (default
+      32 MiB); a larger one, or one that inflates past it, is ``MalformedResponseError``.
+    - ``middleware``: ``Middleware`` objects or ``async def mw(call, next)`` functions
+      around each call and attempt, outermost first; ``plugins``: ``ailib_anyio.plugins``
+      objects (a plugin is a call-level middleware), inside the ``middleware``.
+    - OpenTelemetry (see ``ailib_anyio.telemetry``): when ``opentelemetry-api`` is
+      installed, every call is traced and measured with the GenAI semantic conventions,
+      through the global providers or ``tracer_provider`` / ``meter_provider``;
+      ``telemetry=False`` turns it off; ``capture_content=True`` records the messages
+      on the spans (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else
+      off). ``metrics``: a ``MetricsCollector`` (``ailib_anyio.telemetry``) this client
+      fills, per provider and model.
+    - ``cache``: a ``CacheManager`` (``ailib_anyio.cache``) answering repeated requests and
+      streams without any HTTP request, and making concurrent identical ones share one
+      upstream call; opened with the client unless already open.
+    - ``shared_state``: a ``RedisState`` (``ailib_anyio.shared``) holding the
+      ``rate_limit`` buckets and the ``circuit_breaker`` state, so that every process
+      using the same Redis, provider, API key and model shares one limit and one circuit;
+      opened with the client unless already open (an unreachable Redis is a
+      ``SharedStateError`` there, unless ``RedisState(fallback_to_local=True)``).
 
     Example::
 
@@ -387,6 +444,23 @@ def config_from(config: ClientConfig | None, settings: Mapping[str, Any]) -> Cli
         # only the type: a key passed here by mistake must not be shown
         raise ConfigurationError(f"config must be a ClientConfig, got {type(config).__name__}")
     return attrs.evolve(config, **settings) if settings else config
+
+
+def default_max_inflight() -> float:
+    """The ``max_inflight`` of a client made without one: ``AI_LIB_MAX_INFLIGHT``, else
+    unbounded; read when the client is made."""
+    raw = os.environ.get("AI_LIB_MAX_INFLIGHT")
+    if not raw:
+        return math.inf
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}"
+        ) from None
+    if value < 1:
+        raise ConfigurationError(f"AI_LIB_MAX_INFLIGHT must be a positive integer, got {raw!r}")
+    return value
 
 
 def takes_settings(

@@ -37,7 +37,7 @@ from ._state import ClosedOnExit, State
 if TYPE_CHECKING:
     from .._protocol._models import StreamingSpec
     from ._client import Client
-    from ._target import TargetStream
+    from ._targetstream import TargetStream
 
 
 __all__ = ["ChatStream"]

@@ -32,6 +32,7 @@ DEFERRED = (
     "ailib_anyio._protocol._registry",
     "ailib_anyio._protocol._credentials",
     "ailib_anyio._client._target",
+    "ailib_anyio._client._targetstream",
     "ailib_anyio._core._classify",
     "ailib_anyio._core._encode",
     "ailib_anyio._core._mapping",

@@ -560,7 +560,7 @@ async def test_client_builder_production_ready(mock: MockProvider) -> None:
     assert reply.content == "b"
     assert stats.max_inflight == 20  # set explicitly: production_ready does not override it
     assert "openai/gpt-4o" in stats.circuits and "openai/gpt-4o" in stats.rate_limiters
-    assert client._deadlines.total is not None
+    assert client.calls.deadlines.total is not None
 
 
 def test_configuration_errors() -> None:

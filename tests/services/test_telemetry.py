@@ -40,7 +40,7 @@ from ailib_anyio import (
     TransportError,
     open_client,
 )
-from ailib_anyio._client._target import TargetStream
+from ailib_anyio._client._targetstream import TargetStream
 from ailib_anyio._services._telemetry import _install
 from ailib_anyio._services._telemetry._otel import OpenTelemetryMiddleware
 from ailib_anyio.telemetry import NoopSpan, Tracer

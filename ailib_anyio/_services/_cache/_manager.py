@@ -47,7 +47,7 @@ from ._codec import CachedReply, decode_reply, encode_reply
 
 if TYPE_CHECKING:
     from ..._client._client import Client
-    from ..._client._target import TargetStream
+    from ..._client._targetstream import TargetStream
 
 __all__ = ["CacheConfig", "CacheManager", "CacheStats"]
 

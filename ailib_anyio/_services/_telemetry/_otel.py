@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from ..._client._client import Client
-    from ..._client._target import TargetStream
+    from ..._client._targetstream import TargetStream
 
 __all__ = ["OpenTelemetryMiddleware"]
 
