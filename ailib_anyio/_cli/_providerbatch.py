@@ -25,7 +25,6 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import IO
 
-import anyio
 import attrs
 
 from .._client._chat import ChatBuilder
@@ -168,28 +167,10 @@ class ProviderBatchRun:
             )
 
     async def _wait(self, job: BatchJob) -> None:
-        """``job.wait()``, with ``watch`` told after each poll (the batches are read from
-        the ledger between polls: a read, one at a time with the job's own)."""
         watch = self.watch
-        if watch is None:
-            await job.wait()
-            return
-        polled = anyio.Event()
-        latest: list[BatchCounts] = []
 
-        def on_progress(counts: BatchCounts) -> None:
-            latest.append(counts)
-            polled.set()
+        def on_poll(counts: BatchCounts, batches: tuple[BatchInfo, ...]) -> None:
+            if watch is not None:
+                watch(JobView(counts, batches))
 
-        async def watcher() -> None:
-            nonlocal polled
-            while True:
-                await polled.wait()
-                polled = anyio.Event()
-                watch(JobView(latest[-1], await job.batches()))
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(watcher)
-            counts = await job.wait(on_progress=on_progress)
-            group.cancel_scope.cancel()
-        watch(JobView(counts, await job.batches()))
+        await job.wait(on_poll=on_poll)
