@@ -47,6 +47,7 @@ from ._render import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     count,
     exit_code_for,
     model_dict,
@@ -633,18 +634,21 @@ def _provider_batch(
             show_progress,
             runs,
         )
-    finally:
-        run = runs[0] if runs else None
-        if run is not None and run.finished:
-            err.write(
-                f"{stats.done} of {stats.total - stats.skipped} written ({stats.failed}"
-                f" failed), {stats.skipped} skipped; results in {target}\n"
-            )
-        elif run is not None and run.submitted:
+    except BaseException as exc:
+        # interrupted, or a provider or network error: the job is in the ledger (a
+        # configuration error is for the user to fix first)
+        usage = all(exit_code_for(leaf) == EXIT_USAGE for leaf in _leaves(exc))
+        if runs and runs[0].entered and not usage:
             err.write(
                 "the provider's batches go on: run the same command again to collect their"
-                f" results (ledger: {ledger})\n"
+                f" results; it re-attaches to the job in {ledger}, submitting nothing twice\n"
             )
+        raise
+    if runs and runs[0].finished:
+        err.write(
+            f"{stats.done} of {stats.total - stats.skipped} written ({stats.failed}"
+            f" failed), {stats.skipped} skipped; results in {target}\n"
+        )
     return EXIT_FAILURE if stats.failed or stats.skipped_failed else EXIT_OK
 
 

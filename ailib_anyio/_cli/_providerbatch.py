@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -67,8 +68,8 @@ def status_summary(batches: tuple[BatchInfo, ...]) -> str:
 @attrs.define
 class ProviderBatchRun:
     """One run of ``batch --provider-batch``: what it was told, and what it did
-    (``submitted``: the job's batches are at the provider; ``finished``: every result
-    written)."""
+    (``entered``: the job's ledger is open, so batches may be at the provider;
+    ``finished``: every result written)."""
 
     client: Client
     input_path: Path
@@ -85,7 +86,7 @@ class ProviderBatchRun:
     say: Callable[[str], None] = print
     #: ``watch(view)``: called after each poll
     watch: Callable[[JobView], None] | None = None
-    submitted: bool = False
+    entered: bool = False
     finished: bool = False
     _job: BatchJob | None = attrs.field(default=None, init=False, repr=False)
 
@@ -125,8 +126,8 @@ class ProviderBatchRun:
         job = self.check()
         requests, ids = self._requests()
         async with job:
+            self.entered = True
             await self._submit(job, requests, ids)
-            self.submitted = True
             await self._wait(job)
             with open_output() as output:
                 async for cid, outcome in job.results():
@@ -154,7 +155,8 @@ class ProviderBatchRun:
             if found is None or found[1] not in ids:
                 raise
             raise BatchInputError(
-                f"item {ids[found[1]]!r} of {self.input_path} is in the job of {self.ledger}"
+                f"item {json.dumps(ids[found[1]])} of {self.input_path} is in the job of"
+                f" {self.ledger}"
                 " with another request (the input or the options changed since it was"
                 " submitted): give the options of that run, or another --ledger"
             ) from exc

@@ -732,7 +732,8 @@ async def test_provider_batch_resumes_from_its_ledger(anyio_backend: str, tmp_pa
             assert code == 130, errors
             assert (
                 "the provider's batches go on: run the same command again to collect"
-                f" their results (ledger: {ledger})\n"
+                f" their results; it re-attaches to the job in {ledger}, submitting nothing"
+                " twice\n"
             ) in errors
             assert errors.endswith("interrupted\n")
         else:
