@@ -156,9 +156,8 @@ class ProviderBatchRun:
                 raise
             raise BatchInputError(
                 f"item {json.dumps(ids[found[1]])} of {self.input_path} is in the job of"
-                f" {self.ledger}"
-                " with another request (the input or the options changed since it was"
-                " submitted): give the options of that run, or another --ledger"
+                f" {self.ledger} with another request (the input or the options changed"
+                " since it was submitted): give the options of that run, or another --ledger"
             ) from exc
         if created:
             items = sum(info.requests for info in created)

@@ -616,41 +616,9 @@ def batch_price(line: Mapping[str, Any], provider: str, model: str) -> str:
 
 @pytest.mark.anyio
 async def test_provider_batch_end_to_end(anyio_backend: str, tmp_path: Path) -> None:
-    source = write_input(tmp_path / "in.jsonl", ITEMS)
-    target = tmp_path / "out.jsonl"
-    async with MockProvider() as mock:
-        args = provider_batch_args(
-            "openai/gpt-4o", source, target, mock.openai_base_url, anyio_backend
-        )
-        done = await arun_cli(*args)
-    assert done.returncode == 0, text(done.stderr)
-    (created,) = mock.batches.created  # one batch, and no live request
-    assert not [r for r in mock.requests if r.path.endswith("/chat/completions")]
-    sent = {body["messages"][-1]["content"]: body for _, body in created.requests}
-    assert sent["two"]["temperature"] == 0
-    assert sent["three"]["messages"][0] == {"role": "system", "content": "Be brief."}
-    first, second, third = lines(target)  # in input order, one line per item
-    assert [first["id"], second["id"], third["id"]] == ["a", 2, "c"]
-    for line, prompt in ((first, "one"), (second, "two"), (third, "three")):
-        assert set(line) == {"id", "response"}
-        response = line["response"]
-        assert response["content"] == f"Mock reply to: {prompt}"
-        assert response["model"] == "gpt-4o"
-        assert response["finish_reason"] == {"normalized": "stop", "raw": "stop"}
-        assert response["usage"]["input_tokens"] >= 1
-        assert response["cost"]["total"] == batch_price(line, "openai", "openai/gpt-4o")
-    ledger = Path(str(target) + ".ledger")
-    assert ledger.is_file()  # noqa: ASYNC240 - the command has ended
-    assert text(done.stderr).splitlines() == [
-        f"submitted 3 item(s) in 1 batch(es) to openai ({created.id}); ledger: {ledger}",
-        "provider batch openai/gpt-4o: batches: 1 in_progress; 0 of 3 done, 0 failed",
-        "provider batch openai/gpt-4o: batches: 1 ended; 3 of 3 done, 0 failed",
-        f"3 of 3 written (0 failed), 0 skipped; results in {target}",
-    ]
-
-
-@pytest.mark.anyio
-async def test_provider_batch_writes_each_items_error(anyio_backend: str, tmp_path: Path) -> None:
+    """One job through the mock's Message Batches API: a result line per item, the
+    items' own errors written (not fatal), then ``--retry-errors`` sends only those
+    again, in a new batch of the same job."""
     source = write_input(tmp_path / "in.jsonl", ITEMS)
     target = tmp_path / "out.jsonl"
     env = cli_env(ANTHROPIC_API_KEY="mock-key")
@@ -665,11 +633,20 @@ async def test_provider_batch_writes_each_items_error(anyio_backend: str, tmp_pa
     async with MockProvider() as mock:
         mock.batches.on_item = outcome
         args = provider_batch_args(model, source, target, mock.anthropic_base_url, anyio_backend)
-        done = await arun_cli(*args, "--no-progress", env=env)
+        done = await arun_cli(*args, env=env)
         assert done.returncode == 1, text(done.stderr)  # items failed
-        first, second, third = lines(target)
+        (batch,) = mock.batches.created  # one batch, and no live request
+        assert not [r for r in mock.requests if r.path.endswith("/messages")]
+        sent = {body["messages"][-1]["content"]: body for _, body in batch.requests}
+        assert sent["two"]["temperature"] == 0
+        assert sent["three"]["system"] == "Be brief."
+        first, second, third = lines(target)  # in input order, one line per item
+        assert set(first) == {"id", "response"}
+        assert first["id"] == "a"
         assert first["response"]["content"] == "Mock reply to: one"
+        assert first["response"]["model"] == "claude-sonnet-4-6"
         assert first["response"]["finish_reason"] == {"normalized": "stop", "raw": "end_turn"}
+        assert first["response"]["usage"]["input_tokens"] >= 1
         assert first["response"]["cost"]["total"] == batch_price(first, "anthropic", model)
         assert second == {
             "id": 2,
@@ -686,13 +663,17 @@ async def test_provider_batch_writes_each_items_error(anyio_backend: str, tmp_pa
         assert third["id"] == "c"
         assert third["error"]["type"] == "BatchExpiredError"
         assert third["error"]["retryable"] is True
-        assert text(done.stderr).endswith(
-            f"3 of 3 written (2 failed), 0 skipped; results in {target}\n"
-        )
+        ledger = Path(str(target) + ".ledger")
+        assert ledger.is_file()  # noqa: ASYNC240 - the command has ended
+        assert text(done.stderr).splitlines() == [
+            f"submitted 3 item(s) in 1 batch(es) to anthropic ({batch.id}); ledger: {ledger}",
+            f"provider batch {model}: batches: 1 in_progress; 0 of 3 done, 0 failed",
+            f"provider batch {model}: batches: 1 ended; 3 of 3 done, 2 failed",
+            f"3 of 3 written (2 failed), 0 skipped; results in {target}",
+        ]
 
-        # --retry-errors sends the two failed items again, alone, in a new batch of the job
         mock.batches.on_item = None
-        again = await arun_cli(*args, "--no-progress", "--retry-errors", env=env)
+        again = await arun_cli(*args, "--retry-errors", "--no-progress", env=env)
     assert again.returncode == 0, text(again.stderr)
     assert [len(batch.requests) for batch in mock.batches.created] == [3, 2]
     found = lines(target)
@@ -701,7 +682,12 @@ async def test_provider_batch_writes_each_items_error(anyio_backend: str, tmp_pa
         (2, "Mock reply to: two"),
         ("c", "Mock reply to: three"),
     ]
-    assert "resubmitting 2 failed item(s) in a new batch" in text(again.stderr)
+    for line in found:
+        assert line["response"]["cost"]["total"] == batch_price(line, "anthropic", model)
+    assert text(again.stderr).splitlines()[-2:] == [
+        "resubmitting 2 failed item(s) in a new batch",
+        f"2 of 2 written (0 failed), 1 skipped; results in {target}",
+    ]
 
 
 @pytest.mark.anyio
@@ -770,6 +756,13 @@ def test_provider_batch_needs_a_batch_api(tmp_path: Path) -> None:
         " (no 'batch' section) (deepseek/deepseek-chat)\n"
     )
     assert list(tmp_path.iterdir()) == [source]  # no output, no ledger
+    # the key comes from the provider's usual variable
+    no_key = run_cli(
+        "batch", "anthropic/claude-sonnet-4-6", str(source), str(target), "--provider-batch"
+    )
+    assert no_key.returncode == 2
+    assert "set ANTHROPIC_API_KEY (anthropic)" in no_key.stderr
+    assert list(tmp_path.iterdir()) == [source]
     # an option of the provider batch is refused without it
     mixed = run_cli(
         "batch", "openai/gpt-4o", str(source), str(target), "--concurrency", "2", "--ledger", "x"
