@@ -18,6 +18,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -41,10 +42,12 @@ from .._core._types import ChatResponse, ContentDelta, ReasoningDelta
 from .._protocol._registry import ProtocolRegistry
 from .._services._routing import ModelManager
 from ._batchfile import BatchStats, DoneItems, check_input, read_done, run_batch
+from ._providerbatch import JobView, ProviderBatchRun, default_ledger, status_summary
 from ._render import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     count,
     exit_code_for,
     model_dict,
@@ -417,11 +420,38 @@ def mock_server(host: str, port: int, backend: str) -> int:
 @click.option(
     "--provider-batch",
     is_flag=True,
-    help="use the provider's own batch API (not yet available)",
+    help="submit the items through the provider's own batch API (at the batch price),"
+    " poll until it has ended, then write the results; resumable from its ledger",
+)
+@click.option(
+    "--ledger",
+    metavar="PATH",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="with --provider-batch: the job's SQLite ledger  [default: OUT.jsonl.ledger]",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="with --provider-batch: the first wait between status polls (doubled while"
+    " nothing changes)",
+)
+@click.option(
+    "--max-poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="with --provider-batch: the longest wait between status polls",
 )
 @backend_option
 @base_url_option
+@click.pass_context
 def batch(
+    ctx: click.Context,
     model: str,
     input_file: str,
     output_file: str,
@@ -432,6 +462,9 @@ def batch(
     retry_errors: bool,
     no_progress: bool,
     provider_batch: bool,
+    ledger: str | None,
+    poll_interval: float,
+    max_poll_interval: float,
     backend: str,
     base_url: str | None,
 ) -> int:
@@ -448,16 +481,31 @@ def batch(
       {"id": "q1", "response": {"content": ..., "finish_reason": ..., "usage": ..., "cost": ...}}
       {"id": 2, "error": {"type": "RateLimitedError", "message": ..., "status_code": 429, ...}}
 
+    With --provider-batch the items go through the provider's batch API instead (the
+    model's manifest must have one): submitted as one job, polled, and their lines
+    written once every batch has ended. Interrupted (Ctrl-C, a kill), the same command
+    re-attaches to the batches its ledger records: nothing is submitted twice.
+
     Exit 1 when OUT.jsonl holds an error line for any item.
     """
-    if provider_batch:
-        raise UsageProblem(
-            "--provider-batch is not yet available (the providers' batch APIs are being"
-            " added); without it, the items are sent as ordinary concurrent requests"
-        )
     source, target = Path(input_file), Path(output_file)
     if source.resolve() == target.resolve():
         raise UsageProblem("IN.jsonl and OUT.jsonl must be two files")
+    given = {
+        name
+        for name in ("concurrency", "ledger", "poll_interval", "max_poll_interval")
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
+    if provider_batch and "concurrency" in given:
+        raise UsageProblem(
+            "--concurrency does not apply to --provider-batch: the provider runs the requests"
+        )
+    if not provider_batch and given - {"concurrency"}:
+        flags = ", ".join("--" + name.replace("_", "-") for name in sorted(given - {"concurrency"}))
+        raise UsageProblem(f"{flags}: only with --provider-batch")
+    ledger_path = Path(ledger) if ledger is not None else default_ledger(target)
+    if provider_batch and ledger_path.resolve() in (source.resolve(), target.resolve()):
+        raise UsageProblem("the ledger must be another file than IN.jsonl and OUT.jsonl")
     total, keys = check_input(source)
     previous = read_done(target, retry_errors=retry_errors)
     done = (previous.succeeded | previous.failed) & keys
@@ -471,6 +519,24 @@ def batch(
     if len(done) == total:
         err.write(f"nothing to run: every item is in {target}\n")
         return EXIT_FAILURE if stats.skipped_failed else EXIT_OK
+    if provider_batch:
+        options = (system, temperature, max_tokens)
+        polls = (poll_interval, max_poll_interval)
+        return _provider_batch(
+            backend,
+            model,
+            source,
+            target,
+            ledger_path,
+            previous,
+            done,
+            stats,
+            options,
+            polls,
+            retry_errors,
+            base_url,
+            not no_progress,
+        )
     try:
         _run_async(
             backend,
@@ -529,6 +595,165 @@ async def _batch(
                     progress=tick,
                 )
                 ticker.cancel_scope.cancel()
+
+
+def _provider_batch(
+    backend: str,
+    model: str,
+    source: Path,
+    target: Path,
+    ledger: Path,
+    previous: DoneItems,
+    done: AbstractSet[str],
+    stats: BatchStats,
+    options: tuple[str | None, float | None, int | None],
+    polls: tuple[float, float],
+    retry_errors: bool,
+    base_url: str | None,
+    show_progress: bool,
+) -> int:
+    """``batch --provider-batch`` (``_providerbatch``): the same checks and output as the
+    live command, the requests through the provider's batch API."""
+    err = sys.stderr
+    runs: list[ProviderBatchRun] = []
+    try:
+        _run_async(
+            backend,
+            _provider_batch_async,
+            model,
+            source,
+            target,
+            ledger,
+            previous,
+            done,
+            stats,
+            options,
+            polls,
+            retry_errors,
+            base_url,
+            show_progress,
+            runs,
+        )
+    except BaseException as exc:
+        # interrupted, or a provider or network error: the job is in the ledger (a
+        # configuration error is for the user to fix first)
+        usage = all(exit_code_for(leaf) == EXIT_USAGE for leaf in _leaves(exc))
+        if runs and runs[0].entered and not usage:
+            err.write(
+                "the provider's batches go on: run the same command again to collect their"
+                f" results; it re-attaches to the job in {ledger}, submitting nothing twice\n"
+            )
+        raise
+    if runs and runs[0].finished:
+        err.write(
+            f"{stats.done} of {stats.total - stats.skipped} written ({stats.failed}"
+            f" failed), {stats.skipped} skipped; results in {target}\n"
+        )
+    return EXIT_FAILURE if stats.failed or stats.skipped_failed else EXIT_OK
+
+
+async def _provider_batch_async(
+    model: str,
+    source: Path,
+    target: Path,
+    ledger: Path,
+    previous: DoneItems,
+    done: AbstractSet[str],
+    stats: BatchStats,
+    options: tuple[str | None, float | None, int | None],
+    polls: tuple[float, float],
+    retry_errors: bool,
+    base_url: str | None,
+    show_progress: bool,
+    runs: list[ProviderBatchRun],
+) -> None:
+    system, temperature, max_tokens = options
+    async with open_client(model, base_url=base_url) as client:
+        run = ProviderBatchRun(
+            client,
+            source,
+            ledger,
+            done,
+            stats,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            retry_errors=retry_errors,
+            poll_interval=polls[0],
+            max_poll_interval=polls[1],
+        )
+        runs.append(run)
+        run.check()  # no batch API: refused before anything is written
+        stats.started = True
+        previous.tidy(target)
+        with _job_progress(show_progress, model) as (say, watch, refresh):
+            run.say, run.watch = say, watch
+            async with anyio.create_task_group() as ticker:
+                if refresh is not None:
+                    ticker.start_soon(_refresh, refresh)
+                await run.run(lambda: _open_append(target))
+                ticker.cancel_scope.cancel()
+
+
+@contextlib.contextmanager
+def _job_progress(
+    show: bool, model: str
+) -> Iterator[tuple[Callable[[str], None], Callable[[JobView], None] | None, _Ticker | None]]:
+    """How a provider batch talks: ``say(line)`` for its messages, and its progress after
+    each poll: a rich progress bar on a terminal, else a plain line on standard error
+    each time it changes."""
+    console = _console(stderr=True)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    if not show:
+        yield say, None, None
+        return
+    if not console.is_terminal:
+        last = [""]
+
+        def line(view: JobView) -> None:
+            counts = view.counts
+            text = (
+                f"provider batch {model}: {status_summary(view.batches)}; {counts.done} of"
+                f" {counts.total} done, {counts.unsuccessful} failed"
+            )
+            if text != last[0]:
+                last[0] = text
+                say(text)
+
+        yield say, line, None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        auto_refresh=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    task = progress.add_task(f"batch {model}", total=None, failed=0, status="submitting")
+
+    def bar(view: JobView) -> None:
+        counts = view.counts
+        progress.update(
+            task,
+            total=counts.total,
+            completed=counts.done,
+            failed=counts.unsuccessful,
+            status=status_summary(view.batches),
+        )
+
+    progress.start()
+    try:
+        yield say, bar, _Ticker(progress, task)
+    finally:
+        progress.stop()
 
 
 def _open_append(path: Path) -> IO[str]:

@@ -49,6 +49,7 @@ from typing import IO, Any
 import anyio
 import attrs
 
+from .._client._chat import ChatBuilder
 from .._client._client import Client
 from .._core._errors import ConfigurationError
 from .._core._types import ChatResponse, Message
@@ -60,10 +61,12 @@ __all__ = [
     "BatchStats",
     "DoneItems",
     "Progress",
+    "chat_request",
     "check_input",
     "read_done",
     "read_items",
     "run_batch",
+    "write_result",
 ]
 
 _ROLES = ("system", "user", "assistant")
@@ -267,6 +270,45 @@ class BatchStats:
 Progress = Callable[[BatchStats], None]
 
 
+def chat_request(
+    client: Client,
+    item: BatchItem,
+    *,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> ChatBuilder:
+    """The request of one item: its messages and options over the command's (``system``
+    only for an item without a system message of its own)."""
+    builder = client.chat()
+    if system is not None and item.messages[0].role != "system":
+        builder.system(system)
+    builder.messages(item.messages)
+    chosen = item.temperature if item.temperature is not None else temperature
+    if chosen is not None:
+        builder.temperature(chosen)
+    tokens = item.max_tokens if item.max_tokens is not None else max_tokens
+    if tokens is not None:
+        builder.max_tokens(tokens)
+    return builder
+
+
+def write_result(
+    output: IO[str], item_id: str | int, outcome: ChatResponse | BaseException, stats: BatchStats
+) -> None:
+    """Write (and flush) the result line of one item, counted in ``stats``: its
+    ``response``, or its ``error``."""
+    line: dict[str, Any] = {"id": item_id}
+    if isinstance(outcome, BaseException):
+        line["error"] = error_dict(outcome)
+        stats.failed += 1
+    else:
+        line["response"] = response_dict(outcome)
+    output.write(json.dumps(line, ensure_ascii=False) + "\n")
+    output.flush()
+    stats.done += 1
+
+
 async def run_batch(
     client: Client,
     input_path: Path,
@@ -288,30 +330,15 @@ async def run_batch(
     limiter = anyio.CapacityLimiter(concurrency)
 
     def write(item: BatchItem, outcome: ChatResponse | Exception) -> None:
-        line: dict[str, Any] = {"id": item.id}
-        if isinstance(outcome, Exception):
-            line["error"] = error_dict(outcome)
-            stats.failed += 1
-        else:
-            line["response"] = response_dict(outcome)
-        output.write(json.dumps(line, ensure_ascii=False) + "\n")
-        output.flush()
-        stats.done += 1
+        write_result(output, item.id, outcome, stats)
         if progress is not None:
             progress(stats)
 
     async def run(item: BatchItem, slot: object) -> None:
         try:
-            builder = client.chat()
-            if system is not None and item.messages[0].role != "system":
-                builder.system(system)
-            builder.messages(item.messages)
-            chosen = item.temperature if item.temperature is not None else temperature
-            if chosen is not None:
-                builder.temperature(chosen)
-            tokens = item.max_tokens if item.max_tokens is not None else max_tokens
-            if tokens is not None:
-                builder.max_tokens(tokens)
+            builder = chat_request(
+                client, item, system=system, temperature=temperature, max_tokens=max_tokens
+            )
             outcome: ChatResponse | Exception = await builder.execute()
         except Exception as exc:  # noqa: BLE001 - written as the item's error line
             outcome = exc

@@ -452,12 +452,14 @@ class BatchJob:
         poll_interval: float | None = None,
         max_poll_interval: float | None = None,
         on_progress: Callable[[BatchCounts], None] | None = None,
+        on_poll: Callable[[BatchCounts, tuple[BatchInfo, ...]], None] | None = None,
     ) -> BatchCounts:
         """Poll until every batch has ended and its results are recorded; return the
         counts. Batches planned but not created (a process stopped while submitting) are
         created first. The wait between polls starts at ``poll_interval`` and doubles while
         nothing changes, up to ``max_poll_interval``; ``on_progress(counts)`` is called
-        after each poll.
+        after each poll, and ``on_poll(counts, batches)`` too, with every batch as the
+        ledger then records it (what a progress display shows).
 
         Cancellable at any await: the ledger keeps every step already taken and the
         batches go on at the provider (``cancel()`` cancels them); a new ``wait()``, in
@@ -478,6 +480,8 @@ class BatchJob:
             if on_progress is not None:
                 on_progress(counts)
             rows = await self._db(ledger.batches)
+            if on_poll is not None:
+                on_poll(counts, tuple(_info(row) for row in rows))
             if all(row.fetched for row in rows):
                 return counts
             await anyio.sleep(delay)

@@ -23,7 +23,7 @@ import pytest
 
 from ailib_anyio._cli._entry import main as entry_main
 from ailib_anyio._services._routing import ModelManager
-from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
+from ailib_anyio.testing import MockProvider, Reply, ScriptedBatchError, ScriptedReply
 
 pytest.importorskip("click")
 pytest.importorskip("rich")
@@ -574,11 +574,201 @@ def test_batch_missing_key_exits_2_before_writing(tmp_path: Path) -> None:
     assert target.read_text() == '{"id": 2, "error": {"type": "ServerError"}}\n{"id": "a", "resp'
 
 
-def test_provider_batch_is_not_yet_available(tmp_path: Path) -> None:
+# ------------------------------------------------------------ batch --provider-batch
+
+
+def provider_batch_args(
+    model: str, source: Path, target: Path, base_url: str, backend: str
+) -> list[str]:
+    """``batch --provider-batch`` polling fast, against the mock's batch API."""
+    return [
+        "batch",
+        model,
+        str(source),
+        str(target),
+        "--provider-batch",
+        "--poll-interval",
+        "0.01",
+        "--max-poll-interval",
+        "0.05",
+        "--base-url",
+        base_url,
+        "--backend",
+        backend,
+    ]
+
+
+def batch_price(line: Mapping[str, Any], provider: str, model: str) -> str:
+    """The cost of a result line's usage at the manifest's batch price."""
+    from ailib_anyio._protocol._registry import ProtocolRegistry
+
+    spec = ProtocolRegistry().get(provider).batch
+    assert spec is not None and spec.price_factor < 1
+    pricing = ModelManager.for_provider(provider).get(model).pricing
+    assert pricing is not None
+    usage = line["response"]["usage"]
+    live = (
+        pricing.input_per_1m * usage["input_tokens"]
+        + pricing.output_per_1m * usage["output_tokens"]
+    ) / 1_000_000
+    return format((live * Decimal(repr(spec.price_factor))).normalize(), "f")
+
+
+@pytest.mark.anyio
+async def test_provider_batch_end_to_end(anyio_backend: str, tmp_path: Path) -> None:
+    """One job through the mock's Message Batches API: a result line per item, the
+    items' own errors written (not fatal), then ``--retry-errors`` sends only those
+    again, in a new batch of the same job."""
     source = write_input(tmp_path / "in.jsonl", ITEMS)
-    done = run_cli("batch", "openai/gpt-4o", str(source), str(tmp_path / "o"), "--provider-batch")
+    target = tmp_path / "out.jsonl"
+    env = cli_env(ANTHROPIC_API_KEY="mock-key")
+    model = "anthropic/claude-sonnet-4-6"
+
+    def outcome(custom_id: str, request: Any, attempt: int) -> Any:
+        asked = json.dumps(request)
+        if '"two"' in asked:
+            return ScriptedBatchError(400, "Item two is not allowed")
+        return "expired" if '"three"' in asked else None
+
+    async with MockProvider() as mock:
+        mock.batches.on_item = outcome
+        args = provider_batch_args(model, source, target, mock.anthropic_base_url, anyio_backend)
+        done = await arun_cli(*args, env=env)
+        assert done.returncode == 1, text(done.stderr)  # items failed
+        (batch,) = mock.batches.created  # one batch, and no live request
+        assert not [r for r in mock.requests if r.path.endswith("/messages")]
+        sent = {body["messages"][-1]["content"]: body for _, body in batch.requests}
+        assert sent["two"]["temperature"] == 0
+        assert sent["three"]["system"] == "Be brief."
+        first, second, third = lines(target)  # in input order, one line per item
+        assert set(first) == {"id", "response"}
+        assert first["id"] == "a"
+        assert first["response"]["content"] == "Mock reply to: one"
+        assert first["response"]["model"] == "claude-sonnet-4-6"
+        assert first["response"]["finish_reason"] == {"normalized": "stop", "raw": "end_turn"}
+        assert first["response"]["usage"]["input_tokens"] >= 1
+        assert first["response"]["cost"]["total"] == batch_price(first, "anthropic", model)
+        assert second == {
+            "id": 2,
+            "error": {
+                "type": "RemoteInvalidRequestError",
+                "message": "invalid_request: Item two is not allowed",
+                "kind": "invalid_request",
+                "code": None,
+                "status_code": None,  # a batch result gives the error's type, no status
+                "retryable": False,
+                "request_id": None,
+            },
+        }
+        assert third["id"] == "c"
+        assert third["error"]["type"] == "BatchExpiredError"
+        assert third["error"]["retryable"] is True
+        ledger = Path(str(target) + ".ledger")
+        assert ledger.is_file()  # noqa: ASYNC240 - the command has ended
+        assert text(done.stderr).splitlines() == [
+            f"submitted 3 item(s) in 1 batch(es) to anthropic ({batch.id}); ledger: {ledger}",
+            f"provider batch {model}: batches: 1 in_progress; 0 of 3 done, 0 failed",
+            f"provider batch {model}: batches: 1 ended; 3 of 3 done, 2 failed",
+            f"3 of 3 written (2 failed), 0 skipped; results in {target}",
+        ]
+
+        mock.batches.on_item = None
+        again = await arun_cli(*args, "--retry-errors", "--no-progress", env=env)
+    assert again.returncode == 0, text(again.stderr)
+    assert [len(batch.requests) for batch in mock.batches.created] == [3, 2]
+    found = lines(target)
+    assert found[0] == first
+    assert [(line["id"], line["response"]["content"]) for line in found[1:]] == [
+        (2, "Mock reply to: two"),
+        ("c", "Mock reply to: three"),
+    ]
+    for line in found:
+        assert line["response"]["cost"]["total"] == batch_price(line, "anthropic", model)
+    assert text(again.stderr).splitlines()[-2:] == [
+        "resubmitting 2 failed item(s) in a new batch",
+        f"2 of 2 written (0 failed), 1 skipped; results in {target}",
+    ]
+
+
+@pytest.mark.anyio
+async def test_provider_batch_resumes_from_its_ledger(anyio_backend: str, tmp_path: Path) -> None:
+    """Interrupted while it polls (Ctrl-C on asyncio, killed on trio), the same command
+    re-attaches to the batch its ledger records: the provider receives one batch."""
+    items = [{"id": f"item-{n}", "prompt": f"question {n}"} for n in range(4)]
+    source = write_input(tmp_path / "in.jsonl", items)
+    target = tmp_path / "out.jsonl"
+    ledger = tmp_path / "job.db"
+    stop = signal.SIGINT if anyio_backend == "asyncio" else signal.SIGKILL
+    async with MockProvider() as mock:
+        mock.batches.complete_after_polls = None  # it ends when the test says
+        args = provider_batch_args(
+            "openai/gpt-4o", source, target, mock.openai_base_url, anyio_backend
+        )
+        args += ["--ledger", str(ledger)]
+        async with await anyio.open_process([*INTERRUPTIBLE, *args], env=cli_env()) as process:
+            await wait_until(lambda: mock.batches.polls >= 2)
+            process.send_signal(stop)
+            with anyio.fail_after(30):
+                code = await process.wait()
+            assert process.stderr is not None
+            errors = text(b"".join([chunk async for chunk in process.stderr]))
+        (batch,) = mock.batches.created
+        assert not target.exists()
+        if stop == signal.SIGINT:
+            assert code == 130, errors
+            assert (
+                "the provider's batches go on: run the same command again to collect"
+                f" their results; it re-attaches to the job in {ledger}, submitting nothing"
+                " twice\n"
+            ) in errors
+            assert errors.endswith("interrupted\n")
+        else:
+            assert code == -signal.SIGKILL
+
+        polls = mock.batches.polls
+        mock.batches.complete_after_polls = polls + 2  # ends while the next run polls it
+        resumed = await arun_cli(*args)
+    assert resumed.returncode == 0, text(resumed.stderr)
+    assert mock.batches.created == [batch]
+    assert mock.batches.polls == polls + 2
+    assert [line["id"] for line in lines(target)] == [f"item-{n}" for n in range(4)]
+    assert lines(target)[3]["response"]["content"] == "Mock reply to: question 3"
+    said = text(resumed.stderr).splitlines()
+    assert said[0] == f"re-attaching to the job in {ledger}: 1 batch(es) ({batch.id})"
+    running = r"batches: 1 (validating|in_progress|finalizing); 0 of 4 done, 0 failed"
+    assert re.fullmatch("provider batch openai/gpt-4o: " + running, said[1]), said
+    assert said[2:] == [
+        "provider batch openai/gpt-4o: batches: 1 ended; 4 of 4 done, 0 failed",
+        f"4 of 4 written (0 failed), 0 skipped; results in {target}",
+    ]
+
+
+def test_provider_batch_needs_a_batch_api(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", ITEMS)
+    target = tmp_path / "out.jsonl"
+    env = cli_env(DEEPSEEK_API_KEY="mock-key")
+    done = run_cli(
+        "batch", "deepseek/deepseek-chat", str(source), str(target), "--provider-batch", env=env
+    )
     assert done.returncode == 2
-    assert "--provider-batch is not yet available" in done.stderr
+    assert done.stderr == (
+        "ailib: ConfigurationError: provider 'deepseek' has no batch API in its manifest"
+        " (no 'batch' section) (deepseek/deepseek-chat)\n"
+    )
+    assert list(tmp_path.iterdir()) == [source]  # no output, no ledger
+    # the key comes from the provider's usual variable
+    no_key = run_cli(
+        "batch", "anthropic/claude-sonnet-4-6", str(source), str(target), "--provider-batch"
+    )
+    assert no_key.returncode == 2
+    assert "set ANTHROPIC_API_KEY (anthropic)" in no_key.stderr
+    assert list(tmp_path.iterdir()) == [source]
+    # an option of the provider batch is refused without it
+    mixed = run_cli(
+        "batch", "openai/gpt-4o", str(source), str(target), "--concurrency", "2", "--ledger", "x"
+    )
+    assert mixed.returncode == 2
+    assert "Error: --ledger: only with --provider-batch" in mixed.stderr
 
 
 # ------------------------------------------------------------------ the console script

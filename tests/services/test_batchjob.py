@@ -567,10 +567,15 @@ async def test_a_provider_without_a_batch_api(mock: MockProvider) -> None:
 
 async def test_progress_and_batch_info(mock: MockProvider) -> None:
     seen: list[BatchCounts] = []
+    polled: list[tuple[BatchCounts, tuple[BatchInfo, ...]]] = []
     async with client_for(mock, "gemini") as client, BatchJob(client, name="my-job", **FAST) as job:
         (info,) = await job.submit(submitted(client, questions(3)))
-        await job.wait(on_progress=seen.append)
+        await job.wait(on_progress=seen.append, on_poll=lambda *found: polled.append(found))
         (done,) = await job.batches()
+    # on_poll: after each poll too, with the batches as recorded then
+    assert [counts for counts, _ in polled] == seen
+    assert [batch.status for _, (batch,) in polled] == ["in_progress", "ended"]
+    assert polled[-1][1] == (done,)
     assert isinstance(info, BatchInfo)
     assert info.remote_id == "batches/gmock_1"
     assert info.status == "validating"
