@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.util
 import json
 import os
 import resource
@@ -64,10 +65,9 @@ try:
     import httpx2
 except ImportError:  # the httpx2 sides are left out
     httpx2 = None
-try:
-    import openai
-except ImportError:  # the peer side is left out
-    openai = None
+#: The peer side runs when the openai SDK is installed; it is imported by that side only
+#: (its import, pydantic's models included, would otherwise enlarge every side's heap).
+HAS_OPENAI = importlib.util.find_spec("openai") is not None
 
 MODEL = "bench-model"
 PROVIDER_MODEL = f"openai-compatible/{MODEL}"
@@ -522,7 +522,8 @@ async def openai_client(base: str, headers: dict[str, str] | None = None) -> Any
     """The peer: the official openai SDK's ``AsyncOpenAI`` on the mock provider, on an
     httpx2 client (the library the SDK uses) with the pool limits and timeouts of the
     other sides; otherwise the SDK's defaults."""
-    assert openai is not None
+    import openai
+
     async with openai.AsyncOpenAI(
         api_key="bench-key",
         base_url=f"{base}/v1",
@@ -551,7 +552,7 @@ def has_httpx2() -> bool:
 
 def has_peers() -> bool:
     # The SDK is lent an httpx2 client (its own HTTP library), so it needs httpx2 too.
-    return openai is not None and httpx2 is not None and not NO_PEERS
+    return HAS_OPENAI and httpx2 is not None and not NO_PEERS
 
 
 def sides() -> tuple[str, ...]:
@@ -1029,7 +1030,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"ailib_anyio {ailib_anyio.__version__} vs httpx {httpx.__version__}"
         + (f" and httpx2 {httpx2.__version__}" if has_httpx2() and httpx2 else "")
-        + (f", peer openai {openai.__version__}" if has_peers() and openai else "")
+        + (f", peer openai {bench_json.version('openai')}" if has_peers() else "")
         + "; "
         f"backend {args.backend}; python {sys.version.split()[0]}; "
         f"{'quick' if args.quick else 'full'} run; {os.cpu_count()} CPUs",

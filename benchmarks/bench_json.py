@@ -48,7 +48,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
+def version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -70,7 +70,7 @@ def environment(
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
         },
-        "versions": {name: _version(name) for name in distributions},
+        "versions": {name: version(name) for name in distributions},
         "machine": {
             "cpu_count": os.cpu_count(),
             "cpu_model": _cpu_model(),
