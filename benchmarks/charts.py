@@ -15,8 +15,8 @@ The SVGs are deterministic (matplotlib on its non-interactive Agg backend, saved
 with a fixed ``svg.hashsalt``, text kept as text, no date or creator in the metadata), so
 the committed charts regenerate byte for byte from the committed JSON. ``--check`` writes
 nothing: it exits with 1 when the page's tables (and, without ``--no-charts``, the SVGs)
-differ from what the JSON gives; tests/facade/test_benchmark_smoke.py runs it. matplotlib is needed for the charts only (the
-``bench`` and ``docs`` extras).
+differ from what the JSON gives; tests/facade/test_benchmark_smoke.py runs it. matplotlib
+is needed for the charts only (the ``bench``, ``docs`` and ``test`` extras).
 """
 
 from __future__ import annotations
