@@ -93,9 +93,10 @@ SIDES = {
 }
 
 
-async def run(quick: bool) -> list[dict[str, Any]]:
-    """Measure and print; return the metrics for the JSON output."""
+async def run(quick: bool) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Measure and print; return the settings and the metrics for the JSON output."""
     rounds, n_req, n_stream, chunks = (3, 50, 3, 50) if quick else (9, 300, 6, 200)
+    counts = {"rounds": rounds, "requests": n_req, "streams": n_stream, "chunks": chunks}
     tracer_provider, meter_provider, exporter = sdk_providers()
     settings: dict[str, dict[str, Any]] = {
         "ailib off": {"telemetry": False},
@@ -174,7 +175,7 @@ async def run(quick: bool) -> list[dict[str, Any]]:
         bench_json.bar(entry, "ailib_sdk", "<=", BAR)
         metrics.append(entry)
     print(f"  (ailib yielded {events} events per stream)")
-    return metrics
+    return counts, metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick" if args.quick else "full",
         ["ailib-anyio", "httpx", "anyio", "trio", "opentelemetry-api", "opentelemetry-sdk"],
     )
-    doc["metrics"] = anyio.run(run, args.quick, backend=args.backend)
+    doc["settings"], doc["metrics"] = anyio.run(run, args.quick, backend=args.backend)
     doc["sides"] = {
         name.replace(" ", "_"): {"label": label, "peer": False} for name, label in SIDES.items()
     }

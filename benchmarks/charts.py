@@ -118,7 +118,8 @@ def chart_svg(doc: dict[str, Any], fmt: str = "svg") -> bytes:
     for x, m in enumerate(metrics):
         limit = m["bars"][0]["limit"]
         ax.hlines(limit, x - 0.45, x + 0.45, colors="black", linewidths=1.5, zorder=3)
-    ax.plot([], [], color="black", linewidth=1.5, label=f"bar for {label('ailib')}")
+    barred = sorted({label(m["bars"][0]["side"]) for m in metrics})
+    ax.plot([], [], color="black", linewidth=1.5, label=f"bar for {', '.join(barred)}")
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=0.8, label=f"{label(ref)} = 1")
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(
