@@ -12,8 +12,9 @@ machine, date and load of each run; the figures; every bar, met or not) are writ
 the page's generated part is typed by hand.
 
 The SVGs are deterministic (matplotlib on its non-interactive Agg backend, saved as SVG
-with a fixed ``svg.hashsalt``, text kept as text, no date or creator in the metadata), so
-the committed charts regenerate byte for byte from the committed JSON. ``--check`` writes
+with a fixed ``svg.hashsalt``, text kept as text, no date in the metadata), so the
+committed charts regenerate byte for byte from the committed JSON with the same matplotlib
+version (the one named in each SVG's metadata). ``--check`` writes
 nothing: it exits with 1 when the page's tables (and, without ``--no-charts``, the SVGs)
 differ from what the JSON gives; tests/facade/test_benchmark_smoke.py runs it. matplotlib
 is needed for the charts only (the ``bench``, ``docs`` and ``test`` extras).
@@ -37,6 +38,8 @@ OUT = ROOT / "docs" / "assets" / "performance"
 PAGE = ROOT / "docs" / "performance.md"
 BEGIN = "<!-- charts.py: begin (generated from benchmarks/results/*.json; do not edit) -->"
 END = "<!-- charts.py: end -->"
+
+CREATOR = "benchmarks/charts.py with matplotlib "
 
 #: The order and names of the sides in charts and tables (a side not listed comes last).
 SIDE_ORDER = {
@@ -105,7 +108,7 @@ def chart_svg(doc: dict[str, Any], fmt: str = "svg") -> bytes:
     ]
     sides = [s for s in side_names(doc) if s != ref]
     width = 0.8 / max(1, len(sides))
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * len(metrics) + 3), 5.2))
     for i, side in enumerate(sides):
         xs, ys = [], []
         for x, m in enumerate(metrics):
@@ -114,7 +117,7 @@ def chart_svg(doc: dict[str, Any], fmt: str = "svg") -> bytes:
                 xs.append(x - 0.4 + width * (i + 0.5))
                 ys.append(figures["ratio"])
         bars = ax.bar(xs, ys, width, label=label(side), color=COLORS[i % len(COLORS)])
-        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=6, padding=1)
+        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=6, padding=2, rotation=90)
     for x, m in enumerate(metrics):
         limit = m["bars"][0]["limit"]
         ax.hlines(limit, x - 0.45, x + 0.45, colors="black", linewidths=1.5, zorder=3)
@@ -123,7 +126,7 @@ def chart_svg(doc: dict[str, Any], fmt: str = "svg") -> bytes:
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=0.8, label=f"{label(ref)} = 1")
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(
-        [f"{textwrap.fill(m['name'], 20)}\n(bar {m['bars'][0]['text']})" for m in metrics],
+        [f"{textwrap.fill(m['name'], 18)}\n(bar {m['bars'][0]['text']})" for m in metrics],
         fontsize=7,
     )
     ax.set_ylabel(f"median / median of {label(ref)} (lower is better)")
@@ -131,10 +134,15 @@ def chart_svg(doc: dict[str, Any], fmt: str = "svg") -> bytes:
         f"{TITLES.get(doc['benchmark'], doc['benchmark'])}, {doc['backend']} ({doc['date'][:10]})"
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_ylim(0, max([1.3, *(b.get_height() for b in ax.patches)]) * 1.15)
+    ax.set_ylim(0, max([1.3, *(b.get_height() for b in ax.patches)]) * 1.2)
     fig.tight_layout()
     out = io.BytesIO()
-    fig.savefig(out, format=fmt, metadata={"Date": None, "Creator": None} if fmt == "svg" else {})
+    # No date; the creator names matplotlib's version: another version may draw the same
+    # chart with other bytes (the test compares the bytes only under the same version).
+    creator = f"{CREATOR}{matplotlib.__version__}"
+    fig.savefig(
+        out, format=fmt, metadata={"Date": None, "Creator": creator} if fmt == "svg" else {}
+    )
     plt.close(fig)
     return out.getvalue()
 
@@ -145,14 +153,8 @@ def chart_svg(doc: dict[str, Any], fmt: str = "svg") -> bytes:
 def _num(value: float | None, unit: str = "") -> str:
     if value is None:
         return "n/a"
-    text = (
-        f"{value:.0f}"
-        if abs(value) >= 100
-        else f"{value:.1f}"
-        if abs(value) >= 10
-        else (f"{value:.2f}")
-    )
-    return f"{text} {unit}".rstrip()
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+    return f"{value:.{digits}f} {unit}".rstrip()
 
 
 UNITS = {"us": "µs", "ms": "ms", "MiB": "MiB"}
@@ -160,14 +162,13 @@ UNITS = {"us": "µs", "ms": "ms", "MiB": "MiB"}
 
 def run_facts(doc: dict[str, Any]) -> str:
     m = doc["machine"]
-    load = m["load_average_start"]
-    load_end = m["load_average_end"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(doc["versions"].items()) if v)
+    date = doc["date"].replace("T", " ").replace("+00:00", "")
     return (
-        f"{doc['date']} UTC; {m['cpu_count']} CPUs ({m['cpu_model']}), {m['system']}"
+        f"{date} UTC; {m['cpu_count']} CPUs ({m['cpu_model']}), {m['system']}"
         f" {m['architecture']}; load average (1, 5, 15 min) at the start"
-        f" {', '.join(map(str, load)) if load else 'n/a'}, at the end"
-        f" {', '.join(map(str, load_end)) if load_end else 'n/a'};"
+        f" {load_text(m['load_average_start'])}, at the end"
+        f" {load_text(m['load_average_end'])};"
         f" {doc['python']['implementation']} {doc['python']['version']}; {versions};"
         f" {doc['mode']} run, {doc['duration_s']} s; command `{' '.join(doc['command'])}`"
     )
@@ -219,6 +220,14 @@ def bars_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def met_count(bars: Sequence[dict[str, Any]]) -> int:
+    return sum(1 for b in bars if b["met"])
+
+
+def load_text(load: Sequence[float] | None) -> str:
+    return ", ".join(f"{x:.2f}" for x in load) if load else "n/a"
+
+
 def shown(path: Path, start: Path) -> str:
     """``path`` relative to ``start`` with forward slashes (the page's links, the files)."""
     return Path(os.path.relpath(path, start)).as_posix()
@@ -226,7 +235,16 @@ def shown(path: Path, start: Path) -> str:
 
 def generated_block(docs: Sequence[tuple[Path, dict[str, Any]]], page: Path, out: Path) -> str:
     """The page's generated part: per result file, its run, chart and tables."""
-    parts = [BEGIN, ""]
+    parts = [BEGIN, "", "Bars met, per run (each run's table of bars below says which):", ""]
+    for _, doc in docs:
+        bars = [b for m in doc["metrics"] for b in m["bars"]]
+        design = [b for b in bars if b["source"].startswith("DESIGN")]
+        parts.append(
+            f"- {doc['benchmark']}.py on {doc['backend']}: {met_count(bars)} of {len(bars)}"
+            f" met; of the DESIGN.md §6 bars, {met_count(design)} of {len(design)}"
+            f" (load average {load_text(doc['machine']['load_average_start'])} at the start)"
+        )
+    parts.append("")
     for path, doc in docs:
         title = TITLES.get(doc["benchmark"], doc["benchmark"])
         parts += [f"### {doc['benchmark']}.py on {doc['backend']}", ""]
@@ -235,9 +253,8 @@ def generated_block(docs: Sequence[tuple[Path, dict[str, Any]]], page: Path, out
         parts += [f"![{title}, {doc['backend']}]({rel})", ""]
         parts += ["Medians (ratio = median / the median of raw httpx):", ""]
         parts += [*figures_table(doc), ""]
-        met = sum(1 for m in doc["metrics"] for b in m["bars"] if b["met"])
-        total = sum(1 for m in doc["metrics"] for b in m["bars"])
-        parts += [f"Bars: {met} of {total} met.", ""]
+        bars = [b for m in doc["metrics"] for b in m["bars"]]
+        parts += [f"Bars: {met_count(bars)} of {len(bars)} met.", ""]
         parts += [*bars_table(doc), ""]
     parts.append(END)
     return "\n".join(parts)
