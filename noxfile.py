@@ -43,8 +43,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """CPU per request / per streamed chunk vs raw httpx, import time, 256 streams."""
-    session.install(".[test]")
+    """CPU per request / per streamed chunk vs raw httpx and the openai SDK, import time,
+    256 streams."""
+    session.install(".[test,bench]")
     session.run("python", "benchmarks/bench_client.py", *session.posargs)
 
 

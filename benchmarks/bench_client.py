@@ -1,7 +1,7 @@
 """Client-side cost of ailib_anyio next to raw httpx doing the same work (DESIGN.md §6).
 
     python benchmarks/bench_client.py [--backend asyncio|trio] [--quick] [--no-httpx2]
-        [--no-middleware]
+        [--no-middleware] [--no-peers] [--json PATH]
 
 The loopback mock provider runs in a separate process (``python -m ailib_anyio
 mock-server``), so ``time.process_time()`` in this process counts the client's CPU only.
@@ -18,6 +18,15 @@ The in-process rows also run ailib_anyio with five pass-through middlewares inst
 (``on_call``, ``on_attempt`` and ``on_event`` each calling through): a third table gives
 the seam's cost as ratios to the same client without middleware and to raw httpx.
 
+When the official ``openai`` SDK is installed (the ``bench`` extra), a peer side runs in
+the same rounds: ``AsyncOpenAI`` on the mock provider (``chat.completions.create``, and
+``stream=True``) with the same request body, pool limits and reading of the stream. A
+fourth table gives it as a ratio to raw httpx.
+
+``--json PATH`` writes every figure (the runs of each side, medians, ratios, bars), the
+command line, the versions and the machine to PATH (benchmarks/result_schema.json);
+``benchmarks/charts.py`` draws the documentation's charts from it.
+
 It measures, it does not assert: the exit code is 0 whatever the figures are (a failed
 measurement is printed as ``error`` in its row). See benchmarks/README.md.
 """
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.util
 import json
 import os
 import resource
@@ -45,6 +55,7 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_json
 from bench_import import net_times
 
 from ailib_anyio import Call, Middleware
@@ -54,6 +65,9 @@ try:
     import httpx2
 except ImportError:  # the httpx2 sides are left out
     httpx2 = None
+#: The peer side runs when the openai SDK is installed; it is imported by that side only
+#: (its import, pydantic's models included, would otherwise enlarge every side's heap).
+HAS_OPENAI = importlib.util.find_spec("openai") is not None
 
 MODEL = "bench-model"
 PROVIDER_MODEL = f"openai-compatible/{MODEL}"
@@ -129,6 +143,7 @@ class Row:
     ailib_h2: list[float] = field(default_factory=list)  # ailib on a lent httpx2 client
     raw_h2: list[float] = field(default_factory=list)  # raw httpx2
     ailib_mw: list[float] = field(default_factory=list)  # ailib with 5 no-op middlewares
+    openai: list[float] = field(default_factory=list)  # the peer: the openai SDK
     error: str | None = None
     note: str = ""
 
@@ -300,6 +315,82 @@ def print_middleware_table(rows: Sequence[Row], header: str) -> None:
             )
 
 
+def print_peer_table(rows: Sequence[Row], header: str) -> None:
+    """The peer (the openai SDK) beside ailib, both as ratios to raw httpx (no bar: a
+    comparison, not a requirement)."""
+    print(header)
+    cols = ("metric", "raw httpx", "ailib", "ratio", "openai SDK", "ratio")
+    lines: list[tuple[str, ...]] = []
+    for row in rows:
+        m = row.medians()
+        if m is None or not row.openai:
+            lines.append((row.metric, "error", "error", "n/a", "error", "n/a"))
+            continue
+        a, h = m
+        o = statistics.median(row.openai)
+        lines.append(
+            (
+                row.metric,
+                _fmt(h, row.unit),
+                _fmt(a, row.unit),
+                f"{a / h:.2f}x" if h > 0 else "n/a",
+                _fmt(o, row.unit),
+                f"{o / h:.2f}x" if h > 0 else "n/a",
+            )
+        )
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
+
+    def fmt_line(line: Sequence[str]) -> str:
+        cells = [line[0].ljust(widths[0])] + [line[i].rjust(widths[i]) for i in range(1, 6)]
+        return "  ".join(cells).rstrip()
+
+    print(fmt_line(cols))
+    print(fmt_line(["-" * w for w in widths]))
+    for line in lines:
+        print(fmt_line(line))
+    print()
+    for row in rows:
+        if row.openai:
+            print(
+                f"  {row.metric}: runs={len(row.openai)}  openai SDK "
+                f"{min(row.openai):.2f}..{max(row.openai):.2f} ({row.unit})"
+            )
+
+
+def json_document(
+    rows: dict[str, Row], args: argparse.Namespace, s: Settings, started: float
+) -> dict[str, Any]:
+    """Every figure of the run, in the schema of benchmarks/result_schema.json."""
+    doc = bench_json.environment(
+        "bench_client",
+        args.backend,
+        "quick" if args.quick else "full",
+        ["ailib-anyio", "httpx", "httpx2", "openai", "anyio", "trio", "httpcore", "h11"],
+    )
+    doc["date"] = START_DATE
+    doc["machine"]["load_average_start"] = START_LOAD
+    doc["settings"] = dict(vars(s))
+    doc["settings"]["conc_streams"] = [int(k.rsplit("_", 1)[1]) for k in rows if "conc_cpu" in k]
+    names = [*sides(), *([] if NO_MIDDLEWARE else ["ailib_mw"])]
+    doc["sides"] = {name: {"label": SIDE_LABELS[name], "peer": name == "openai"} for name in names}
+    for key, row in rows.items():
+        runs = {name: getattr(row, name) for name in names}
+        entry = bench_json.metric(key, row.metric, row.unit, runs, note=row.note, error=row.error)
+        bench_json.bar(entry, "ailib", "<=", row.limit, against=None if row.absolute else "httpx")
+        if "ailib_h2" in entry["sides"]:
+            bench_json.bar(entry, "ailib_h2", "<", 1.0, source="ISSUE 11 (httpx2)")
+        if "ailib_mw" in entry["sides"]:
+            bench_json.bar(
+                entry, "ailib_mw", "<=", 1.05, against="ailib", source="ISSUE 11 (middleware)"
+            )
+        doc["metrics"].append(entry)
+    return bench_json.finish(doc, started, time.monotonic())
+
+
+START_DATE = ""  # set by main: the date and load average when the run started
+START_LOAD: list[float] | None = None
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -426,13 +517,53 @@ def ailib_client_mw(base: str, headers: dict[str, str] | None = None) -> Any:
     )
 
 
+@contextlib.asynccontextmanager
+async def openai_client(base: str, headers: dict[str, str] | None = None) -> Any:
+    """The peer: the official openai SDK's ``AsyncOpenAI`` on the mock provider, on an
+    httpx2 client (the library the SDK uses) with the pool limits and timeouts of the
+    other sides; otherwise the SDK's defaults."""
+    import openai
+
+    async with openai.AsyncOpenAI(
+        api_key="bench-key",
+        base_url=f"{base}/v1",
+        default_headers=headers,
+        http_client=raw_client_h2(""),
+    ) as client:
+        yield client
+
+
 #: The sides: (client factory, request, stream), filled in below the work functions.
-SIDE_NAMES = ("ailib", "httpx", "ailib_h2", "raw_h2")
+SIDE_NAMES = ("ailib", "httpx", "ailib_h2", "raw_h2", "openai")
+#: What each side is, for the JSON output.
+SIDE_LABELS = {
+    "ailib": "ailib_anyio (its own httpx client)",
+    "httpx": "raw httpx (hand-written JSON and SSE loops)",
+    "ailib_h2": "ailib_anyio on a lent httpx2 client",
+    "raw_h2": "raw httpx2 (the raw httpx loops)",
+    "ailib_mw": f"ailib_anyio with {MIDDLEWARES} pass-through middlewares",
+    "openai": "openai SDK (AsyncOpenAI on an httpx2 client)",
+}
+
+
+def has_httpx2() -> bool:
+    return httpx2 is not None and not NO_HTTPX2
+
+
+def has_peers() -> bool:
+    # The SDK is lent an httpx2 client (its own HTTP library), so it needs httpx2 too.
+    return HAS_OPENAI and httpx2 is not None and not NO_PEERS
 
 
 def sides() -> tuple[str, ...]:
-    """The sides of every metric (the httpx2 ones when installed and not left out)."""
-    return SIDE_NAMES if httpx2 is not None and not NO_HTTPX2 else SIDE_NAMES[:2]
+    """The sides of every metric (the httpx2 ones and the peer when installed and not left
+    out)."""
+    found = list(SIDE_NAMES[:2])
+    if has_httpx2():
+        found += SIDE_NAMES[2:4]
+    if has_peers():
+        found.append("openai")
+    return tuple(found)
 
 
 def in_process_sides() -> tuple[str, ...]:
@@ -442,6 +573,7 @@ def in_process_sides() -> tuple[str, ...]:
 
 NO_HTTPX2 = False  # --no-httpx2
 NO_MIDDLEWARE = False  # --no-middleware
+NO_PEERS = False  # --no-peers
 
 
 # ------------------------------------------------------------------- the two sides' work
@@ -491,6 +623,25 @@ async def raw_stream(client: Any) -> tuple[int, str]:
     return events, "".join(parts)
 
 
+async def openai_request(client: Any) -> str:
+    reply = await client.chat.completions.create(**request_payload(False))
+    return str(reply.choices[0].message.content)
+
+
+async def openai_stream(client: Any) -> tuple[int, str]:
+    """The SDK's stream, read as the raw side reads SSE: (chunks, concatenated content)."""
+    events = 0
+    parts: list[str] = []
+    async with await client.chat.completions.create(**request_payload(True)) as stream:
+        async for chunk in stream:
+            events += 1
+            if chunk.choices:
+                text = chunk.choices[0].delta.content
+                if text:
+                    parts.append(text)
+    return events, "".join(parts)
+
+
 async def ailib_stream(client: Any) -> tuple[int, str]:
     from ailib_anyio import ContentDelta
 
@@ -510,11 +661,12 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "ailib_h2": ailib_client_h2,
     "raw_h2": raw_client_h2,
     "ailib_mw": ailib_client_mw,
+    "openai": openai_client,
 }
 REQUEST = {"ailib": ailib_request, "httpx": raw_request, "ailib_h2": ailib_request}
-REQUEST.update(raw_h2=raw_request, ailib_mw=ailib_request)
+REQUEST.update(raw_h2=raw_request, ailib_mw=ailib_request, openai=openai_request)
 STREAM = {"ailib": ailib_stream, "httpx": raw_stream, "ailib_h2": ailib_stream}
-STREAM.update(raw_h2=raw_stream, ailib_mw=ailib_stream)
+STREAM.update(raw_h2=raw_stream, ailib_mw=ailib_stream, openai=openai_stream)
 
 
 # ------------------------------------------------------------- in-process measurements
@@ -609,6 +761,7 @@ IMPORTS = {
     "httpx": "import httpx",
     "ailib_h2": "import httpx2, ailib_anyio",
     "raw_h2": "import httpx2",
+    "openai": "import openai",
 }
 
 
@@ -746,7 +899,9 @@ def measure_concurrency(
         f"peak RSS during the phase minus RSS at its start ({method}); "
         f"whole-process ru_maxrss at the end: ailib {max_a / 1024:.1f} MiB, "
         f"httpx {max_h / 1024:.1f} MiB"
-        + "".join(f", {k} {v / 1024:.1f} MiB" for k, v in peak.items() if k.endswith("h2"))
+        + "".join(
+            f", {k} {v / 1024:.1f} MiB" for k, v in peak.items() if k not in ("ailib", "httpx")
+        )
     )
 
 
@@ -800,6 +955,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="leave out the side with five no-op middlewares (faster)",
     )
+    p.add_argument("--no-peers", action="store_true", help="leave out the openai SDK side (faster)")
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write every figure to PATH as JSON (benchmarks/result_schema.json)",
+    )
     p.add_argument("--child", choices=SIDE_NAMES, help=argparse.SUPPRESS)
     p.add_argument("--base-url", help=argparse.SUPPRESS)
     p.add_argument("--streams", type=int, default=256, help=argparse.SUPPRESS)
@@ -836,10 +997,11 @@ def profile(base: str, s: Settings, what: str, backend: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global NO_HTTPX2, NO_MIDDLEWARE
+    global NO_HTTPX2, NO_MIDDLEWARE, NO_PEERS, START_DATE, START_LOAD
     args = parse_args(argv)
     NO_HTTPX2 = args.no_httpx2
     NO_MIDDLEWARE = args.no_middleware
+    NO_PEERS = args.no_peers
     if args.child:
         result = anyio.run(child_main, args, backend=args.backend)
         print(json.dumps(result))
@@ -848,6 +1010,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = QUICK if args.quick else FULL
     levels = tuple(args.concurrency) if args.concurrency else s.conc_streams
     started = time.monotonic()
+    START_DATE = bench_json.now_iso()
+    START_LOAD = bench_json.load_average()
     rows = {
         "request": Row("CPU / non-streaming request", "us", "<= 1.15x", 1.15),
         "burst": Row("CPU / streamed chunk (back to back)", "us", "<= 1.25x", 1.25),
@@ -865,7 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"ailib_anyio {ailib_anyio.__version__} vs httpx {httpx.__version__}"
-        + (f" and httpx2 {httpx2.__version__}" if len(sides()) > 2 and httpx2 else "")
+        + (f" and httpx2 {httpx2.__version__}" if has_httpx2() and httpx2 else "")
+        + (f", peer openai {bench_json.version('openai')}" if has_peers() else "")
         + "; "
         f"backend {args.backend}; python {sys.version.split()[0]}; "
         f"{'quick' if args.quick else 'full'} run; {os.cpu_count()} CPUs",
@@ -900,7 +1065,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"results (median of runs; ratio = ailib / raw httpx; backend {args.backend}; "
         f"{time.monotonic() - started:.0f} s)",
     )
-    if len(sides()) > 2:
+    if has_httpx2():
         print_httpx2_table(
             list(rows.values()),
             "httpx2 (same runs; ratio = side / raw httpx; bar: ailib on httpx2 below raw httpx)",
@@ -916,6 +1081,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"middleware seam (same runs; {MIDDLEWARES} pass-through middlewares on every level;"
             " ratio to the client without middleware and to raw httpx)",
         )
+    if has_peers():
+        print()
+        print_peer_table(
+            list(rows.values()),
+            "peer (same runs; ratio = side / raw httpx; the openai SDK on an httpx2 client)",
+        )
+    else:
+        print("peer side left out (--no-peers, or openai or httpx2 is not installed)")
+    if args.json:
+        bench_json.write(args.json, json_document(rows, args, s, started))
+        print(f"figures written to {args.json}")
     return 0
 
 

@@ -2,7 +2,7 @@
 chunk, as ratios to raw httpx doing the same work in the same run (DESIGN.md §6: tracing
 and metrics on <= 1.3x raw httpx per request and per chunk).
 
-    python benchmarks/bench_telemetry.py [--backend trio] [--quick]
+    python benchmarks/bench_telemetry.py [--backend trio] [--quick] [--json PATH]
 
 The sides, in rotated rounds against the mock provider in its own process:
 
@@ -15,7 +15,8 @@ The sides, in rotated rounds against the mock provider in its own process:
   ``MeterProvider`` with an ``InMemoryMetricReader`` (two spans and three to four
   histogram records per call).
 
-It measures, it does not assert: the exit code is 0 whatever the figures are.
+It measures, it does not assert: the exit code is 0 whatever the figures are. ``--json
+PATH`` writes every figure to PATH (benchmarks/result_schema.json, as bench_client.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_json
 from bench_client import (
     PROVIDER_MODEL,
     ailib_request,
@@ -81,8 +84,19 @@ def clearing(
     return run
 
 
-async def run(quick: bool) -> None:
+#: The sides, for the JSON output (keys as printed, with ``_`` for the space).
+SIDES = {
+    "httpx": "raw httpx (hand-written JSON and SSE loops)",
+    "ailib off": "ailib_anyio, telemetry=False",
+    "ailib api": "ailib_anyio, opentelemetry-api with no SDK (proxy providers)",
+    "ailib sdk": "ailib_anyio, SDK tracing and metrics on (in-memory exporter and reader)",
+}
+
+
+async def run(quick: bool) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Measure and print; return the settings and the metrics for the JSON output."""
     rounds, n_req, n_stream, chunks = (3, 50, 3, 50) if quick else (9, 300, 6, 200)
+    counts = {"rounds": rounds, "requests": n_req, "streams": n_stream, "chunks": chunks}
     tracer_provider, meter_provider, exporter = sdk_providers()
     settings: dict[str, dict[str, Any]] = {
         "ailib off": {"telemetry": False},
@@ -129,9 +143,11 @@ async def run(quick: bool) -> None:
                 rounds, n_stream, works(streaming, raw_stream, ailib_stream), per_stream
             )
     print(f"client CPU, median of {rounds} rotated rounds; ratio to raw httpx (bar {BAR}x)")
-    for title, runs, note in (
-        ("per request", requests, f"{n_req} sequential requests per round"),
+    metrics = []
+    for key, title, runs, note in (
+        ("request", "per request", requests, f"{n_req} sequential requests per round"),
         (
+            "chunk",
             "per streamed chunk",
             streams,
             f"{n_stream} streams per round, {per_stream} SSE events each ({chunks} deltas)",
@@ -149,15 +165,39 @@ async def run(quick: bool) -> None:
             )
             spread = f"{min(values):.1f}..{max(values):.1f}"
             print(f"  {name:<10} {median:8.2f} us  {ratio:5.2f}x  {verdict:<4} ({spread})")
+        entry = bench_json.metric(
+            key,
+            f"CPU / {title[4:]}",
+            "us",
+            {name.replace(" ", "_"): values for name, values in runs.items()},
+            note=note,
+        )
+        bench_json.bar(entry, "ailib_sdk", "<=", BAR)
+        metrics.append(entry)
     print(f"  (ailib yielded {events} events per stream)")
+    return counts, metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
+    p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     args = p.parse_args(argv)
-    anyio.run(run, args.quick, backend=args.backend)
+    started = time.monotonic()
+    doc = bench_json.environment(
+        "bench_telemetry",
+        args.backend,
+        "quick" if args.quick else "full",
+        ["ailib-anyio", "httpx", "anyio", "trio", "opentelemetry-api", "opentelemetry-sdk"],
+    )
+    doc["settings"], doc["metrics"] = anyio.run(run, args.quick, backend=args.backend)
+    doc["sides"] = {
+        name.replace(" ", "_"): {"label": label, "peer": False} for name, label in SIDES.items()
+    }
+    if args.json:
+        bench_json.write(args.json, bench_json.finish(doc, started, time.monotonic()))
+        print(f"figures written to {args.json}")
     return 0
 
 

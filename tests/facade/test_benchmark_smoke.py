@@ -1,15 +1,20 @@
 """Smoke test: the benchmark harness runs end to end and prints its ratio table.
 
 Only that it works is checked, never the figures: performance bars are measured by
-``benchmarks/bench_client.py`` and reported as ratios, not asserted in tests.
+``benchmarks/bench_client.py`` and reported as ratios, not asserted in tests. The
+``--json`` output of the same runs is checked against benchmarks/result_schema.json, and
+the performance page (docs/performance.md) and its charts against the committed results:
+the documentation's figures are never stale.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,10 +32,45 @@ ROWS = (
 RATIO = re.compile(r"\s(\d+\.\d+)x\s")
 
 
+SCHEMA = json.loads((ROOT / "benchmarks" / "result_schema.json").read_text(encoding="utf-8"))
+CHARTS = ROOT / "benchmarks" / "charts.py"
+RESULTS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+
+
+def check_result(path: Path, benchmark: str, backend: str) -> dict[str, Any]:
+    """The ``--json`` output: valid against the schema, every side of every metric with
+    its runs, the ratios to raw httpx consistent with the medians."""
+    import jsonschema
+
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    assert (doc["benchmark"], doc["backend"]) == (benchmark, backend)
+    assert doc["sides"], doc
+    for metric in doc["metrics"]:
+        assert metric["error"] is None, metric
+        ref = metric["sides"][doc["reference_side"]]["median"]
+        for figures in metric["sides"].values():
+            assert figures["min"] <= figures["median"] <= figures["max"]
+            assert figures["ratio"] == pytest.approx(figures["median"] / ref, rel=1e-3)
+        assert metric["bars"], metric
+    return doc
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_benchmark_quick_run_prints_ratio_rows(backend: str) -> None:
+def test_benchmark_quick_run_prints_ratio_rows(backend: str, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    # --no-peers: the openai SDK side (the `bench` extra) would double the run's time.
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--backend", backend],
+        [
+            sys.executable,
+            str(BENCH),
+            "--quick",
+            "--backend",
+            backend,
+            "--no-peers",
+            "--json",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,15 +87,21 @@ def test_benchmark_quick_run_prints_ratio_rows(backend: str) -> None:
         assert lines, f"no {metric!r} row in:\n{output}\n{proc.stderr}"
         for line in lines:
             assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{output}\n{proc.stderr}"
+    doc = check_result(out, "bench_client", backend)
+    assert {"ailib", "httpx"} <= set(doc["sides"])
+    names = [metric["name"] for metric in doc["metrics"]]
+    assert all(any(row in name for name in names) for row in ROWS), names
+    assert doc["command"][1:] == proc.args[1:]
 
 
 TELEMETRY = ROOT / "benchmarks" / "bench_telemetry.py"
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_telemetry_benchmark_quick_run_prints_its_sides(backend: str) -> None:
+def test_telemetry_benchmark_quick_run_prints_its_sides(backend: str, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, str(TELEMETRY), "--quick", "--backend", backend],
+        [sys.executable, str(TELEMETRY), "--quick", "--backend", backend, "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -67,6 +113,64 @@ def test_telemetry_benchmark_quick_run_prints_its_sides(backend: str) -> None:
         for side in ("httpx", "ailib off", "ailib api", "ailib sdk"):
             line = next(line for line in section.splitlines() if line.strip().startswith(side))
             assert RATIO.search(line + " "), f"no ratio in {line!r}:\n{proc.stdout}"
+    doc = check_result(out, "bench_telemetry", backend)
+    assert set(doc["sides"]) == {"httpx", "ailib_off", "ailib_api", "ailib_sdk"}
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_committed_results_follow_the_schema(path: Path) -> None:
+    benchmark, backend = path.stem.rsplit("-", 1)
+    doc = check_result(path, benchmark, backend)
+    assert doc["mode"] == "full"
+
+
+def test_committed_results_exist_for_both_backends() -> None:
+    names = {p.name for p in RESULTS}
+    for backend in ("asyncio", "trio"):
+        assert f"bench_client-{backend}.json" in names, names
+
+
+def run_charts(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CHARTS), "--check", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_performance_page_tables_match_the_committed_results() -> None:
+    """docs/performance.md's generated part is what benchmarks/charts.py makes of the
+    committed JSON (no matplotlib needed)."""
+    proc = run_charts("--no-charts")
+    assert proc.returncode == 0, (
+        "docs/performance.md is stale: run `python benchmarks/charts.py`\n"
+        + proc.stdout
+        + proc.stderr
+    )
+
+
+def test_performance_charts_regenerate_byte_for_byte() -> None:
+    matplotlib = pytest.importorskip("matplotlib", reason="the charts need matplotlib")
+    charts = sorted((ROOT / "docs" / "assets" / "performance").glob("*.svg"))
+    assert len(charts) == len(RESULTS), charts
+    made_by = {
+        m.group(1)
+        for svg in charts
+        for m in re.finditer(r"charts\.py with matplotlib ([^<\s]+)", svg.read_text("utf-8"))
+    }
+    if made_by != {matplotlib.__version__}:
+        pytest.skip(
+            f"the charts were drawn by matplotlib {made_by}, {matplotlib.__version__} is"
+            " installed: another version may write other bytes"
+        )
+    proc = run_charts()
+    assert proc.returncode == 0, (
+        "a chart in docs/assets/performance/ is stale: run `python benchmarks/charts.py`\n"
+        + proc.stdout
+        + proc.stderr
+    )
 
 
 def test_cache_benchmark_quick_run_prints_its_rows() -> None:
