@@ -270,21 +270,69 @@ def _link(
     unchecked: frozenset[int],
 ) -> Callable[[Call], Awaitable[Any]]:
     """``last`` inside ``hooks``, outermost first: each hook in a checking ``_Step``, or,
-    for an ``unchecked`` middleware's, given the rest of the chain as its ``next``."""
-    inner = last
+    for an ``unchecked`` middleware's, given the rest of the chain as its ``next``.
+
+    A hook's ``next`` is the next ``_Step`` itself (which checks what it is called with,
+    naming the hook that called it), so a layer costs one slotted object and two
+    coroutine frames (its step and its hook). What the chain's ``last`` raises, and, for
+    a stream, every stream a layer returned, is recorded once per chain in ``seen``."""
+    seen: list[object] = []
+    inner: Callable[[Call], Awaitable[Any]] = last
+    if any(id(hook) not in unchecked for _, hook in hooks):
+        inner = _Last(hooks[-1][0], last, seen)
     for name, hook in reversed(hooks):
+        if type(inner) is _Step:
+            inner.caller = name
         if id(hook) in unchecked:
             inner = functools.partial(hook, next=inner)
         else:
-            inner = _Step(name, hook, inner, discard)
+            inner = _Step(name, hook, inner, discard, seen)
     return inner
 
 
-class _Step:
-    """One hook around the rest of the chain (``inner``); slotted objects, not closures,
-    as they are made for every call."""
+def _check_next(caller: str, step: _Step | _Last, call: object) -> None:
+    """What a hook (``caller``) may call its ``next`` (``step``) with."""
+    if not isinstance(call, Call):
+        raise MiddlewareError(
+            f"middleware {caller} called next() with {call!r}, not a Call", middleware=caller
+        )
+    if step.entered and call.stream:
+        raise MiddlewareError(
+            f"middleware {caller} called next() twice for a stream", middleware=caller
+        )
+    step.entered = True
 
-    __slots__ = ("discard", "hook", "inner", "name")
+
+class _Last:
+    """The end of the chain: ``last`` itself, its error (and for a stream its result)
+    recorded in the chain's ``seen``."""
+
+    __slots__ = ("caller", "entered", "last", "seen")
+
+    def __init__(
+        self, caller: str, last: Callable[[Call], Awaitable[Any]], seen: list[object]
+    ) -> None:
+        self.caller, self.last, self.seen = caller, last, seen
+        self.entered = False
+
+    async def __call__(self, call: Call) -> Any:
+        _check_next(self.caller, self, call)
+        try:
+            result = await self.last(call)
+        except BaseException as exc:
+            self.seen.append(exc)
+            raise
+        if call.stream:
+            self.seen.append(result)
+        return result
+
+
+class _Step:
+    """One hook around the rest of the chain (``inner``, the hook's ``next``); slotted
+    objects, not closures, as they are made for every call. ``caller`` is the hook
+    whose ``next`` this step is (None for the outermost)."""
+
+    __slots__ = ("caller", "discard", "entered", "hook", "inner", "name", "seen")
 
     def __init__(
         self,
@@ -292,78 +340,66 @@ class _Step:
         hook: _Hook,
         inner: Callable[[Call], Awaitable[Any]],
         discard: Callable[[Any], Awaitable[None]] | None,
+        seen: list[object],
     ) -> None:
-        self.name, self.hook, self.inner, self.discard = name, hook, inner, discard
+        self.name, self.hook, self.inner, self.discard, self.seen = (
+            name,
+            hook,
+            inner,
+            discard,
+            seen,
+        )
+        self.caller: str | None = None
+        self.entered = False
 
     async def __call__(self, call: Call) -> Any:
-        name, discard = self.name, self.discard
-        next_ = _Next(self, call)
+        if self.caller is not None:
+            _check_next(self.caller, self, call)
         try:
-            result = await self.hook(call, next_)
+            result = await self.hook(call, self.inner)
         except BaseException as exc:
+            seen, discard = self.seen, self.discard
             if discard is not None:
-                await _drop(next_.seen, None, discard)
-            if any(exc is item for item in next_.seen) or not isinstance(exc, Exception):
+                await _drop(seen, None, discard)
+            if (
+                not isinstance(exc, Exception)
+                or isinstance(exc, MiddlewareError)
+                or any(exc is item for item in seen)
+            ):
                 raise  # next's own error, or cancellation: untouched
-            if isinstance(exc, MiddlewareError):
-                raise
+            name = self.name
             raise MiddlewareError(
                 f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
             ) from exc
-        seen = next_.seen
         if call.stream:
+            seen, discard = self.seen, self.discard
             # a ReplayStream answers a stream call (a cache hit); anything else must be the
             # stream next opened
             if not isinstance(result, ReplayStream) and not any(result is item for item in seen):
                 if discard is not None:
                     await _drop(seen, None, discard)
+                name = self.name
                 raise MiddlewareError(
                     f"middleware {name} returned {type(result).__name__} for a stream;"
                     " a stream can be observed or refused, not replaced (a ReplayStream of"
                     " recorded events can answer it)",
                     middleware=name,
                 )
-        elif not isinstance(result, ChatResponse):
+            if discard is not None and _others(seen, result):
+                await _drop(seen, result, discard)
+            seen.append(result)
+        elif type(result) is not ChatResponse and not isinstance(result, ChatResponse):
+            name = self.name
             raise MiddlewareError(
                 f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
                 middleware=name,
             )
-        if discard is not None:
-            await _drop(seen, result, discard)
         return result
 
 
-class _Next:
-    """The ``next`` a hook is given: the rest of the chain, once for a stream."""
-
-    __slots__ = ("call", "called", "seen", "step")
-
-    def __init__(self, step: _Step, call: Call) -> None:
-        self.step = step
-        self.call = call
-        self.called = False
-        #: what `next` returned or raised, in order
-        self.seen: list[object] = []
-
-    async def __call__(self, forwarded: Call) -> Any:
-        name = self.step.name
-        if not isinstance(forwarded, Call):
-            raise MiddlewareError(
-                f"middleware {name} called next() with {forwarded!r}, not a Call",
-                middleware=name,
-            )
-        if self.called and self.call.stream:
-            raise MiddlewareError(
-                f"middleware {name} called next() twice for a stream", middleware=name
-            )
-        self.called = True
-        try:
-            result = await self.step.inner(forwarded)
-        except BaseException as exc:
-            self.seen.append(exc)
-            raise
-        self.seen.append(result)
-        return result
+def _others(seen: list[object], kept: object) -> bool:
+    """Whether ``seen`` holds a result other than ``kept``."""
+    return any(item is not kept and not isinstance(item, BaseException) for item in seen)
 
 
 async def _drop(
