@@ -83,7 +83,7 @@ R = TypeVar("R")
 Next = Callable[["Call"], Awaitable[Any]]
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class Call:
     """An immutable view of one call (``attempt == 0``) or one attempt (``1, 2, ...``).
 
@@ -100,6 +100,17 @@ class Call:
     attempt: int = 0
     target: int = 0
 
+    def __init__(
+        self, request: ChatRequest, provider: str, model: str, attempt: int = 0, target: int = 0
+    ) -> None:
+        # attrs' frozen __init__ looks up object.__setattr__ for each field; a view is
+        # made per call and per attempt, so the slots are written directly
+        _set_request(self, request)
+        _set_provider(self, provider)
+        _set_model(self, model)
+        _set_attempt(self, attempt)
+        _set_target(self, target)
+
     @property
     def stream(self) -> bool:
         return self.request.stream
@@ -107,6 +118,11 @@ class Call:
     @property
     def is_attempt(self) -> bool:
         return self.attempt > 0
+
+
+_set_request, _set_provider, _set_model, _set_attempt, _set_target = (
+    Call.__dict__[name].__set__ for name in ("request", "provider", "model", "attempt", "target")
+)
 
 
 class Middleware:
@@ -269,94 +285,84 @@ def _link(
     discard: Callable[[Any], Awaitable[None]] | None,
     unchecked: frozenset[int],
 ) -> Callable[[Call], Awaitable[Any]]:
-    """``last`` inside ``hooks``, outermost first: each hook in a checking ``_Step``, or,
-    for an ``unchecked`` middleware's, given the rest of the chain as its ``next``.
+    """``last`` inside ``hooks``, outermost first: each hook run by ``_Run.step`` (which
+    checks what it is called with, naming the hook that called it, and what the hook
+    returns or raises), or, for an ``unchecked`` middleware's, given the rest of the chain
+    as its ``next``.
 
-    A hook's ``next`` is the next ``_Step`` itself (which checks what it is called with,
-    naming the hook that called it), so a layer costs one slotted object and two
-    coroutine frames (its step and its hook). What the chain's ``last`` raises, and, for
-    a stream, every stream a layer returned, is recorded once per chain in ``seen``."""
-    seen: list[object] = []
-    inner: Callable[[Call], Awaitable[Any]] = last
-    if any(id(hook) not in unchecked for _, hook in hooks):
-        inner = _Last(hooks[-1][0], last, seen)
-    for name, hook in reversed(hooks):
-        if type(inner) is _Step:
-            inner.caller = name
+    Per call, one ``_Run`` holds the state (what the chain's ``last`` raised and, for a
+    stream, every stream a layer returned; which layers a stream entered), and each layer
+    is a ``functools.partial`` of it: a layer costs its step's coroutine frame and its
+    hook's, and no object of its own to initialize."""
+    if not any(id(hook) not in unchecked for _, hook in hooks):
+        inner = last
+        for _, hook in reversed(hooks):
+            inner = functools.partial(hook, next=inner)
+        return inner
+    run = _Run(hooks, last, discard)
+    inner = run.finish
+    for k in range(len(hooks) - 1, -1, -1):
+        hook = hooks[k][1]
         if id(hook) in unchecked:
             inner = functools.partial(hook, next=inner)
         else:
-            inner = _Step(name, hook, inner, discard, seen)
+            inner = functools.partial(run.step, k, hook, inner)
     return inner
 
 
-def _check_next(caller: str, step: _Step | _Last, call: object) -> None:
-    """What a hook (``caller``) may call its ``next`` (``step``) with."""
-    if not isinstance(call, Call):
-        raise MiddlewareError(
-            f"middleware {caller} called next() with {call!r}, not a Call", middleware=caller
-        )
-    if step.entered and call.stream:
-        raise MiddlewareError(
-            f"middleware {caller} called next() twice for a stream", middleware=caller
-        )
-    step.entered = True
+class _Run:
+    """One run of a chain (see ``_link``): ``step(k, ...)`` runs layer ``k``'s hook,
+    ``finish`` the chain's ``last``."""
 
-
-class _Last:
-    """The end of the chain: ``last`` itself, its error (and for a stream its result)
-    recorded in the chain's ``seen``."""
-
-    __slots__ = ("caller", "entered", "last", "seen")
+    __slots__ = ("discard", "entered", "hooks", "last", "seen")
 
     def __init__(
-        self, caller: str, last: Callable[[Call], Awaitable[Any]], seen: list[object]
+        self,
+        hooks: tuple[tuple[str, _Hook], ...],
+        last: Callable[[Call], Awaitable[Any]],
+        discard: Callable[[Any], Awaitable[None]] | None,
     ) -> None:
-        self.caller, self.last, self.seen = caller, last, seen
-        self.entered = False
+        self.hooks, self.last, self.discard = hooks, last, discard
+        #: what ``last`` raised; for a stream also what it and each layer returned
+        self.seen: list[object] = []
+        #: bit k: layer k was entered (for a stream, once only)
+        self.entered = 0
 
-    async def __call__(self, call: Call) -> Any:
-        _check_next(self.caller, self, call)
+    def _check(self, k: int, call: object) -> None:
+        """What the hook of layer ``k - 1`` may call its ``next`` (layer ``k``) with."""
+        if type(call) is not Call and not isinstance(call, Call):
+            caller = self.hooks[k - 1][0]
+            raise MiddlewareError(
+                f"middleware {caller} called next() with {call!r}, not a Call",
+                middleware=caller,
+            )
+        if call.request.stream:
+            bit = 1 << k
+            if self.entered & bit:
+                caller = self.hooks[k - 1][0]
+                raise MiddlewareError(
+                    f"middleware {caller} called next() twice for a stream", middleware=caller
+                )
+            self.entered |= bit
+
+    async def finish(self, call: Call) -> Any:
+        self._check(len(self.hooks), call)
         try:
             result = await self.last(call)
         except BaseException as exc:
             self.seen.append(exc)
             raise
-        if call.stream:
+        if call.request.stream:
             self.seen.append(result)
         return result
 
-
-class _Step:
-    """One hook around the rest of the chain (``inner``, the hook's ``next``); slotted
-    objects, not closures, as they are made for every call. ``caller`` is the hook
-    whose ``next`` this step is (None for the outermost)."""
-
-    __slots__ = ("caller", "discard", "entered", "hook", "inner", "name", "seen")
-
-    def __init__(
-        self,
-        name: str,
-        hook: _Hook,
-        inner: Callable[[Call], Awaitable[Any]],
-        discard: Callable[[Any], Awaitable[None]] | None,
-        seen: list[object],
-    ) -> None:
-        self.name, self.hook, self.inner, self.discard, self.seen = (
-            name,
-            hook,
-            inner,
-            discard,
-            seen,
-        )
-        self.caller: str | None = None
-        self.entered = False
-
-    async def __call__(self, call: Call) -> Any:
-        if self.caller is not None:
-            _check_next(self.caller, self, call)
+    async def step(
+        self, k: int, hook: _Hook, inner: Callable[[Call], Awaitable[Any]], call: Call
+    ) -> Any:
+        if k:
+            self._check(k, call)
         try:
-            result = await self.hook(call, self.inner)
+            result = await hook(call, inner)
         except BaseException as exc:
             seen, discard = self.seen, self.discard
             if discard is not None:
@@ -367,18 +373,18 @@ class _Step:
                 or any(exc is item for item in seen)
             ):
                 raise  # next's own error, or cancellation: untouched
-            name = self.name
+            name = self.hooks[k][0]
             raise MiddlewareError(
                 f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
             ) from exc
-        if call.stream:
+        if call.request.stream:
             seen, discard = self.seen, self.discard
             # a ReplayStream answers a stream call (a cache hit); anything else must be the
             # stream next opened
             if not isinstance(result, ReplayStream) and not any(result is item for item in seen):
                 if discard is not None:
                     await _drop(seen, None, discard)
-                name = self.name
+                name = self.hooks[k][0]
                 raise MiddlewareError(
                     f"middleware {name} returned {type(result).__name__} for a stream;"
                     " a stream can be observed or refused, not replaced (a ReplayStream of"
@@ -389,7 +395,7 @@ class _Step:
                 await _drop(seen, result, discard)
             seen.append(result)
         elif type(result) is not ChatResponse and not isinstance(result, ChatResponse):
-            name = self.name
+            name = self.hooks[k][0]
             raise MiddlewareError(
                 f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
                 middleware=name,
