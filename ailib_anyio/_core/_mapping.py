@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -169,6 +169,24 @@ def _text_handler(
         return False
 
     return text
+
+
+#: what ``json.loads`` parses with (the C scanner when built: a decoder's ``scan_once``)
+_scan_once: Callable[[str, int], tuple[Any, int]] = cast(Any, json.JSONDecoder()).scan_once
+
+
+def _loads(data: str) -> Any:
+    """``json.loads(data)`` for a frame: the scanner ``json.loads`` ends in, called
+    directly (a frame is one JSON value without surrounding whitespace, so the wrapper's
+    two whitespace regexes and three calls are skipped); anything else, an error
+    included, goes through ``json.loads`` itself, which decides as it always does."""
+    try:
+        obj, end = _scan_once(data, 0)
+    except StopIteration:
+        return json.loads(data)
+    if end != len(data):
+        return json.loads(data)
+    return obj
 
 
 def _guarded(predicate: Predicate, handlers: Sequence[_Handler]) -> _Handler:
@@ -517,7 +535,7 @@ class EventMapper:
         """Map decoded frames in order, appending to ``out`` (one call per network chunk)."""
         done_signal = self._done_signal
         map_object = self.map_object
-        loads = json.loads
+        loads = _loads
         for event, data in frames:
             if self.done:
                 break
