@@ -423,7 +423,7 @@ class ResponseHeaders(dict[str, str]):
 
     __slots__ = ()
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return dict.get(self, key.lower(), default)
 
     def __getitem__(self, key: str) -> str:

@@ -119,6 +119,7 @@ except ImportError:  # pragma: no cover - another API version: always treated as
     _ProxyMeters = None
 
 
+_metrics_globals: Any
 try:  # the API's module globals of the two global providers (private: read defensively)
     from opentelemetry.metrics import _internal as _metrics_globals
 except ImportError:  # pragma: no cover - another API version
