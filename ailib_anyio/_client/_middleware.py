@@ -143,7 +143,7 @@ class Middleware:
     #: Set by the library's own middleware that always returns (or raises) what ``next``
     #: returned (or raised), calls it once, and raises nothing of its own: the chain then
     #: gives its hooks the rest of the chain as ``next`` directly, without the checks
-    #: (one coroutine frame per hook instead of three).
+    #: (one coroutine frame per hook instead of two).
     unchecked: ClassVar[bool] = False
 
     def dormant(self) -> bool:
