@@ -83,7 +83,7 @@ R = TypeVar("R")
 Next = Callable[["Call"], Awaitable[Any]]
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class Call:
     """An immutable view of one call (``attempt == 0``) or one attempt (``1, 2, ...``).
 
@@ -100,6 +100,17 @@ class Call:
     attempt: int = 0
     target: int = 0
 
+    def __init__(
+        self, request: ChatRequest, provider: str, model: str, attempt: int = 0, target: int = 0
+    ) -> None:
+        # attrs' frozen __init__ looks up object.__setattr__ for each field; a view is
+        # made per call and per attempt, so the slots are written directly
+        _set_request(self, request)
+        _set_provider(self, provider)
+        _set_model(self, model)
+        _set_attempt(self, attempt)
+        _set_target(self, target)
+
     @property
     def stream(self) -> bool:
         return self.request.stream
@@ -107,6 +118,11 @@ class Call:
     @property
     def is_attempt(self) -> bool:
         return self.attempt > 0
+
+
+_set_request, _set_provider, _set_model, _set_attempt, _set_target = (
+    Call.__dict__[name].__set__ for name in ("request", "provider", "model", "attempt", "target")
+)
 
 
 class Middleware:
@@ -127,7 +143,7 @@ class Middleware:
     #: Set by the library's own middleware that always returns (or raises) what ``next``
     #: returned (or raised), calls it once, and raises nothing of its own: the chain then
     #: gives its hooks the rest of the chain as ``next`` directly, without the checks
-    #: (one coroutine frame per hook instead of three).
+    #: (one coroutine frame per hook instead of two).
     unchecked: ClassVar[bool] = False
 
     def dormant(self) -> bool:
@@ -269,101 +285,128 @@ def _link(
     discard: Callable[[Any], Awaitable[None]] | None,
     unchecked: frozenset[int],
 ) -> Callable[[Call], Awaitable[Any]]:
-    """``last`` inside ``hooks``, outermost first: each hook in a checking ``_Step``, or,
-    for an ``unchecked`` middleware's, given the rest of the chain as its ``next``."""
-    inner = last
-    for name, hook in reversed(hooks):
+    """``last`` inside ``hooks``, outermost first: each hook run by ``_Run.step`` (which
+    checks what it is called with, naming the hook that called it, and what the hook
+    returns or raises), or, for an ``unchecked`` middleware's, given the rest of the chain
+    as its ``next``.
+
+    Per call, one ``_Run`` holds the state (what the chain's ``last`` raised and, for a
+    stream, every stream a layer returned; which layers a stream entered), and each layer
+    is a ``functools.partial`` of it: a layer costs its step's coroutine frame and its
+    hook's, and no object of its own to initialize."""
+    if not any(id(hook) not in unchecked for _, hook in hooks):
+        inner = last
+        for _, hook in reversed(hooks):
+            inner = functools.partial(hook, next=inner)
+        return inner
+    run = _Run(hooks, last, discard)
+    inner = run.finish
+    for k in range(len(hooks) - 1, -1, -1):
+        hook = hooks[k][1]
         if id(hook) in unchecked:
             inner = functools.partial(hook, next=inner)
         else:
-            inner = _Step(name, hook, inner, discard)
+            inner = functools.partial(run.step, k, hook, inner)
     return inner
 
 
-class _Step:
-    """One hook around the rest of the chain (``inner``); slotted objects, not closures,
-    as they are made for every call."""
+class _Run:
+    """One run of a chain (see ``_link``): ``step(k, ...)`` runs layer ``k``'s hook,
+    ``finish`` the chain's ``last``."""
 
-    __slots__ = ("discard", "hook", "inner", "name")
+    __slots__ = ("discard", "entered", "hooks", "last", "seen")
 
     def __init__(
         self,
-        name: str,
-        hook: _Hook,
-        inner: Callable[[Call], Awaitable[Any]],
+        hooks: tuple[tuple[str, _Hook], ...],
+        last: Callable[[Call], Awaitable[Any]],
         discard: Callable[[Any], Awaitable[None]] | None,
     ) -> None:
-        self.name, self.hook, self.inner, self.discard = name, hook, inner, discard
+        self.hooks, self.last, self.discard = hooks, last, discard
+        #: what ``last`` raised; for a stream also what it and each layer returned
+        self.seen: list[object] = []
+        #: bit k: layer k was entered (for a stream, once only)
+        self.entered = 0
 
-    async def __call__(self, call: Call) -> Any:
-        name, discard = self.name, self.discard
-        next_ = _Next(self, call)
+    def _check(self, k: int, call: object) -> None:
+        """What the hook of layer ``k - 1`` may call its ``next`` (layer ``k``) with."""
+        if type(call) is not Call and not isinstance(call, Call):
+            caller = self.hooks[k - 1][0]
+            raise MiddlewareError(
+                f"middleware {caller} called next() with {call!r}, not a Call",
+                middleware=caller,
+            )
+        if call.request.stream:
+            bit = 1 << k
+            if self.entered & bit:
+                caller = self.hooks[k - 1][0]
+                raise MiddlewareError(
+                    f"middleware {caller} called next() twice for a stream", middleware=caller
+                )
+            self.entered |= bit
+
+    async def finish(self, call: Call) -> Any:
+        if type(call) is not Call or call.request.stream:
+            self._check(len(self.hooks), call)
         try:
-            result = await self.hook(call, next_)
+            result = await self.last(call)
         except BaseException as exc:
+            self.seen.append(exc)
+            raise
+        if call.request.stream:
+            self.seen.append(result)
+        return result
+
+    async def step(
+        self, k: int, hook: _Hook, inner: Callable[[Call], Awaitable[Any]], call: Call
+    ) -> Any:
+        if k and (type(call) is not Call or call.request.stream):
+            self._check(k, call)  # (a Call of an execute() passes as it is)
+        try:
+            result = await hook(call, inner)
+        except BaseException as exc:
+            seen, discard = self.seen, self.discard
             if discard is not None:
-                await _drop(next_.seen, None, discard)
-            if any(exc is item for item in next_.seen) or not isinstance(exc, Exception):
+                await _drop(seen, None, discard)
+            if (
+                not isinstance(exc, Exception)
+                or isinstance(exc, MiddlewareError)
+                or any(exc is item for item in seen)
+            ):
                 raise  # next's own error, or cancellation: untouched
-            if isinstance(exc, MiddlewareError):
-                raise
+            name = self.hooks[k][0]
             raise MiddlewareError(
                 f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
             ) from exc
-        seen = next_.seen
-        if call.stream:
+        if call.request.stream:
+            seen, discard = self.seen, self.discard
             # a ReplayStream answers a stream call (a cache hit); anything else must be the
             # stream next opened
             if not isinstance(result, ReplayStream) and not any(result is item for item in seen):
                 if discard is not None:
                     await _drop(seen, None, discard)
+                name = self.hooks[k][0]
                 raise MiddlewareError(
                     f"middleware {name} returned {type(result).__name__} for a stream;"
                     " a stream can be observed or refused, not replaced (a ReplayStream of"
                     " recorded events can answer it)",
                     middleware=name,
                 )
-        elif not isinstance(result, ChatResponse):
+            if discard is not None and _others(seen, result):
+                await _drop(seen, result, discard)
+            seen.append(result)
+        elif type(result) is not ChatResponse and not isinstance(result, ChatResponse):
+            name = self.hooks[k][0]
             raise MiddlewareError(
                 f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
                 middleware=name,
             )
-        if discard is not None:
-            await _drop(seen, result, discard)
         return result
 
 
-class _Next:
-    """The ``next`` a hook is given: the rest of the chain, once for a stream."""
-
-    __slots__ = ("call", "called", "seen", "step")
-
-    def __init__(self, step: _Step, call: Call) -> None:
-        self.step = step
-        self.call = call
-        self.called = False
-        #: what `next` returned or raised, in order
-        self.seen: list[object] = []
-
-    async def __call__(self, forwarded: Call) -> Any:
-        name = self.step.name
-        if not isinstance(forwarded, Call):
-            raise MiddlewareError(
-                f"middleware {name} called next() with {forwarded!r}, not a Call",
-                middleware=name,
-            )
-        if self.called and self.call.stream:
-            raise MiddlewareError(
-                f"middleware {name} called next() twice for a stream", middleware=name
-            )
-        self.called = True
-        try:
-            result = await self.step.inner(forwarded)
-        except BaseException as exc:
-            self.seen.append(exc)
-            raise
-        self.seen.append(result)
-        return result
+def _others(seen: list[object], kept: object) -> bool:
+    """Whether ``seen`` holds a result other than ``kept``."""
+    return any(item is not kept and not isinstance(item, BaseException) for item in seen)
 
 
 async def _drop(

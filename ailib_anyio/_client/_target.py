@@ -361,7 +361,13 @@ class Target:
         when ``content`` is None; ``content_type`` replaces the JSON one); the response
         and its decoded JSON body, or the classified error."""
         transport, limiter = self.opened()
-        async with limiter:
+        # a free slot is taken at once (anyio's acquire adds a checkpoint that yields to
+        # the event loop: a whole scheduling round per request); a full limiter queues
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
             self.inflight += 1
             try:
                 response = await transport.send(
@@ -377,6 +383,8 @@ class Target:
                 raw = await self._read_and_close(response)
             finally:
                 self.inflight -= 1
+        finally:
+            limiter.release()
         try:
             return response, json.loads(raw)
         except (ValueError, RecursionError) as exc:

@@ -132,7 +132,10 @@ class TargetStream(ClosedOnExit):
         target = self._target
         transport, limiter = target.opened()
         content = self._content
-        await limiter.acquire_on_behalf_of(self)
+        try:  # a free slot at once, without anyio's yield to the event loop
+            limiter.acquire_on_behalf_of_nowait(self)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(self)
         self._holds_slot = True
         target.inflight += 1
         self._state = State.OPEN

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -36,7 +36,7 @@ from ._errors import (
 from ._frames import Frame
 from ._jsonpath import Predicate, Step, _gen_single
 from ._ndjson import NDJSONDecoder
-from ._rules import EmitKind, EventRule, FieldSpec
+from ._rules import EmitKind, EventRule, FieldSpec, Match
 from ._secrets import mask_json, mask_text
 from ._sse import SSEDecoder
 from ._types import (
@@ -171,11 +171,44 @@ def _text_handler(
     return text
 
 
-def _guarded(predicate: Predicate, handler: _Handler) -> _Handler:
-    def guarded(mapper: EventMapper, obj: Any, out: Out) -> bool:
-        return predicate(obj) and handler(mapper, obj, out)
+#: what ``json.loads`` parses with (the C scanner when built: a decoder's ``scan_once``)
+_scan_once: Callable[[str, int], tuple[Any, int]] = cast(Any, json.JSONDecoder()).scan_once
 
-    return guarded
+
+def _loads(data: str) -> Any:
+    """``json.loads(data)`` for a frame: the scanner ``json.loads`` ends in, called
+    directly (a frame is one JSON value without surrounding whitespace, so the wrapper's
+    two whitespace regexes and three calls are skipped); anything else, an error
+    included, goes through ``json.loads`` itself, which decides as it always does."""
+    try:
+        obj, end = _scan_once(data, 0)
+    except StopIteration:
+        return json.loads(data)
+    if end != len(data):
+        return json.loads(data)
+    return obj
+
+
+def _guarded(predicate: Predicate, handlers: Sequence[_Handler]) -> _Handler:
+    """The handlers of consecutive rules with one ``match``: the predicate asked once."""
+    if len(handlers) == 1:
+        (handler,) = handlers
+
+        def guarded(mapper: EventMapper, obj: Any, out: Out) -> bool:
+            return predicate(obj) and handler(mapper, obj, out)
+
+        return guarded
+    every = tuple(handlers)
+
+    def guarded_all(mapper: EventMapper, obj: Any, out: Out) -> bool:
+        if not predicate(obj):
+            return False
+        for handler in every:  # noqa: SIM110 - no generator frame per chunk
+            if handler(mapper, obj, out):
+                return True
+        return False
+
+    return guarded_all
 
 
 class _ToolState:
@@ -371,15 +404,15 @@ class CompiledRules:
 
     def __init__(self, rules: Sequence[EventRule]) -> None:
         self.rules = rules
-        self._entries: list[tuple[str | None, _Handler, Any, _NodeHandler | None]] = []
+        self._entries: list[
+            tuple[str | None, _Handler, Any, _NodeHandler | None, Match | None]
+        ] = []
         for rule in rules:
             handler = _compile_rule(rule)
             if handler is not None:
-                if rule.match is not None:
-                    handler = _guarded(rule.match.predicate, handler)
                 guard = _guard(rule)
                 on_node = None if guard is None else _node_handler(rule, guard[1])
-                self._entries.append((rule.event, handler, guard, on_node))
+                self._entries.append((rule.event, handler, guard, on_node, rule.match))
         self._by_event: dict[str | None, tuple[_Handler | _Group, ...]] = {}
 
     def for_event(self, event: str | None) -> tuple[_Handler | _Group, ...]:
@@ -393,15 +426,35 @@ class CompiledRules:
         run_parent: tuple[Step, ...] | None = None
         run: list[_Member] = []
 
+        # consecutive rules with the same match expression: (its source, its predicate,
+        # their handlers), the predicate evaluated once for all of them
+        matched: tuple[str, Predicate, list[_Handler]] | None = None
+
         def close_run() -> None:
             if len(run) == 1:  # a group of one saves nothing: call the rule itself
                 units.append(run[0][1])
             elif run:
                 units.append((_gen_single(list(run_parent or ())), tuple(run)))
 
-        for name, handler, guard, on_node in self._entries:
+        def close_matched() -> None:
+            if matched is not None:
+                _, predicate, handlers = matched
+                units.append(_guarded(predicate, handlers))
+
+        for name, handler, guard, on_node, match in self._entries:
             if name is not None and name != event:
                 continue
+            if match is not None:
+                close_run()
+                run_parent, run = None, []
+                if matched is not None and matched[0] == match.source:
+                    matched[2].append(handler)
+                else:
+                    close_matched()
+                    matched = (match.source, match.predicate, [handler])
+                continue
+            close_matched()
+            matched = None
             if guard is not None and run and guard[0] == run_parent:
                 run.append((guard[1], handler, on_node))
                 continue
@@ -412,6 +465,7 @@ class CompiledRules:
             else:
                 run_parent, run = guard[0], [(guard[1], handler, on_node)]
         close_run()
+        close_matched()
         return tuple(units)
 
 
@@ -481,7 +535,7 @@ class EventMapper:
         """Map decoded frames in order, appending to ``out`` (one call per network chunk)."""
         done_signal = self._done_signal
         map_object = self.map_object
-        loads = json.loads
+        loads = _loads
         for event, data in frames:
             if self.done:
                 break

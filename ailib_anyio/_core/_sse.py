@@ -138,7 +138,9 @@ class SSEDecoder:
                 if parts:
                     # Decoding the joined data (never a partial line) means a UTF-8
                     # character split across chunks decodes whole.
-                    data_str = b"\n".join(parts).decode("utf-8", "replace")
+                    data_str = (parts[0] if len(parts) == 1 else b"\n".join(parts)).decode(
+                        "utf-8", "replace"
+                    )
                     frames.append(_new_frame(Frame, (event, data_str)))
                     parts.clear()
                 event = None

@@ -409,15 +409,23 @@ class ChatResponse:
 # ---------------------------------------------------------------- stream events
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class ContentDelta:
     """A fragment of visible assistant text."""
 
     text: str
 
+    def __init__(self, text: str) -> None:
+        # one per streamed chunk: the slot is written directly (attrs' frozen __init__
+        # looks up object.__setattr__ first)
+        _set_text(self, text)
+
     @property
     def content(self) -> str:
         return self.text
+
+
+_set_text = ContentDelta.__dict__["text"].__set__
 
 
 @attrs.frozen

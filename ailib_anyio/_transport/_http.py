@@ -493,6 +493,25 @@ async def _abandon(response: httpx.Response, chunks: AsyncIterator[bytes]) -> No
                 return
 
 
+class ResponseHeaders(dict[str, str]):
+    """A response's headers, read once from the HTTP library's: lower-cased names, the
+    values of a repeated header joined with ``", "`` (as ``httpx.Headers.get`` gives
+    them), looked up case-insensitively. Each lookup is a dict lookup: httpx's scans and
+    decodes every header, and a response's rate-limit, retry and request-id headers are a
+    dozen lookups."""
+
+    __slots__ = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and dict.__contains__(self, key.lower())
+
+
 class HttpResponse:
     """A response whose headers arrived and whose body is unread: the library's own view
     of the HTTP library's response, whatever the library.
@@ -507,7 +526,7 @@ class HttpResponse:
         self._raw = raw
         self._transport = transport
         self.status_code: int = raw.status_code
-        self.headers: Mapping[str, str] = raw.headers
+        self.headers: Mapping[str, str] = ResponseHeaders(raw.headers.items())
 
     def __repr__(self) -> str:
         return f"<HttpResponse {self.status_code}>"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -118,9 +119,30 @@ except ImportError:  # pragma: no cover - another API version: always treated as
     _ProxyMeters = None
 
 
+_metrics_globals: Any
+try:  # the API's module globals of the two global providers (private: read defensively)
+    from opentelemetry.metrics import _internal as _metrics_globals
+except ImportError:  # pragma: no cover - another API version
+    _metrics_globals = None
+
+#: a provider named in the environment is loaded by the API's getters on first use:
+#: then the getters are always asked
+_ENV_PROVIDERS = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
+
+
 def _no_sdk() -> bool:
     """Whether neither global provider has been set (only the API is installed): every
-    span would be non-recording and every record a no-op."""
+    span would be non-recording and every record a no-op. Asked once per call: while
+    neither is set, two module attributes are read (the getters would also look up the
+    environment each time)."""
+    if (
+        not _ENV_PROVIDERS
+        and getattr(trace, "_TRACER_PROVIDER", False) is None
+        and getattr(_metrics_globals, "_METER_PROVIDER", False) is None
+    ):
+        return _ProxyMeters is not None
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) and (
         _ProxyMeters is not None and isinstance(metrics.get_meter_provider(), _ProxyMeters)
     )
