@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import re
+import ssl
 import sys
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
@@ -461,6 +462,20 @@ class HttpResponse:
         await self._raw.aclose()
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """The SSL context of the clients the transport opens itself: httpx's default
+    (certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set), made once per
+    process and those two variables and shared, since loading the CA bundle takes tens of
+    milliseconds, far more than the rest of opening a client."""
+    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # the arguments are the cache key: httpx reads the same variables itself
+    return httpx.create_ssl_context()
+
+
 class Transport:
     """A pooled HTTP client (httpx's, or a lent httpx/httpx2 client) plus the provider's
     authentication."""
@@ -492,6 +507,7 @@ class Transport:
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
             follow_redirects=False,
+            verify=default_ssl_context(),
         )
 
     def __repr__(self) -> str:  # never show headers: they hold the key
