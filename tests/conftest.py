@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import anyio
 import pytest
@@ -31,6 +31,27 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """With pytest-xdist installed (the ``test`` extra has it), a run of the suite or of a
+    folder goes to one worker process per CPU (``--dist worksteal``) unless the command line
+    says otherwise: ``-n 0`` or ``-p no:xdist`` runs it in this process, ``-n N`` on N
+    workers, ``PYTEST_XDIST_AUTO_NUM_WORKERS=N`` sets the default. Files and tests named
+    one by one run in this process (a worker's start-up costs more than they take), unless
+    ``-n`` is given. A default in ``addopts`` would make ``-p no:xdist`` an error (``-n``
+    unknown); here it is set before xdist reads it."""
+    if (
+        config.pluginmanager.has_plugin("xdist")
+        and config.getoption("numprocesses", None) is None
+        and not hasattr(config, "workerinput")  # an xdist worker: never spawns workers
+        and any((config.invocation_params.dir / a.split("::")[0]).is_dir() for a in config.args)
+    ):
+        config.option.numprocesses = "logical"
+        if config.option.dist == "no":
+            config.option.dist = "worksteal"
+    return (yield)
 
 
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])

@@ -18,6 +18,7 @@ import importlib
 import math
 import os
 import re
+import ssl
 import sys
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
@@ -157,6 +158,7 @@ def pooled_http_client(
             keepalive_expiry=keepalive_expiry,
         ),
         follow_redirects=False,
+        verify=default_ssl_context(),
     )
 
 
@@ -582,6 +584,20 @@ class PoolLease(Protocol):
         """The client closed: the pool keeps the connections."""
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """The SSL context of the clients the transport opens itself: httpx's default
+    (certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set), made once per
+    process and those two variables and shared, since loading the CA bundle takes tens of
+    milliseconds, far more than the rest of opening a client."""
+    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # the arguments are the cache key: httpx reads the same variables itself
+    return httpx.create_ssl_context()
+
+
 class Transport:
     """A pooled HTTP client (httpx's, a lent httpx/httpx2 client, or a ``ConnectionPool``'s
     through its ``lease``) plus the provider's authentication."""
@@ -617,6 +633,7 @@ class Transport:
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
             follow_redirects=False,
+            verify=default_ssl_context(),
         )
 
     def __repr__(self) -> str:  # never show headers: they hold the key

@@ -430,6 +430,10 @@ def test_interrupt_while_waiting_cancels_the_request() -> None:
         from ailib_anyio.sync import open_client
         from ailib_anyio.testing import MockProvider, ScriptedReply
 
+        # Ctrl-C raises KeyboardInterrupt, as in a program started from a shell, even when
+        # this test runs in a process that ignores SIGINT (a pytest-xdist worker)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
         with anyio.from_thread.start_blocking_portal() as portal:
             with portal.wrap_async_context_manager(MockProvider()) as mock:
                 mock.enqueue(ScriptedReply(content="late", delay_before_headers=30))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -39,6 +40,7 @@ from ailib_anyio._core._errors import TimeoutError as AiTimeoutError
 from ailib_anyio._transport._http import (
     HttpResponse,
     Transport,
+    default_ssl_context,
     http_timeout,
     is_timeout,
     translate_transport_error,
@@ -165,6 +167,28 @@ def test_each_library_error_maps_to_the_same_library_error(
 
 
 @needs_httpx2
+def test_the_clients_the_transport_opens_share_one_ssl_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading the CA bundle is most of what opening a client costs: it is done once and
+    the context shared; SSL_CERT_FILE and SSL_CERT_DIR still count."""
+    import certifi
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    context = default_ssl_context()
+    assert default_ssl_context() is context
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs()  # certifi's bundle, as httpx loads it
+    for _ in range(2):
+        transport = Transport(headers={}, params={}, timeout=None, http_client=None)
+        assert transport.client._transport._pool._ssl_context is context
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    other = default_ssl_context()
+    assert other is not context and other is default_ssl_context()
+    assert other.verify_mode is ssl.CERT_REQUIRED and other.get_ca_certs()
+
+
 def test_timeouts_of_either_library_are_accepted() -> None:
     import httpx2
 
