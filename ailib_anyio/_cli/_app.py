@@ -14,6 +14,7 @@ interrupted (Ctrl-C).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import sys
@@ -520,22 +521,20 @@ def batch(
         err.write(f"nothing to run: every item is in {target}\n")
         return EXIT_FAILURE if stats.skipped_failed else EXIT_OK
     if provider_batch:
-        options = (system, temperature, max_tokens)
-        polls = (poll_interval, max_poll_interval)
         return _provider_batch(
             backend,
-            model,
-            source,
             target,
             ledger_path,
-            previous,
-            done,
             stats,
-            options,
-            polls,
-            retry_errors,
-            base_url,
-            not no_progress,
+            model=model,
+            source=source,
+            previous=previous,
+            done=done,
+            options=(system, temperature, max_tokens),
+            polls=(poll_interval, max_poll_interval),
+            retry_errors=retry_errors,
+            base_url=base_url,
+            show_progress=not no_progress,
         )
     try:
         _run_async(
@@ -597,42 +596,18 @@ async def _batch(
                 ticker.cancel_scope.cancel()
 
 
-def _provider_batch(
-    backend: str,
-    model: str,
-    source: Path,
-    target: Path,
-    ledger: Path,
-    previous: DoneItems,
-    done: AbstractSet[str],
-    stats: BatchStats,
-    options: tuple[str | None, float | None, int | None],
-    polls: tuple[float, float],
-    retry_errors: bool,
-    base_url: str | None,
-    show_progress: bool,
-) -> int:
+def _provider_batch(backend: str, target: Path, ledger: Path, stats: BatchStats, **job: Any) -> int:
     """``batch --provider-batch`` (``_providerbatch``): the same checks and output as the
-    live command, the requests through the provider's batch API."""
+    live command, the requests through the provider's batch API. ``job``: the keyword
+    arguments of ``_provider_batch_async``."""
     err = sys.stderr
     runs: list[ProviderBatchRun] = []
     try:
         _run_async(
             backend,
-            _provider_batch_async,
-            model,
-            source,
-            target,
-            ledger,
-            previous,
-            done,
-            stats,
-            options,
-            polls,
-            retry_errors,
-            base_url,
-            show_progress,
-            runs,
+            functools.partial(
+                _provider_batch_async, target=target, ledger=ledger, stats=stats, runs=runs, **job
+            ),
         )
     except BaseException as exc:
         # interrupted, or a provider or network error: the job is in the ledger (a
@@ -653,6 +628,7 @@ def _provider_batch(
 
 
 async def _provider_batch_async(
+    *,
     model: str,
     source: Path,
     target: Path,
