@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from .._core._checks import flag
 from .._core._errors import ConfigurationError
 from .._core._wire import DEFAULT_MAX_RESPONSE_BYTES, check_headers
 from .._protocol._validate import check_base_url
@@ -80,11 +81,6 @@ def _non_negative_int(_: Any, attribute: attrs.Attribute[Any], value: Any) -> No
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError(f"{attribute.name} must be an integer >= 0, got {value!r}")
-
-
-def _flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{attribute.name} must be True or False, got {value!r}")
 
 
 def _instance_of(load: Callable[[], type]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -380,8 +376,8 @@ class ClientConfig:
     deadlines: Deadlines | None = attrs.field(
         default=None, validator=_instance_of(lambda: Deadlines)
     )
-    parameter_defaults: bool = attrs.field(default=False, validator=_flag)
-    host_supplied_key: bool = attrs.field(default=False, validator=_flag)
+    parameter_defaults: bool = attrs.field(default=False, validator=flag)
+    host_supplied_key: bool = attrs.field(default=False, validator=flag)
     max_response_bytes: int = attrs.field(
         default=DEFAULT_MAX_RESPONSE_BYTES, validator=_positive_int
     )
@@ -391,7 +387,7 @@ class ClientConfig:
     plugins: tuple[object, ...] = attrs.field(
         default=(), converter=_as_middleware, validator=_plugins
     )
-    telemetry: bool = attrs.field(default=True, validator=_flag)
+    telemetry: bool = attrs.field(default=True, validator=flag)
     tracer_provider: TracerProvider | None = attrs.field(
         default=None, validator=_provider_of("get_tracer", "TracerProvider")
     )

@@ -40,6 +40,7 @@ import attrs
 
 from .._client._chat import ChatBuilder
 from .._client._client import Client
+from .._core._checks import positive_seconds
 from .._core._errors import AiLibError, ConfigurationError, MalformedResponseError
 from .._core._ndjson import NDJSONDecoder
 from .._core._types import ChatRequest, ChatResponse
@@ -146,12 +147,6 @@ def _info(row: BatchRow) -> BatchInfo:
     )
 
 
-def _positive_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 class BatchJob:
     """Chat requests run through the provider's batch API (see the module docstring).
 
@@ -185,9 +180,9 @@ class BatchJob:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
         self.name = name
-        self.poll_interval = _positive_seconds("poll_interval", poll_interval)
+        self.poll_interval = positive_seconds("poll_interval", poll_interval)
         self.max_poll_interval = max(
-            _positive_seconds("max_poll_interval", max_poll_interval), self.poll_interval
+            positive_seconds("max_poll_interval", max_poll_interval), self.poll_interval
         )
         #: the prices batch responses carry: the model's, times the manifest's factor
         self.pricing = batch_pricing(self._target.pricing, self._wire.spec.price_factor)
@@ -466,9 +461,9 @@ class BatchJob:
         this process or another (``BatchJob.resume``), carries on from there.
         """
         first = self.poll_interval if poll_interval is None else poll_interval
-        first = _positive_seconds("poll_interval", first)
+        first = positive_seconds("poll_interval", first)
         cap = self.max_poll_interval if max_poll_interval is None else max_poll_interval
-        cap = max(_positive_seconds("max_poll_interval", cap), first)
+        cap = max(positive_seconds("max_poll_interval", cap), first)
         ledger = self._require()
         assert self._busy is not None
         async with self._busy:

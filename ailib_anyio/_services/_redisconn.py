@@ -19,7 +19,6 @@ own error class (``error(message)``).
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
+from .._core._checks import positive_seconds
 from .._core._errors import AiLibError, ConfigurationError
 from .._core._logging import get_logger
 from .._resilience._taskgroups import exit_task_group
@@ -53,12 +53,7 @@ def check_redis_settings(owner: str, url: object, timeout: object, max_connectio
     if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
         shown = safe_url(url) if isinstance(url, str) else repr(url)
         raise ConfigurationError(f"url must be a redis://, rediss:// or unix:// URL, got {shown!r}")
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not (timeout > 0 and math.isfinite(timeout))
-    ):
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    positive_seconds("timeout", timeout)
     if max_connections is not None and (
         isinstance(max_connections, bool)
         or not isinstance(max_connections, int)

@@ -16,7 +16,6 @@ request started afterwards is refused.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import anyio
 import attrs
 
+from .._core._checks import optional_seconds
 from .._core._errors import ConfigurationError
 from ._http import (
     HTTP_LIBRARIES,
@@ -47,19 +47,6 @@ def _connections(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigurationError(
             f"{attribute.name} must be an integer >= {least} or None, got {value!r}"
-        )
-
-
-def _seconds(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (value > 0 and math.isfinite(value))
-    ):
-        raise ConfigurationError(
-            f"{attribute.name} must be a positive number of seconds or None, got {value!r}"
         )
 
 
@@ -91,10 +78,10 @@ class PoolConfig:
 
     max_connections: int | None = attrs.field(default=100, validator=_connections)
     max_keepalive_connections: int | None = attrs.field(default=20, validator=_connections)
-    keepalive_expiry: float | None = attrs.field(default=30.0, validator=_seconds)
-    connect_timeout: float | None = attrs.field(default=None, validator=_seconds)
-    read_timeout: float | None = attrs.field(default=None, validator=_seconds)
-    pool_timeout: float | None = attrs.field(default=None, validator=_seconds)
+    keepalive_expiry: float | None = attrs.field(default=30.0, validator=optional_seconds)
+    connect_timeout: float | None = attrs.field(default=None, validator=optional_seconds)
+    read_timeout: float | None = attrs.field(default=None, validator=optional_seconds)
+    pool_timeout: float | None = attrs.field(default=None, validator=optional_seconds)
     http_library: str = attrs.field(default="httpx", validator=_library)
 
     @classmethod

@@ -40,6 +40,7 @@ import attrs
 
 from ..._client._middleware import Call, Middleware, Next, ResponseCache
 from ..._client._replay import ReplayStream, StreamWatcher
+from ..._core._checks import flag, optional_seconds
 from ..._core._errors import AiLibError, CacheError, ConfigurationError
 from ..._core._types import ChatResponse, Message, ToolDefinition
 from ._backends import CacheBackend, MemoryCache
@@ -58,24 +59,6 @@ KEY_FORMAT = 1
 
 
 # ------------------------------------------------------------------ settings and stats
-
-
-def _ttl(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (value > 0 and math.isfinite(value))
-    ):
-        raise ConfigurationError(
-            f"{attribute.name} must be a positive number of seconds or None, got {value!r}"
-        )
-
-
-def _flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{attribute.name} must be True or False, got {value!r}")
 
 
 def _text(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -103,12 +86,12 @@ class CacheConfig:
       from it, on a client's call).
     """
 
-    default_ttl_seconds: float | None = attrs.field(default=3600.0, validator=_ttl)
+    default_ttl_seconds: float | None = attrs.field(default=3600.0, validator=optional_seconds)
     namespace: str = attrs.field(default="", validator=_text)
-    single_flight: bool = attrs.field(default=True, validator=_flag)
-    wait_timeout_seconds: float | None = attrs.field(default=60.0, validator=_ttl)
-    cache_streams: bool = attrs.field(default=True, validator=_flag)
-    fail_open: bool = attrs.field(default=True, validator=_flag)
+    single_flight: bool = attrs.field(default=True, validator=flag)
+    wait_timeout_seconds: float | None = attrs.field(default=60.0, validator=optional_seconds)
+    cache_streams: bool = attrs.field(default=True, validator=flag)
+    fail_open: bool = attrs.field(default=True, validator=flag)
 
 
 @attrs.frozen
@@ -413,7 +396,7 @@ class CacheManager(ResponseCache):
         """Cache ``response`` under ``key`` for ``ttl`` seconds (default: the config's)."""
         if not isinstance(response, ChatResponse):
             raise ConfigurationError(f"response must be a ChatResponse, got {response!r}")
-        _ttl(None, attrs.fields(CacheConfig).default_ttl_seconds, ttl)
+        optional_seconds(None, attrs.fields(CacheConfig).default_ttl_seconds, ttl)
         reply = CachedReply(response=response, provider="", model=response.model or "")
         await self.store(key, reply, ttl)
 

@@ -24,6 +24,7 @@ import anyio
 
 from ..._core._breaker import CircuitBreakerConfig
 from ..._core._bucket import RateLimiterConfig
+from ..._core._checks import positive_seconds
 from ..._core._errors import ConfigurationError, SharedStateError
 from ..._core._logging import get_logger
 from ..._resilience._shared import SharedScope, SharedState
@@ -40,16 +41,6 @@ __all__ = ["RedisState"]
 
 #: when Redis goes and comes back, at WARNING
 log = get_logger("ailib_anyio.shared")
-
-
-def _seconds(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (value > 0 and math.isfinite(value))
-    ):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 class RedisState(SharedState):
@@ -95,8 +86,8 @@ class RedisState(SharedState):
             raise ConfigurationError(
                 f"fallback_to_local must be True or False, got {fallback_to_local!r}"
             )
-        self.probe_lease = _seconds("probe_lease", probe_lease)
-        self.recheck_after = _seconds("recheck_after", recheck_after)
+        self.probe_lease = positive_seconds("probe_lease", probe_lease)
+        self.recheck_after = positive_seconds("recheck_after", recheck_after)
         check_redis_settings("RedisState", url, timeout, max_connections)
         self._connection = RedisConnection(
             url,
