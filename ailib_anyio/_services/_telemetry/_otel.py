@@ -127,8 +127,8 @@ except ImportError:  # pragma: no cover - another API version
 
 #: a provider named in the environment is loaded by the API's getters on first use:
 #: then the getters are always asked
-_ENV_PROVIDERS = any(
-    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+_ENV_PROVIDERS = (
+    "OTEL_PYTHON_TRACER_PROVIDER" in os.environ or "OTEL_PYTHON_METER_PROVIDER" in os.environ
 )
 
 
