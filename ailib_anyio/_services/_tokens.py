@@ -86,7 +86,7 @@ ENV_VOCAB_DIR = "AI_LIB_TIKTOKEN_DIR"
 Method = Literal["tiktoken", "provider", "estimate"]
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class TokenCount:
     """A number of tokens, and how it was found.
 
@@ -94,6 +94,10 @@ class TokenCount:
     ``encoding``, or ``"provider"``: the provider's counting endpoint); otherwise an
     estimate (``"estimate"``, or a tiktoken count that could not see everything).
     ``int(count)`` is ``tokens``; ``str(count)`` marks an estimate with ``~``.
+
+    It works where the reference's plain ``int`` did: ``count == 6``, ``count < limit``
+    and ``count + 1`` compare and add its ``tokens`` (the sum is an ``int``), so
+    ``sum(counts)`` is the total. Two ``TokenCount`` are equal when every field is.
     """
 
     tokens: int
@@ -107,8 +111,51 @@ class TokenCount:
     def __index__(self) -> int:
         return self.tokens
 
+    def _fields(self) -> tuple[int, bool, str, str | None]:
+        return (self.tokens, self.exact, self.method, self.encoding)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TokenCount):
+            return self._fields() == other._fields()
+        n = _tokens_of(other)
+        return NotImplemented if n is None else self.tokens == n
+
+    def __hash__(self) -> int:
+        return hash(self.tokens)  # equal to its int, so hashed like it
+
+    def __lt__(self, other: object) -> bool:
+        n = _tokens_of(other)
+        return NotImplemented if n is None else self.tokens < n
+
+    def __le__(self, other: object) -> bool:
+        n = _tokens_of(other)
+        return NotImplemented if n is None else self.tokens <= n
+
+    def __gt__(self, other: object) -> bool:
+        n = _tokens_of(other)
+        return NotImplemented if n is None else self.tokens > n
+
+    def __ge__(self, other: object) -> bool:
+        n = _tokens_of(other)
+        return NotImplemented if n is None else self.tokens >= n
+
+    def __add__(self, other: object) -> int:
+        n = _tokens_of(other)
+        return NotImplemented if n is None else self.tokens + n
+
+    __radd__ = __add__
+
     def __str__(self) -> str:
         return str(self.tokens) if self.exact else f"~{self.tokens}"
+
+
+def _tokens_of(value: object) -> int | None:
+    """The tokens of an int or a ``TokenCount`` (None for anything else)."""
+    if isinstance(value, TokenCount):
+        return value.tokens
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
 
 
 def estimate_tokens(text: str) -> int:

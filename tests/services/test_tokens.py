@@ -353,6 +353,22 @@ def test_token_count_reads_as_an_int() -> None:
     assert str(TokenCount(12, exact=False, method="estimate")) == "~12"
 
 
+def test_token_count_compares_and_adds_like_the_references_int() -> None:
+    exact = TokenCount(6, exact=True, method="tiktoken", encoding="o200k_base")
+    guess = TokenCount(4, exact=False, method="estimate")
+    assert exact == 6 and 6 == exact and exact != 7 and exact != True  # noqa: E712, SIM300
+    assert guess < exact <= 6 < exact + 1 and exact > guess >= 4
+    assert (exact + 1, 1 + exact, exact + guess, sum([exact, guess])) == (7, 7, 10, 10)
+    assert {6: "six"}[exact] == "six"  # hashed like its int
+    # two counts are equal only when every field is: a guess of 6 is not an exact 6
+    assert exact != TokenCount(6, exact=False, method="estimate")
+    assert exact == TokenCount(6, exact=True, method="tiktoken", encoding="o200k_base")
+    with pytest.raises(TypeError):
+        exact + "1"  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        exact < 6.5  # type: ignore[operator]  # noqa: B015
+
+
 # ---------------------------------------------------------------------- manifests
 
 
