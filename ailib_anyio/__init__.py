@@ -11,8 +11,6 @@ import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-import attrs as _attrs
-
 from ._client._chat import ChatBuilder as ChatBuilder
 from ._client._client import Client as Client
 from ._client._client import open_client as open_client
@@ -58,6 +56,7 @@ from ._core._errors import TimeoutError as TimeoutError
 from ._core._errors import TokenizerDataError as TokenizerDataError
 from ._core._errors import TransportError as TransportError
 from ._core._errors import WriteTimeoutError as WriteTimeoutError
+from ._core._publish import publish as _publish
 from ._core._types import ChatRequest as ChatRequest
 from ._core._types import ChatResponse as ChatResponse
 from ._core._types import ContentBlock as ContentBlock
@@ -306,22 +305,7 @@ __all__ = [
 ]
 
 
-def _publish(obj: _Any) -> None:
-    """Tracebacks and reprs say ailib_anyio.RateLimitedError, not ailib_anyio._core._errors....
-    attrs classes get their string annotations resolved first, in their own module."""
-    if getattr(obj, "__module__", "").startswith("ailib_anyio._"):
-        if _attrs.has(obj):
-            _attrs.resolve_types(obj)
-        try:
-            obj.__module__ = __name__
-        except (AttributeError, TypeError):
-            pass
-
-
-for _name in __all__:
-    if _name not in _LAZY:
-        _publish(globals()[_name])
-del _name
+_publish(__name__, globals(), [name for name in __all__ if name not in _LAZY])
 
 
 def __getattr__(name: str) -> _Any:
@@ -329,7 +313,7 @@ def __getattr__(name: str) -> _Any:
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(_importlib.import_module(module, __name__), name)
-    _publish(value)
+    _publish(__name__, {name: value}, [name])
     globals()[name] = value
     return value
 

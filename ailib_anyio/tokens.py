@@ -42,8 +42,7 @@ __all__ = [
     "load_encoding",
 ]
 
-from . import _publish
+from ._core._publish import publish
 
-for _name in __all__:
-    _publish(globals()[_name])  # tracebacks say ailib_anyio.TokenCounter, as at the top level
-del _name
+# tracebacks say ailib_anyio.TokenCounter, as at the top level, which exports them too
+publish("ailib_anyio", globals(), __all__)

@@ -343,9 +343,9 @@ def _manifest_files(directories: Sequence[Path]) -> Iterator[Path]:
 def protocols_check(manifests: Sequence[str], strict: bool, examples: int, seed: int | None) -> int:
     """Load each manifest (every problem reported as file:line:col), then fuzz its
     streaming, response and error rules with hypothesis. Exit 1 if anything failed."""
-    from ._main import _check_manifests
+    from ._main import check_manifests
 
-    return _check_manifests(list(manifests), strict, examples, seed)
+    return check_manifests(list(manifests), strict, examples, seed)
 
 
 # -------------------------------------------------------------------- demo and mock

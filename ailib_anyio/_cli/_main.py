@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "mock-server":
         _mock_server(args.host, args.port)
     elif args.command == "protocols":
-        return _check_manifests(args.manifests, args.strict, args.examples, args.seed)
+        return check_manifests(args.manifests, args.strict, args.examples, args.seed)
     elif args.markdown:
         print(providers_table(ProtocolRegistry()))
     else:
@@ -170,7 +170,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _check_manifests(paths: Sequence[str], strict: bool, examples: int, seed: int | None) -> int:
+def check_manifests(paths: Sequence[str], strict: bool, examples: int, seed: int | None) -> int:
     from ..testing._check import check_manifest
 
     results = [check_manifest(path, strict=strict, examples=examples, seed=seed) for path in paths]

@@ -150,7 +150,7 @@ def _read_string(p: _PathParser | _ExprParser) -> str:
 # microsecond, which matters because every streamed chunk runs every rule of a manifest.
 
 
-def _gen_single(steps: list[Step], *, exists: bool = False) -> Callable[[Any], Any]:
+def gen_single(steps: list[Step], *, exists: bool = False) -> Callable[[Any], Any]:
     """Straight-line code for a wildcard-free path; ``exists`` makes it a predicate."""
     miss = "False" if exists else "None"
     lines = ["def get(o):"]
@@ -230,7 +230,7 @@ class Selector:
             and not any(kind in ("all", "filter") for kind, _ in steps[:-1])
         ):
             # The common "$.a.b[*]": generated code to reach the list, then one pass.
-            select_all = _gen_trailing_all(_gen_single(steps[:-1]))
+            select_all = _gen_trailing_all(gen_single(steps[:-1]))
         elif self.multi:
             select_all = _gen_multi(steps)
         if self.multi:
@@ -242,7 +242,7 @@ class Selector:
 
             self.get: Callable[[Any], Any] = first
         else:
-            get = _gen_single(steps)
+            get = gen_single(steps)
             self.get = get
 
             def all_(obj: Any) -> list[Any]:
@@ -387,7 +387,7 @@ def _exists(sel: Selector) -> Predicate:
     if sel.multi:
         select_all = sel.all
         return lambda o: bool(select_all(o))
-    predicate: Predicate = _gen_single(sel.steps, exists=True)
+    predicate: Predicate = gen_single(sel.steps, exists=True)
     return predicate
 
 

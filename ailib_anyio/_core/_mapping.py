@@ -34,7 +34,7 @@ from ._errors import (
     TransportError,
 )
 from ._frames import Frame
-from ._jsonpath import Predicate, Step, _gen_single
+from ._jsonpath import Predicate, Step, gen_single
 from ._ndjson import NDJSONDecoder
 from ._rules import EmitKind, EventRule, FieldSpec, Match
 from ._secrets import mask_json, mask_text
@@ -434,7 +434,7 @@ class CompiledRules:
             if len(run) == 1:  # a group of one saves nothing: call the rule itself
                 units.append(run[0][1])
             elif run:
-                units.append((_gen_single(list(run_parent or ())), tuple(run)))
+                units.append((gen_single(list(run_parent or ())), tuple(run)))
 
         def close_matched() -> None:
             if matched is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from .._core._errors import ProtocolError
-from ._loader import _Index, _parse_yaml, format_path
+from ._loader import ManifestIndex, format_path, parse_yaml
 from ._models import API_FAMILIES
 
 __all__ = ["REF_RESOLUTIONS", "ProviderContract", "load_contract", "load_contract_text"]
@@ -98,8 +98,8 @@ def _problems(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
 
 def load_contract_text(text: str, *, source: str = "<string>") -> ProviderContract:
     """Parse and check a contract; raise ``ProtocolError`` listing every problem."""
-    index = _Index()
-    data = index.plain(_parse_yaml(text, source))
+    index = ManifestIndex()
+    data = index.plain(parse_yaml(text, source))
     issues = _problems(data)
     if issues:
         lines = []

@@ -55,7 +55,7 @@ class _RecursiveAlias(Exception):
         self.path = path
 
 
-class _Index:
+class ManifestIndex:
     """Positions (0-based line, col) of every value and key in a ruamel document."""
 
     def __init__(self) -> None:
@@ -178,7 +178,7 @@ def _collect(
         out.append((path, _leaf_message(exc, expected), False))
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> Any:
     # ruamel.yaml is imported on first use: it is a tenth of the package's import time
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -207,8 +207,8 @@ def load_manifest_text(
     text: str, *, source: str = "<string>", strict: bool = False
 ) -> ProviderManifest:
     """Parse and validate a manifest; raise ``ProtocolError`` listing every problem."""
-    doc = _parse_yaml(text, source)
-    index = _Index()
+    doc = parse_yaml(text, source)
+    index = ManifestIndex()
     try:
         data = index.plain(doc)
     except _RecursiveAlias as exc:

@@ -26,7 +26,7 @@ from .._core._errors import MalformedResponseError, ProtocolError
 from .._core._types import ChatResponse, Finished, StreamingEvent, Usage
 from .._protocol._loader import load_manifest
 from .._protocol._models import ProviderManifest
-from ._dialects import FAMILY_DIALECTS, _accumulate, dumps
+from ._dialects import FAMILY_DIALECTS, accumulate, dumps
 from ._wire import decode_response, decode_stream, wire_response
 
 __all__ = [
@@ -82,7 +82,7 @@ def comparable(response: ChatResponse) -> ChatResponse:
 
 def accumulated(events: Sequence[StreamingEvent]) -> ChatResponse:
     """The response ``events`` add up to, ``comparable``."""
-    return comparable(_accumulate(events))
+    return comparable(accumulate(events))
 
 
 def response_round_trip(manifest: ProviderManifest, events: Sequence[StreamingEvent]) -> str | None:

@@ -284,7 +284,7 @@ def _split(
     return body, usage, finish
 
 
-def _accumulate(events: Iterable[StreamingEvent]) -> ChatResponse:
+def accumulate(events: Iterable[StreamingEvent]) -> ChatResponse:
     acc = ResponseAccumulator()
     for event in events:
         acc.add(event)
@@ -427,7 +427,7 @@ def _openai_stream(
 def _openai_response(
     events: list[StreamingEvent], model: str, response_id: str, created: int
 ) -> dict[str, Any]:
-    reply = _accumulate(events)
+    reply = accumulate(events)
     if reply.reasoning_signature is not None:
         raise _cannot("chat_completions", f"reasoning signature {reply.reasoning_signature!r}")
     calls = reply.tool_calls
@@ -588,7 +588,7 @@ def _anthropic_stream(events: list[StreamingEvent], model: str, response_id: str
 def _anthropic_response(
     events: list[StreamingEvent], model: str, response_id: str
 ) -> dict[str, Any]:
-    reply = _accumulate(events)
+    reply = accumulate(events)
     if reply.refusal is not None:
         raise _cannot("messages", f"refusal {reply.refusal!r}")
     blocks: list[dict[str, Any]] = []
@@ -730,7 +730,7 @@ def _gemini_stream(
 
 
 def _gemini_response(events: list[StreamingEvent], model: str, response_id: str) -> dict[str, Any]:
-    reply = _accumulate(events)
+    reply = accumulate(events)
     if reply.refusal is not None:
         raise _cannot("generate_content", f"refusal {reply.refusal!r}")
     parts: list[dict[str, Any]] = []

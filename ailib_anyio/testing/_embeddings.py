@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
-from ._script import _Headers, _non_negative, _positive
+from ._script import HeadersSpec, non_negative, positive
 
 __all__ = ["ScriptedEmbeddings", "embeddings_route", "mock_embedding", "render_embeddings"]
 
@@ -65,12 +65,12 @@ class ScriptedEmbeddings:
     ``Reply``.
     """
 
-    dimensions: int = attrs.field(default=8, validator=_positive)
+    dimensions: int = attrs.field(default=8, validator=positive)
     input_tokens: int | None = None
     model: str | None = None
-    headers: _Headers = attrs.field(factory=dict)
-    delay_before_headers: float = attrs.field(default=0, validator=_non_negative)
-    close_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    headers: HeadersSpec = attrs.field(factory=dict)
+    delay_before_headers: float = attrs.field(default=0, validator=non_negative)
+    close_after_bytes: int | None = attrs.field(default=None, validator=non_negative)
 
 
 def embeddings_route(target: str) -> EmbeddingsRoute | None:

@@ -51,7 +51,7 @@ from ._embeddings import (
     embeddings_route,
     render_embeddings,
 )
-from ._script import ScriptedReply, ScriptedToolCall, _Headers, _non_negative, _positive
+from ._script import HeadersSpec, ScriptedReply, ScriptedToolCall, non_negative, positive
 
 __all__ = [
     "MockProvider",
@@ -79,7 +79,9 @@ def _positive_sizes(_inst: object, attribute: attrs.Attribute[Any], value: Any) 
         raise ValueError(f"{attribute.name} must be a non-empty sequence of sizes >= 1")
 
 
-def _with_defaults(defaults: _Headers, given: _Headers | None) -> dict[str, str | Sequence[str]]:
+def _with_defaults(
+    defaults: HeadersSpec, given: HeadersSpec | None
+) -> dict[str, str | Sequence[str]]:
     """``given`` headers over ``defaults``, names compared case-insensitively."""
     given = given or {}
     names = {name.lower() for name in given}
@@ -110,18 +112,18 @@ class Reply:
     """
 
     status: int = 200
-    headers: _Headers = attrs.field(factory=dict)
+    headers: HeadersSpec = attrs.field(factory=dict)
     body: bytes = b""
     split: Literal["whole", "bytes", "random", "lines"] = attrs.field(
         default="whole", validator=attrs.validators.in_(_SPLITS)
     )
     seed: int | None = None
-    max_chunk: int = attrs.field(default=64, validator=_positive)
+    max_chunk: int = attrs.field(default=64, validator=positive)
     chunk_sizes: Sequence[int] | None = attrs.field(default=None, validator=_positive_sizes)
-    delay_before_headers: float = attrs.field(default=0, validator=_non_negative)
-    delay_between_chunks: float = attrs.field(default=0, validator=_non_negative)
-    close_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
-    stall_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    delay_before_headers: float = attrs.field(default=0, validator=non_negative)
+    delay_between_chunks: float = attrs.field(default=0, validator=non_negative)
+    close_after_bytes: int | None = attrs.field(default=None, validator=non_negative)
+    stall_after_bytes: int | None = attrs.field(default=None, validator=non_negative)
     chunked: bool | None = None
 
     @classmethod
@@ -129,7 +131,7 @@ class Reply:
         cls,
         obj: Any,
         status: int = 200,
-        headers: _Headers | None = None,
+        headers: HeadersSpec | None = None,
         **kw: Any,
     ) -> Reply:
         """A compact JSON body with ``content-type: application/json``."""
@@ -142,7 +144,7 @@ class Reply:
         events: Sequence[str | Mapping[str, Any]],
         *,
         done: bool = True,
-        headers: _Headers | None = None,
+        headers: HeadersSpec | None = None,
         **kw: Any,
     ) -> Reply:
         """A server-sent-events body: each mapping becomes ``data: <json>\\n\\n``.
@@ -164,7 +166,7 @@ class Reply:
         *,
         type: str = "invalid_request_error",
         code: str | None = None,
-        headers: _Headers | None = None,
+        headers: HeadersSpec | None = None,
         **kw: Any,
     ) -> Reply:
         """An OpenAI-shaped error: ``{"error": {"message", "type", "param", "code"}}``."""
@@ -177,7 +179,7 @@ class Reply:
         status: int,
         message: str,
         type: str = "invalid_request_error",
-        headers: _Headers | None = None,
+        headers: HeadersSpec | None = None,
         **kw: Any,
     ) -> Reply:
         """An Anthropic-shaped error: ``{"type": "error", "error": {"type", "message"}}``.
@@ -196,7 +198,7 @@ class Reply:
         message: str,
         grpc_status: str = "INVALID_ARGUMENT",
         details: Sequence[Mapping[str, Any]] = (),
-        headers: _Headers | None = None,
+        headers: HeadersSpec | None = None,
         **kw: Any,
     ) -> Reply:
         """A Gemini-shaped error: ``{"error": {"code", "message", "status", "details"}}``.

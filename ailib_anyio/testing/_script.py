@@ -14,18 +14,18 @@ import attrs
 __all__ = ["ScriptedReply", "ScriptedToolCall"]
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+def positive(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be >= 1, got {value}")
 
 
-def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+def non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 #: Header values may be a list: one header line per item.
-_Headers: TypeAlias = Mapping[str, str | Sequence[str]]
+HeadersSpec: TypeAlias = Mapping[str, str | Sequence[str]]
 
 
 @attrs.frozen
@@ -77,10 +77,10 @@ class ScriptedReply:
     tool_calls: Sequence[tuple[str, Mapping[str, Any]] | ScriptedToolCall] = ()
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None
-    chunk_size: int = attrs.field(default=8, validator=_positive)
+    chunk_size: int = attrs.field(default=8, validator=positive)
     model: str | None = None
-    headers: _Headers = attrs.field(factory=dict)
-    delay_before_headers: float = attrs.field(default=0, validator=_non_negative)
-    delay_between_chunks: float = attrs.field(default=0, validator=_non_negative)
-    close_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
-    stall_after_bytes: int | None = attrs.field(default=None, validator=_non_negative)
+    headers: HeadersSpec = attrs.field(factory=dict)
+    delay_before_headers: float = attrs.field(default=0, validator=non_negative)
+    delay_between_chunks: float = attrs.field(default=0, validator=non_negative)
+    close_after_bytes: int | None = attrs.field(default=None, validator=non_negative)
+    stall_after_bytes: int | None = attrs.field(default=None, validator=non_negative)

@@ -537,3 +537,53 @@ def test_checker_names_modules_missing_from_the_map(tmp_path: Path) -> None:
         "pkg.new is in no layer: move it into a layer's folder (FOLDERS)",
         "LAYER_OF names pkg.gone, which is no module: remove it",
     ]
+
+
+# ---------------------------------------------------------------- private names stay home
+
+
+def private_imports(root: Path, package: str) -> list[str]:
+    """Every ``from <module of the package> import _name`` where ``_name`` is not a
+    module: a module reaching into another's private name (dunders such as ``__all__``
+    are public)."""
+    modules = module_names(root, package)
+    found = []
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = name.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if source != package and not source.startswith(package + "."):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and f"{source}.{alias.name}" not in modules:
+                    found.append(f"{name} (line {node.lineno}) imports {source}.{alias.name}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    problems = private_imports(PACKAGE_DIR, PACKAGE)
+    assert problems == [], "\n".join(problems)
+
+
+def test_checker_finds_a_private_import(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "a.py": "from .b import _hidden, shown\nfrom . import _c\n",
+            "b.py": "",
+            "_c.py": "",
+            "sub/__init__.py": "from ..b import _other\nfrom . import __doc__\n",
+        },
+    )
+    assert private_imports(root, "pkg") == [
+        "pkg.a (line 1) imports pkg.b._hidden",
+        "pkg.sub (line 1) imports pkg.b._other",
+    ]
