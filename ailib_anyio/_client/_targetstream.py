@@ -142,7 +142,7 @@ class TargetStream(ClosedOnExit):
         error: AiLibError | None = None
         try:
             response = await transport.send(
-                target.stream_url, content, timeout=self._timeout, context=target.context()
+                target.stream_url, content, timeout=self._timeout, context=target.base_context
             )
             self._response = response
             self.request_id = target.request_id_of(response)
