@@ -152,6 +152,7 @@ class TargetStream(ClosedOnExit):
             else:
                 error = self._not_a_stream(response)
                 if error is None:
+                    response.forget_headers()  # read: not held while the stream runs
                     context = target.context(status_code=response.status_code)
                     self._chunks = response.chunks(context=context)
         except BaseException:

@@ -522,13 +522,27 @@ class HttpResponse:
     whole bounded body, :meth:`chunks` for the streamed body, :meth:`aclose` (always).
     """
 
-    __slots__ = ("_raw", "_transport", "headers", "status_code")
+    __slots__ = ("_headers", "_raw", "_transport", "status_code")
 
     def __init__(self, raw: Any, transport: Transport) -> None:
         self._raw = raw
         self._transport = transport
         self.status_code: int = raw.status_code
-        self.headers: Mapping[str, str] = ResponseHeaders(raw.headers.items())
+        self._headers: ResponseHeaders | None = None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers (case-insensitive), made on first use from the HTTP library's."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = ResponseHeaders(self._raw.headers.items())
+        return headers
+
+    def forget_headers(self) -> None:
+        """Drop the headers made by :attr:`headers` (made again if asked for again): a
+        stream that has read what it needs from them does not hold a copy while it runs
+        (at a thousand concurrent streams, each copy is memory)."""
+        self._headers = None
 
     def __repr__(self) -> str:
         return f"<HttpResponse {self.status_code}>"
