@@ -55,6 +55,19 @@ class ChatStream(ClosedOnExit):
     Leaving the block closes the HTTP response immediately.
     """
 
+    # slotted: a thousand concurrent streams are a thousand of these (a weak reference
+    # to one still works)
+    __slots__ = (
+        "__weakref__",
+        "_client",
+        "_iterator",
+        "_json",
+        "_live",
+        "_request",
+        "_state",
+        "_timeout",
+    )
+
     def __init__(self, client: Client, request: ChatRequest, timeout: float | None) -> None:
         self._client = client
         self._request = request

@@ -91,6 +91,10 @@ class Target:
         self.provider = resolved.provider
         self.model_id = resolved.model_id
         check_model_id(self.model_id, provider=self.provider)
+        #: ``context()`` made once, for the calls that pass it on without extras (a
+        #: stream's request holds it while it waits: one dict per target, not per stream);
+        #: read-only
+        self.base_context: Mapping[str, Any] = self.context()
         base_url = config.base_url
         if base_url is None:
             base_url = base_url_from_env((self.provider, self.manifest.id))
@@ -374,7 +378,7 @@ class Target:
                     url,
                     content,
                     timeout=http_timeout,
-                    context=self.context(),
+                    context=self.base_context,
                     method=method,
                     content_type=content_type,
                 )

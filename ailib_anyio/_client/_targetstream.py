@@ -142,7 +142,7 @@ class TargetStream(ClosedOnExit):
         error: AiLibError | None = None
         try:
             response = await transport.send(
-                target.stream_url, content, timeout=self._timeout, context=target.context()
+                target.stream_url, content, timeout=self._timeout, context=target.base_context
             )
             self._response = response
             self.request_id = target.request_id_of(response)
@@ -152,6 +152,7 @@ class TargetStream(ClosedOnExit):
             else:
                 error = self._not_a_stream(response)
                 if error is None:
+                    response.forget_headers()  # read: not held while the stream runs
                     context = target.context(status_code=response.status_code)
                     self._chunks = response.chunks(context=context)
         except BaseException:

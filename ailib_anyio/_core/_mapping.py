@@ -923,9 +923,11 @@ class ResponseAccumulator:
 
     def __init__(self) -> None:
         self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.refusal: list[str] = []
-        self.tool_calls: list[ToolCall] = []
+        # made by the first event of their kind: most streams have none (a thousand
+        # concurrent streams would hold three thousand empty lists)
+        self.reasoning: list[str] | None = None
+        self.refusal: list[str] | None = None
+        self.tool_calls: list[ToolCall] | None = None
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
         self.reasoning_signature: str | None = None
@@ -935,13 +937,22 @@ class ResponseAccumulator:
         if cls is ContentDelta:
             self.content.append(event.text)  # type: ignore[union-attr]
         elif cls is ReasoningDelta:
-            self.reasoning.append(event.text)  # type: ignore[union-attr]
+            reasoning = self.reasoning
+            if reasoning is None:
+                reasoning = self.reasoning = []
+            reasoning.append(event.text)  # type: ignore[union-attr]
             if event.signature is not None:  # type: ignore[union-attr]
                 self.reasoning_signature = event.signature  # type: ignore[union-attr]
         elif cls is RefusalDelta:
-            self.refusal.append(event.text)  # type: ignore[union-attr]
+            refusal = self.refusal
+            if refusal is None:
+                refusal = self.refusal = []
+            refusal.append(event.text)  # type: ignore[union-attr]
         elif cls is ToolCallCompleted:
-            self.tool_calls.append(event.tool_call)  # type: ignore[union-attr]
+            tool_calls = self.tool_calls
+            if tool_calls is None:
+                tool_calls = self.tool_calls = []
+            tool_calls.append(event.tool_call)  # type: ignore[union-attr]
         elif cls is Usage:
             self.usage = event  # type: ignore[assignment]
         elif cls is Finished:
@@ -959,7 +970,7 @@ class ResponseAccumulator:
     ) -> ChatResponse:
         """The response so far; ``pricing`` (the model's prices, data from its manifest)
         gives it a ``cost``."""
-        tool_calls = list(self.tool_calls)
+        tool_calls = list(self.tool_calls or ())
         usage = self.usage
         response_id = None
         if mapper is not None:
@@ -970,7 +981,7 @@ class ResponseAccumulator:
             response_id = mapper.response_id
         return ChatResponse(
             content="".join(self.content),
-            reasoning="".join(self.reasoning),
+            reasoning="".join(self.reasoning) if self.reasoning else "",
             refusal="".join(self.refusal) if self.refusal else None,
             tool_calls=tuple(tool_calls),
             finish_reason=self.finish_reason,

@@ -522,13 +522,27 @@ class HttpResponse:
     whole bounded body, :meth:`chunks` for the streamed body, :meth:`aclose` (always).
     """
 
-    __slots__ = ("_raw", "_transport", "headers", "status_code")
+    __slots__ = ("_headers", "_raw", "_transport", "status_code")
 
     def __init__(self, raw: Any, transport: Transport) -> None:
         self._raw = raw
         self._transport = transport
         self.status_code: int = raw.status_code
-        self.headers: Mapping[str, str] = ResponseHeaders(raw.headers.items())
+        self._headers: ResponseHeaders | None = None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers (case-insensitive), made on first use from the HTTP library's."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = ResponseHeaders(self._raw.headers.items())
+        return headers
+
+    def forget_headers(self) -> None:
+        """Drop the headers made by :attr:`headers` (made again if asked for again): a
+        stream that has read what it needs from them does not hold a copy while it runs
+        (at a thousand concurrent streams, each copy is memory)."""
+        self._headers = None
 
     def __repr__(self) -> str:
         return f"<HttpResponse {self.status_code}>"
@@ -540,8 +554,10 @@ class HttpResponse:
         with ``except transport_errors()`` and map them with
         :func:`translate_transport_error`. An unknown ``content-encoding`` raises here,
         translated."""
-        with map_transport_errors(**context):
+        try:
             return body_chunks(self._raw)
+        except transport_errors() as exc:
+            raise translate_transport_error(exc, **context) from exc
 
     async def aread(self, *, context: Mapping[str, Any]) -> bytes:
         """The whole decoded body (the caller still closes the response).
@@ -659,7 +675,9 @@ class Transport:
         headers = self._headers
         if content_type is not None:
             headers = {**headers, "content-type": content_type}
-        with map_transport_errors(**context):
+        # try/except rather than map_transport_errors: no generator, context manager and
+        # keyword dict held per request while it waits for its headers
+        try:
             request = self.client.build_request(
                 method,
                 url,
@@ -670,10 +688,15 @@ class Transport:
             )
             if content is not None:
                 request.stream = self._body(content)
+        except transport_errors() as exc:
+            raise translate_transport_error(exc, **context) from exc
         lease = self._lease
         if lease is None:
-            with map_transport_errors(**context):
-                return HttpResponse(await self.client.send(request, stream=True), self)
+            try:
+                raw = await self.client.send(request, stream=True)
+            except transport_errors() as exc:
+                raise translate_transport_error(exc, **context) from exc
+            return HttpResponse(raw, self)
         # A pool's client: the pool cancels the scope if it closes before the headers
         # came (a request waiting for a connection would wait out the pool timeout).
         with anyio.CancelScope() as scope:
