@@ -184,19 +184,7 @@ def print_table(rows: Sequence[Row], header: str) -> None:
                 "ok" if within else "OVER",
             )
         )
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
-    sep = "  "
-
-    def fmt_line(cells: Sequence[str]) -> str:
-        out = [cells[0].ljust(widths[0])]
-        out += [cells[i].rjust(widths[i]) for i in range(1, 4)]
-        out += [cells[4].ljust(widths[4]), cells[5]]
-        return sep.join(out).rstrip()
-
-    print(fmt_line(cols))
-    print(fmt_line(["-" * w for w in widths]))
-    for line in lines:
-        print(fmt_line(line))
+    print_columns(cols, lines, right=3)
     print()
     for row in rows:
         if row.error:
@@ -211,6 +199,24 @@ def print_table(rows: Sequence[Row], header: str) -> None:
                 f"    runs={len(row.ailib)}/{len(row.httpx)}  ailib {spread_a}  "
                 f"httpx {spread_h} ({row.unit}); ailib - httpx = {m[0] - m[1]:+.2f} {row.unit}"
             )
+
+
+def print_columns(cols: Sequence[str], lines: Sequence[Sequence[str]], *, right: int) -> None:
+    """A plain-text table: the first column left-aligned, the next ``right`` (figures)
+    right-aligned, any others left-aligned."""
+    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
+
+    def fmt_line(cells: Sequence[str]) -> str:
+        out = [
+            cell.rjust(widths[i]) if 1 <= i <= right else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(out).rstrip()
+
+    print(fmt_line(cols))
+    print(fmt_line(["-" * w for w in widths]))
+    for line in lines:
+        print(fmt_line(line))
 
 
 def print_httpx2_table(rows: Sequence[Row], header: str) -> None:
@@ -238,18 +244,7 @@ def print_httpx2_table(rows: Sequence[Row], header: str) -> None:
                 "ok" if ratio_a2 < 1.0 else "OVER",
             )
         )
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
-
-    def fmt_line(line: Sequence[str]) -> str:
-        cells = [line[0].ljust(widths[0])]
-        cells += [line[i].rjust(widths[i]) for i in range(1, 6)]
-        cells += [line[6].ljust(widths[6]), line[7]]
-        return "  ".join(cells).rstrip()
-
-    print(fmt_line(cols))
-    print(fmt_line(["-" * w for w in widths]))
-    for line in lines:
-        print(fmt_line(line))
+    print_columns(cols, lines, right=5)
     print()
     for row in rows:
         if row.ailib_h2 and row.raw_h2:
@@ -291,18 +286,7 @@ def print_middleware_table(rows: Sequence[Row], header: str) -> None:
     if not lines:
         print("  (no middleware figures)")
         return
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
-
-    def fmt_line(line: Sequence[str]) -> str:
-        cells = [line[0].ljust(widths[0])]
-        cells += [line[i].rjust(widths[i]) for i in range(1, 5)]
-        cells += [line[5].ljust(widths[5]), line[6]]
-        return "  ".join(cells).rstrip()
-
-    print(fmt_line(cols))
-    print(fmt_line(["-" * w for w in widths]))
-    for line in lines:
-        print(fmt_line(line))
+    print_columns(cols, lines, right=4)
     print()
     for row in rows:
         if row.ailib_mw and row.ailib:
@@ -338,16 +322,7 @@ def print_peer_table(rows: Sequence[Row], header: str) -> None:
                 f"{o / h:.2f}x" if h > 0 else "n/a",
             )
         )
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
-
-    def fmt_line(line: Sequence[str]) -> str:
-        cells = [line[0].ljust(widths[0])] + [line[i].rjust(widths[i]) for i in range(1, 6)]
-        return "  ".join(cells).rstrip()
-
-    print(fmt_line(cols))
-    print(fmt_line(["-" * w for w in widths]))
-    for line in lines:
-        print(fmt_line(line))
+    print_columns(cols, lines, right=5)
     print()
     for row in rows:
         if row.openai:
