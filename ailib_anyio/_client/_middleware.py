@@ -53,8 +53,10 @@ from __future__ import annotations
 
 import abc
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from types import CodeType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -167,6 +169,10 @@ class _Hook(Protocol):
     def __call__(self, call: Call, next: Next) -> Awaitable[Any]: ...
 
 
+#: How a chain runs a tuple of hooks (``MiddlewareChain._plan``).
+_Plan = Literal[True] | tuple[CodeType, ...] | None
+
+
 def _name(middleware: object) -> str:
     """A middleware object's ``display_name`` (a plugin's name), a function's name, or the
     object's class name."""
@@ -182,7 +188,9 @@ class MiddlewareChain:
 
     __slots__ = (
         "_awake",
+        "_codes",
         "_dormancy",
+        "_plans",
         "_unchecked",
         "attempt_hooks",
         "call_hooks",
@@ -222,6 +230,13 @@ class MiddlewareChain:
                 unchecked.add(id(hook))  # the bound method, kept alive by the tuples
         #: the hooks of ``unchecked`` middleware (by id), run without the checks
         self._unchecked = frozenset(unchecked)
+        #: the code of each hook (by id) that is a coroutine function: a chain of those
+        #: runs an ``execute()`` without a checking frame per layer (see ``_Flat``)
+        self._codes = {
+            id(hook): code
+            for _, hook in (*self.call_hooks, *self.attempt_hooks)
+            if (code := _coroutine_code(hook)) is not None
+        }
         #: the ``dormant`` checks of the middleware that has one
         self._dormancy = tuple(dormancy)
         #: the hooks of the middleware that has no ``dormant`` check: what a call runs
@@ -233,6 +248,21 @@ class MiddlewareChain:
                 h for h in self.attempt_hooks if id(getattr(h[1], "__self__", None)) not in owners
             ),
         )
+        #: how ``run`` runs each hooks tuple the chain holds (by id, with the tuple)
+        self._plans = {
+            id(hooks): (hooks, self._plan(hooks))
+            for hooks in (self.call_hooks, self.attempt_hooks, *self._awake)
+        }
+
+    def _plan(self, hooks: tuple[tuple[str, _Hook], ...]) -> _Plan:
+        """How ``run`` runs ``hooks``: True when every one is ``unchecked`` (nested with no
+        checks at all), else the codes of their coroutines when every one is a coroutine
+        function (an ``execute()`` runs them as a ``_Flat`` chain), else None."""
+        unchecked, codes = self._unchecked, self._codes
+        if not any(id(hook) not in unchecked for _, hook in hooks):
+            return True
+        found = tuple(codes.get(id(hook)) for _, hook in hooks)
+        return None if None in found else found  # type: ignore[return-value]
 
     def active(
         self,
@@ -265,6 +295,12 @@ class MiddlewareChain:
         """``last(call)`` inside ``hooks`` (outermost first). ``discard`` closes a stream
         result that a middleware drops; a response of ``execute()`` must stay a
         ``ChatResponse``."""
+        held = self._plans.get(id(hooks))
+        plan = held[1] if held is not None and held[0] is hooks else self._plan(hooks)
+        if plan is True:
+            return _nest(hooks, last)(call)
+        if plan is not None and not call.request.stream:
+            return _Flat(hooks, plan, last).start(call)
         return _link(hooks, last, discard, self._unchecked)(call)
 
     def observe(self, call: Call, event: StreamingEvent) -> None:
@@ -279,6 +315,130 @@ class MiddlewareChain:
                 ) from exc
 
 
+def _coroutine_code(hook: object) -> CodeType | None:
+    """The code of a hook's coroutine frames: a coroutine function's, a method's, or an
+    object's ``async def __call__``; None for anything else (a function returning some
+    other awaitable has no frame of its own while it runs)."""
+    func = getattr(hook, "__func__", hook)
+    code = getattr(func, "__code__", None)
+    if code is None and not inspect.isroutine(func):
+        code = getattr(inspect.getattr_static(type(hook), "__call__", None), "__code__", None)
+    if isinstance(code, CodeType) and code.co_flags & inspect.CO_COROUTINE:
+        return code
+    return None
+
+
+def _nest(
+    hooks: tuple[tuple[str, _Hook], ...], last: Callable[[Call], Awaitable[Any]]
+) -> Callable[[Call], Awaitable[Any]]:
+    """``last`` inside ``hooks`` with no checks (every hook ``unchecked``)."""
+    inner = last
+    for _, hook in reversed(hooks):
+        inner = functools.partial(hook, next=inner)
+    return inner
+
+
+class _Flat:
+    """One ``execute()`` run of a chain of coroutine-function hooks, with one checking
+    frame for the whole chain instead of one per layer (at every suspension of a request,
+    each frame on the stack is resumed in turn: ten layers of checks would cost more
+    than the hooks).
+
+    Each hook's ``next`` is a plain function that checks the ``Call`` it is given and
+    returns the next hook's coroutine (the last one: ``last``'s, whose code is kept). An
+    exception reaching ``start``'s frame is told apart by its traceback, which lists the
+    frames it went through, outermost first: one that went through every layer into the
+    code of ``last``'s coroutine is ``next``'s own error and passes untouched; any other
+    was raised by the innermost layer it went through (matched by the hooks' codes, in
+    order), and is named after it. A result that is not a ``ChatResponse`` is named after
+    the outermost middleware, the one that returned it."""
+
+    __slots__ = ("codes", "hooks", "inner", "last")
+
+    def __init__(
+        self,
+        hooks: tuple[tuple[str, _Hook], ...],
+        codes: tuple[CodeType, ...],
+        last: Callable[[Call], Awaitable[Any]],
+    ) -> None:
+        self.hooks, self.codes, self.last = hooks, codes, last
+        #: the code of the coroutine ``last`` returned (None until a layer called it)
+        self.inner: CodeType | None = None
+
+    def start(self, call: Call) -> Awaitable[Any]:
+        inner: Callable[[Call], Awaitable[Any]] = self.finish
+        hooks = self.hooks
+        for k in range(len(hooks) - 1, 0, -1):
+            inner = functools.partial(self.enter, k, hooks[k][1], inner)
+        return self.outer(hooks[0][1], inner, call)
+
+    def _not_a_call(self, k: int, call: object) -> MiddlewareError:
+        caller = self.hooks[k - 1][0]
+        return MiddlewareError(
+            f"middleware {caller} called next() with {call!r}, not a Call", middleware=caller
+        )
+
+    def enter(
+        self, k: int, hook: _Hook, inner: Callable[[Call], Awaitable[Any]], call: Call
+    ) -> Awaitable[Any]:
+        """Layer ``k - 1``'s ``next``: layer ``k``'s coroutine."""
+        if type(call) is not Call and not isinstance(call, Call):
+            raise self._not_a_call(k, call)
+        return hook(call, inner)
+
+    def finish(self, call: Call) -> Awaitable[Any]:
+        """The innermost layer's ``next``: ``last``'s coroutine, whose code is kept."""
+        if type(call) is not Call and not isinstance(call, Call):
+            raise self._not_a_call(len(self.hooks), call)
+        awaitable = self.last(call)
+        code = getattr(awaitable, "cr_code", None)
+        if not isinstance(code, CodeType):  # not a coroutine: a frame of ours marks it
+            awaitable = _awaited(awaitable)
+            code = _awaited.__code__
+        self.inner = code
+        return awaitable
+
+    def culprit(self, exc: BaseException) -> int | None:
+        """The layer that raised ``exc`` (None: ``last`` did)."""
+        codes, inner = self.codes, self.inner
+        n = len(codes)
+        k = -1
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if k + 1 < n and code is codes[k + 1]:
+                k += 1
+            elif k == n - 1 and code is inner:
+                return None
+            tb = tb.tb_next
+        return max(k, 0)
+
+    async def outer(self, hook: _Hook, inner: Callable[[Call], Awaitable[Any]], call: Call) -> Any:
+        try:
+            result = await hook(call, inner)
+        except Exception as exc:
+            if isinstance(exc, MiddlewareError):
+                raise
+            k = self.culprit(exc)
+            if k is None:
+                raise
+            name = self.hooks[k][0]
+            raise MiddlewareError(
+                f"middleware {name} failed: {type(exc).__name__}: {exc}", middleware=name
+            ) from exc
+        if type(result) is not ChatResponse and not isinstance(result, ChatResponse):
+            name = self.hooks[0][0]
+            raise MiddlewareError(
+                f"middleware {name} returned {type(result).__name__}, not a ChatResponse",
+                middleware=name,
+            )
+        return result
+
+
+async def _awaited(awaitable: Awaitable[R]) -> R:
+    return await awaitable
+
+
 def _link(
     hooks: tuple[tuple[str, _Hook], ...],
     last: Callable[[Call], Awaitable[Any]],
@@ -288,19 +448,15 @@ def _link(
     """``last`` inside ``hooks``, outermost first: each hook run by ``_Run.step`` (which
     checks what it is called with, naming the hook that called it, and what the hook
     returns or raises), or, for an ``unchecked`` middleware's, given the rest of the chain
-    as its ``next``.
+    as its ``next``. What a stream call runs (and an ``execute()`` whose hooks are not
+    all coroutine functions: see ``_Flat``).
 
     Per call, one ``_Run`` holds the state (what the chain's ``last`` raised and, for a
     stream, every stream a layer returned; which layers a stream entered), and each layer
     is a ``functools.partial`` of it: a layer costs its step's coroutine frame and its
     hook's, and no object of its own to initialize."""
-    if not any(id(hook) not in unchecked for _, hook in hooks):
-        inner = last
-        for _, hook in reversed(hooks):
-            inner = functools.partial(hook, next=inner)
-        return inner
     run = _Run(hooks, last, discard)
-    inner = run.finish
+    inner: Callable[[Call], Awaitable[Any]] = run.finish
     for k in range(len(hooks) - 1, -1, -1):
         hook = hooks[k][1]
         if id(hook) in unchecked:

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import math
 import os
 import re
 import ssl
 import sys
+import weakref
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from urllib.request import getproxies
 
 import anyio
 import h11
@@ -138,6 +141,51 @@ def http_library(name: str) -> ModuleType:
     raise ConfigurationError(f"http_library must be 'httpx' or 'httpx2', got {name!r}")
 
 
+#: The connection-pool transport of each HTTP client this module built itself (its own
+#: clients and a ``ConnectionPool``'s), which requests are handed to directly; a lent
+#: client is never in it (see :func:`_own_http_client`).
+_DIRECT: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _proxies_from_env() -> bool:
+    """Whether the environment names an HTTP proxy (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, read as httpx reads them): then the client mounts proxy transports."""
+    found = getproxies()
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _own_http_client(
+    lib: ModuleType,
+    *,
+    timeout: Any,
+    max_connections: int | None,
+    max_keepalive_connections: int | None,
+    keepalive_expiry: float | None = 5.0,
+) -> Any:
+    """A new ``AsyncClient`` of ``lib`` (httpx or httpx2) on a connection-pool transport
+    of its own, with these limits and default timeout, following no redirect.
+
+    The transport sends this library's requests without the client's ``send``: the
+    client's request machinery (authentication and redirect flows, cookie jar, event
+    hooks, mounts), none of which a client built here uses, is about a third of the CPU
+    of a small request. Not when the environment names a proxy: the client routes
+    through the proxy transports it mounts for it."""
+    limits = lib.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_keepalive_connections,
+        keepalive_expiry=keepalive_expiry,
+    )
+    timeout = _as_timeout(timeout, lib)
+    if _proxies_from_env():  # (a client given its transport mounts no proxy)
+        return lib.AsyncClient(
+            timeout=timeout, limits=limits, follow_redirects=False, verify=default_ssl_context()
+        )
+    transport = lib.AsyncHTTPTransport(verify=default_ssl_context(), limits=limits)
+    client = lib.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+    _DIRECT[client] = transport
+    return client
+
+
 def pooled_http_client(
     library: str,
     *,
@@ -149,16 +197,12 @@ def pooled_http_client(
     """A new ``AsyncClient`` of ``library`` (``"httpx"`` or ``"httpx2"``) with these
     limits and default timeout, following no redirect: one origin's client in a
     ``ConnectionPool``."""
-    lib = http_library(library)
-    return lib.AsyncClient(
-        timeout=_as_timeout(timeout, lib),
-        limits=lib.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-        ),
-        follow_redirects=False,
-        verify=default_ssl_context(),
+    return _own_http_client(
+        http_library(library),
+        timeout=timeout,
+        max_connections=max_connections,
+        max_keepalive_connections=max_keepalive_connections,
+        keepalive_expiry=keepalive_expiry,
     )
 
 
@@ -426,7 +470,9 @@ def _inflater(response: httpx.Response) -> _Inflater | None:
     raise httpx.DecodingError(f"unsupported content-encoding {encoding!r}")
 
 
-async def _inflated(raw: AsyncIterable[bytes], inflater: _Inflater) -> AsyncIterator[bytes]:
+async def _inflated(
+    response: Any, raw: AsyncIterator[bytes], inflater: _Inflater
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in raw:
             for piece in inflater.pieces(chunk):
@@ -434,6 +480,9 @@ async def _inflated(raw: AsyncIterable[bytes], inflater: _Inflater) -> AsyncIter
         for piece in inflater.flush():
             yield piece
     except zlib.error as exc:
+        # the body is useless: close the response, and end the HTTP library's chain of
+        # body generators left suspended (see ``_abandon``)
+        await _abandon(response, raw)
         raise httpx.DecodingError(f"invalid compressed data: {exc}") from exc
 
 
@@ -445,7 +494,7 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     at it). Errors are httpx's (``httpx.DecodingError`` for a bad or unknown encoding)."""
     inflater = _inflater(response)
     raw = response.stream.__aiter__()  # type: ignore[union-attr]
-    return raw if inflater is None else _inflated(raw, inflater)
+    return raw if inflater is None else _inflated(response, raw, inflater)
 
 
 def _h11_state(response: httpx.Response) -> h11.Connection | None:
@@ -628,14 +677,18 @@ class Transport:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         lease: PoolLease | None = None,
     ) -> None:
+        # with the default headers of an httpx client: the same for a request built by
+        # the client and one sent to its transport directly
         self._headers = {
+            "accept": "*/*",
+            "connection": "keep-alive",
             "user-agent": USER_AGENT,
             "content-type": "application/json",
             "accept-encoding": ACCEPT_ENCODING,
             **headers,
         }
         self.max_response_bytes = max_response_bytes
-        self._params = dict(params)
+        self._params = dict(params) or None
         self._lease = lease
         if lease is not None:
             http_client = lease.client
@@ -645,12 +698,16 @@ class Transport:
         self.library = lib = _library(http_client)
         self._timeout = _as_timeout(self.timeout, lib)  # in the library's own type
         self._body = _body_type(lib)
-        self.client: Any = http_client or httpx.AsyncClient(
-            timeout=self.timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-            follow_redirects=False,
-            verify=default_ssl_context(),
+        self.client: Any = http_client or _own_http_client(
+            httpx, timeout=self.timeout, max_connections=None, max_keepalive_connections=100
         )
+        #: the client's own transport when requests go to it directly (a client built
+        #: here: see ``_own_http_client``)
+        self._direct = _DIRECT.get(self.client)
+        self._client_log = logging.getLogger(lib.__name__)
+        self._direct_timeout = {"timeout": self._timeout.as_dict()}
+        #: parsed URLs by text (a client posts to a handful of endpoints)
+        self._urls: dict[str, Any] = {}
 
     def __repr__(self) -> str:  # never show headers: they hold the key
         return f"<Transport owns_client={self._owns_client}>"
@@ -668,32 +725,19 @@ class Transport:
         """Send ``content`` (POST unless ``method`` says otherwise; ``None``: no body) and
         return once the response headers arrived (body unread). ``content_type``
         replaces the JSON one (a multipart upload)."""
-        if timeout is None:
-            timeout = self._timeout
-        elif not isinstance(timeout, (int, float)):
-            timeout = _as_timeout(timeout, self.library)
-        headers = self._headers
-        if content_type is not None:
-            headers = {**headers, "content-type": content_type}
-        # try/except rather than map_transport_errors: no generator, context manager and
-        # keyword dict held per request while it waits for its headers
         try:
-            request = self.client.build_request(
-                method,
-                url,
-                content=content,
-                headers=headers,
-                params=self._params or None,
-                timeout=timeout,
-            )
-            if content is not None:
-                request.stream = self._body(content)
+            if self._direct is not None:
+                request = self._direct_request(method, url, content, timeout, content_type)
+            else:
+                request = self._client_request(method, url, content, timeout, content_type)
         except transport_errors() as exc:
             raise translate_transport_error(exc, **context) from exc
+        # try/except rather than map_transport_errors: no generator, context manager and
+        # keyword dict held per request while it waits for its headers
         lease = self._lease
         if lease is None:
             try:
-                raw = await self.client.send(request, stream=True)
+                raw = await self._dispatch(request)
             except transport_errors() as exc:
                 raise translate_transport_error(exc, **context) from exc
             return HttpResponse(raw, self)
@@ -702,7 +746,7 @@ class Transport:
         with anyio.CancelScope() as scope:
             lease.begin(scope)
             try:
-                raw = await self.client.send(request, stream=True)
+                raw = await self._dispatch(request)
             except transport_errors() as exc:
                 raise self.translate_error(exc, **context) from exc
             finally:
@@ -710,6 +754,88 @@ class Transport:
         if scope.cancelled_caught:
             raise TransportError(POOL_CLOSED_IN_FLIGHT, retryable=False, **context)
         return HttpResponse(raw, self)
+
+    def _dispatch(self, request: Any) -> Awaitable[Any]:
+        """The response to ``request``, its headers read: from the transport itself, or
+        through the client's ``send``."""
+        direct = self._direct
+        if direct is None:
+            return self.client.send(request, stream=True)  # type: ignore[no-any-return]
+        if self._client_log.isEnabledFor(logging.INFO):
+            return self._logged(direct, request)
+        return direct.handle_async_request(request)  # type: ignore[no-any-return]
+
+    async def _logged(self, direct: Any, request: Any) -> Any:
+        """The direct request, logged as the client's ``send`` logs it (its library's
+        logger, at INFO, where the credentials filter masks the URL's key)."""
+        raw = await direct.handle_async_request(request)
+        self._client_log.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            raw.http_version,
+            raw.status_code,
+            raw.reason_phrase,
+        )
+        return raw
+
+    def _client_request(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        timeout: TimeoutSetting | None,
+        content_type: str | None,
+    ) -> Any:
+        """The request as the client builds it (its headers, timeout and mounts apply)."""
+        if timeout is None:
+            timeout = self._timeout
+        elif not isinstance(timeout, (int, float)):
+            timeout = _as_timeout(timeout, self.library)
+        headers = self._headers
+        if content_type is not None:
+            headers = {**headers, "content-type": content_type}
+        request = self.client.build_request(
+            method, url, content=content, headers=headers, params=self._params, timeout=timeout
+        )
+        if content is not None:
+            request.stream = self._body(content)
+        return request
+
+    def _direct_request(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        timeout: TimeoutSetting | None,
+        content_type: str | None,
+    ) -> Any:
+        """The request as the client would have built it (its default headers and
+        timeout), for its transport."""
+        lib = self.library
+        extensions = self._direct_timeout
+        if timeout is not None:
+            found = lib.Timeout(timeout) if isinstance(timeout, (int, float)) else timeout
+            extensions = {"timeout": _as_timeout(found, lib).as_dict()}
+        headers = self._headers
+        if content_type is not None:
+            headers = {**headers, "content-type": content_type}
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 64:
+                self._urls.clear()
+            parsed = self._urls[url] = lib.URL(url)
+        request = lib.Request(
+            method,
+            parsed,
+            params=self._params,
+            headers=headers,
+            content=content,
+            extensions=extensions,
+        )
+        if content is not None:
+            request.stream = self._body(content)
+        return request
 
     def translate_error(self, exc: Exception, **context: Any) -> AiLibError:
         """:func:`translate_transport_error`, except that an error caused by the

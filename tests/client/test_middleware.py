@@ -215,6 +215,126 @@ async def test_wrong_results_are_named() -> None:
             await chain.run(chain.call_hooks, _call(), last, None)
 
 
+class _Layer(Middleware):
+    """One of several layers of the same class (so of the same code), told apart by
+    name; ``mode`` says what it does around ``next``."""
+
+    def __init__(self, name: str, mode: str = "pass") -> None:
+        self.display_name = name
+        self.mode = mode
+
+    async def on_call(self, call: Call, next: Next) -> Any:
+        if self.mode == "refuse":
+            return _refuse(self.display_name)  # raised one frame below the hook
+        try:
+            result = await next(call)
+        except ServerError as exc:
+            if self.mode == "translate":
+                raise ValueError(f"{self.display_name} saw {exc.message}") from exc
+            if self.mode == "reraise":
+                raise exc  # the same object, raised again by name
+            raise
+        if self.mode == "junk":
+            return {"from": self.display_name}
+        if self.mode == "fail":
+            raise KeyError(self.display_name)
+        return result
+
+
+def _refuse(name: str) -> Any:
+    raise LookupError(f"{name} refused")
+
+
+def _layers(*modes: str) -> MiddlewareChain:
+    return MiddlewareChain([_Layer(f"m{k}", mode) for k, mode in enumerate(modes)])
+
+
+async def test_the_layer_that_raised_is_named_among_layers_of_one_class() -> None:
+    """A chain of coroutine hooks runs an execute() with one checking frame (not one per
+    layer): the traceback tells which layer raised, even when every layer runs the same
+    code."""
+
+    async def ok(call: Call) -> ChatResponse:
+        return ChatResponse(content="x")
+
+    error = ServerError("boom", status_code=500)
+
+    async def failing(call: Call) -> ChatResponse:
+        raise error
+
+    for modes, last, expected in [
+        (("pass", "pass", "fail", "pass", "pass"), ok, ("m2", KeyError)),
+        (("pass", "pass", "pass", "pass", "fail"), ok, ("m4", KeyError)),
+        (("fail", "pass", "pass"), ok, ("m0", KeyError)),
+        (("pass", "refuse", "pass"), ok, ("m1", LookupError)),
+        (("pass", "translate", "pass", "pass"), failing, ("m1", ValueError)),
+        (("pass", "pass", "pass"), failing, None),
+        (("pass", "reraise", "pass"), failing, None),
+    ]:
+        chain = _layers(*modes)
+        if expected is None:  # next's own error: untouched, whoever let it through
+            with pytest.raises(ServerError) as passed:
+                await chain.run(chain.call_hooks, _call(), last, None)
+            assert passed.value is error
+            continue
+        with pytest.raises(MiddlewareError) as info:
+            await chain.run(chain.call_hooks, _call(), last, None)
+        name, cause = expected
+        assert info.value.middleware == name, modes
+        assert isinstance(info.value.__cause__, cause)
+
+
+async def test_a_wrong_result_is_named_after_the_middleware_that_returned_it() -> None:
+    async def ok(call: Call) -> ChatResponse:
+        return ChatResponse(content="x")
+
+    chain = _layers("pass", "junk", "pass")
+    with pytest.raises(MiddlewareError, match="middleware m0 returned dict") as info:
+        await chain.run(chain.call_hooks, _call(), ok, None)
+    assert info.value.middleware == "m0"  # the outermost returned it to the client
+
+
+async def test_hooks_that_are_not_coroutine_functions_are_checked_layer_by_layer() -> None:
+    """A hook that returns some other awaitable has no frame while it runs: such a chain
+    is run with a checking frame per layer, and still names the right one."""
+
+    class Plain:
+        def __init__(self, name: str, fail: bool) -> None:
+            self.__name__ = name
+            self.fail = fail
+
+        def __call__(self, call: Call, next: Next) -> Any:
+            return self.run(call, next)
+
+        async def run(self, call: Call, next: Next) -> Any:
+            result = await next(call)
+            if self.fail:
+                raise KeyError(self.__name__)
+            return result
+
+    async def ok(call: Call) -> ChatResponse:
+        return ChatResponse(content="x")
+
+    def not_a_coroutine(call: Call) -> Any:  # last returning a Future-like awaitable
+        return _Ready(ChatResponse(content="ready"))
+
+    chain = MiddlewareChain([Plain("p0", False), Plain("p1", True), Plain("p2", False)])
+    with pytest.raises(MiddlewareError) as info:
+        await chain.run(chain.call_hooks, _call(), ok, None)
+    assert info.value.middleware == "p1"
+    chain = _layers("pass", "pass")
+    assert (await chain.run(chain.call_hooks, _call(), not_a_coroutine, None)).content == "ready"
+
+
+class _Ready:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # pragma: no cover - makes this a generator
+
+
 async def test_a_dropped_stream_is_closed() -> None:
     opened: list[_Stream] = []
 

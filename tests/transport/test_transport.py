@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import logging
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import anyio
 import anyio.abc
 import httpx
 import pytest
+from hostile import Answer, HostileServer, Seen
 
 import ailib_anyio
 from ailib_anyio import (
@@ -429,3 +431,66 @@ async def test_an_httpx_timeout_setting_applies_to_a_lent_httpx2_client(
         with anyio.fail_after(30), pytest.raises(ReadTimeoutError) as info:
             await client.chat().user("hi").execute()
     assert isinstance(info.value.__cause__, httpx2.ReadTimeout)
+
+
+# ------------------------------------------------------------ a client's own transport
+
+
+@pytest.mark.anyio
+async def test_own_client_requests_carry_the_client_default_headers(
+    mock: MockProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client the library built sends its requests to its transport directly (not
+    through ``AsyncClient.send``): what arrives is what the client would have sent, its
+    default headers included, and the client's INFO line is still logged."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    mock.enqueue(ScriptedReply(content="direct"))
+    async with open_client(
+        "openai/gpt-4o", api_key="sk-direct-0000", base_url=mock.openai_base_url
+    ) as client:
+        assert (await client.chat().user("hi").execute()).content == "direct"
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert line == f'HTTP Request: POST {mock.openai_base_url}/chat/completions "HTTP/1.1 200 OK"'
+    headers = mock.requests[-1].headers
+    assert headers["accept"] == "*/*"
+    assert headers["accept-encoding"] == "gzip, deflate"
+    assert headers["connection"] == "keep-alive"
+    assert headers["user-agent"].startswith("ailib-anyio/")
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(mock.requests[-1].body)
+    assert headers["authorization"] == "Bearer sk-direct-0000"
+
+
+@pytest.mark.anyio
+async def test_a_proxy_named_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``HTTP_PROXY`` set, the client routes through the proxy transport httpx
+    mounts for it (the direct path is only for clients without one): here the only way
+    to the unresolvable host is the loopback "proxy", which answers itself."""
+    reply = json.dumps(
+        {
+            "id": "chatcmpl-proxy",
+            "object": "chat.completion",
+            "model": "gpt-4o",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "via proxy"},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    ).encode()
+
+    def respond(seen: Seen) -> Answer:
+        return 200, [("content-type", "application/json")], reply
+
+    async with HostileServer(respond) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with open_client(
+            "openai/gpt-4o", api_key="sk-proxied-0000", base_url="http://llm.invalid/v1"
+        ) as client:
+            assert (await client.chat().user("hi").execute()).content == "via proxy"
+    (seen,) = proxy.requests
+    assert seen.target == "http://llm.invalid/v1/chat/completions"  # absolute form
