@@ -140,7 +140,7 @@ class Row:
     absolute: bool = False  # the bar is on ailib's own figure, not on the ratio
     ailib: list[float] = field(default_factory=list)
     httpx: list[float] = field(default_factory=list)
-    ailib_h2: list[float] = field(default_factory=list)  # ailib on a lent httpx2 client
+    ailib_h2: list[float] = field(default_factory=list)  # ailib with httpx2 (its pool)
     raw_h2: list[float] = field(default_factory=list)  # raw httpx2
     ailib_mw: list[float] = field(default_factory=list)  # ailib with 5 no-op middlewares
     openai: list[float] = field(default_factory=list)  # the peer: the openai SDK
@@ -451,14 +451,20 @@ def raw_client_h2(base: str, headers: dict[str, str] | None = None) -> Any:
 
 @contextlib.asynccontextmanager
 async def ailib_client_h2(base: str, headers: dict[str, str] | None = None) -> Any:
-    """ailib_anyio on a lent httpx2 client (the pool limits ailib's own client has)."""
-    from ailib_anyio import open_client
+    """ailib_anyio with httpx2 as its HTTP library: a ``ConnectionPool`` building httpx2
+    clients, with the pool limits ailib's own client has (a client built by the library
+    sends to its transport directly; a lent one goes through its ``send``)."""
+    from ailib_anyio import ConnectionPool, PoolConfig, open_client
 
+    config = PoolConfig(
+        max_connections=None,
+        max_keepalive_connections=100,
+        keepalive_expiry=5.0,
+        http_library="httpx2",
+    )
     async with (
-        raw_client_h2("") as http,
-        open_client(
-            PROVIDER_MODEL, base_url=f"{base}/v1", headers=headers, http_client=http
-        ) as client,
+        ConnectionPool(config) as pool,
+        open_client(PROVIDER_MODEL, base_url=f"{base}/v1", headers=headers, pool=pool) as client,
     ):
         yield client
 
@@ -514,7 +520,7 @@ SIDE_NAMES = ("ailib", "httpx", "ailib_h2", "raw_h2", "openai")
 SIDE_LABELS = {
     "ailib": "ailib_anyio (its own httpx client)",
     "httpx": "raw httpx (hand-written JSON and SSE loops)",
-    "ailib_h2": "ailib_anyio on a lent httpx2 client",
+    "ailib_h2": "ailib_anyio on httpx2 (a ConnectionPool of httpx2 clients)",
     "raw_h2": "raw httpx2 (the raw httpx loops)",
     "ailib_mw": f"ailib_anyio with {MIDDLEWARES} pass-through middlewares",
     "openai": "openai SDK (AsyncOpenAI on an httpx2 client)",

@@ -6,16 +6,20 @@
 Wall-clock CPU on a shared machine is noisy; instruction counts are not. Each side runs in
 a fresh ``valgrind --tool=callgrind`` child process against the mock provider (in its own
 process, not under valgrind): it opens its client, warms up, then does ``n`` items
-(requests, or streams of ``--chunks`` content deltas). Each side runs twice, with a small
-and a large ``n``; the difference of the two instruction totals divided by the
-difference of the item counts is the cost of one item, start-up, imports and warm-up
-cancelled out. Per chunk is per stream divided by the SSE events of one stream on the
-wire (as in ``bench_client.py``). ``PYTHONHASHSEED=0`` makes the children repeatable.
+(requests, or streams of ``--chunks`` content deltas) between two marks, and the
+instructions counted between them divided by ``n`` are the cost of one item (start-up,
+imports and warm-up left out). ``n`` is large enough (1,000 requests by default) that the
+garbage collector's occasional full collection, which lands in a phase or not by chance,
+is spread over it as it is in a long-running program. Per chunk is per stream divided by
+the SSE events of one stream on the wire (as in ``bench_client.py``). ``PYTHONHASHSEED=0``
+makes the children repeatable.
 
 The sides: ``httpx`` (raw httpx, the loops of ``bench_client.py``), ``ailib`` (the
 default client), ``ailib_mw`` (five pass-through middlewares), ``ailib_off``
-(``telemetry=False``) and ``ailib_sdk`` (tracing and metrics on: the OpenTelemetry SDK
-with an in-memory span exporter and metric reader, as ``bench_telemetry.py``).
+(``telemetry=False``), ``ailib_sdk`` (tracing and metrics on: the OpenTelemetry SDK
+with an in-memory span exporter and metric reader, as ``bench_telemetry.py``),
+``ailib_h2`` (httpx2 as the HTTP library, through a ``ConnectionPool``) and ``raw_h2``
+(the raw loops on an ``httpx2.AsyncClient``).
 
 It measures, it does not assert. ``--keep DIR`` keeps the callgrind files of the large
 runs for ``callgrind_annotate`` (C-level functions: the interpreter, json, re, ...).
@@ -53,14 +57,16 @@ from bench_client import (
     stream_headers,
 )
 
-SIDES = ("httpx", "ailib", "ailib_mw", "ailib_off", "ailib_sdk")
+SIDES = ("httpx", "ailib", "ailib_mw", "ailib_off", "ailib_sdk", "ailib_h2", "raw_h2")
 WARM_UP = 5
+#: the sides running the hand-written loops (raw httpx, raw httpx2)
+RAW = ("httpx", "raw_h2")
 
 
 @contextlib.asynccontextmanager
 async def side_client(side: str, base: str, headers: dict[str, str] | None) -> Any:
     """The open client of one side."""
-    if side in ("httpx", "ailib", "ailib_mw"):
+    if side in ("httpx", "ailib", "ailib_mw", "ailib_h2", "raw_h2"):
         async with FACTORIES[side](base, headers) as client:
             yield client
         return
@@ -90,9 +96,9 @@ async def child(side: str, kinds: Sequence[str], n: dict[str, int], base: str, c
             headers = stream_headers(chunks) if kind == "stream" else None
             client = await stack.enter_async_context(side_client(side, base, headers))
             if kind == "stream":
-                work = raw_stream if side == "httpx" else ailib_stream
+                work = raw_stream if side in RAW else ailib_stream
             else:
-                work = raw_request if side == "httpx" else ailib_request
+                work = raw_request if side in RAW else ailib_request
             works[kind] = bind(work, client)
         for kind in kinds:
             for _ in range(WARM_UP):
@@ -167,7 +173,7 @@ def events_per_stream(base: str, chunks: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    p.add_argument("--requests", type=int, default=100, help="requests measured per side")
+    p.add_argument("--requests", type=int, default=1000, help="requests measured per side")
     p.add_argument("--streams", type=int, default=8, help="streams measured per side")
     p.add_argument("--chunks", type=int, default=200, help="content deltas per stream")
     p.add_argument("--sides", nargs="+", choices=SIDES, default=["httpx", "ailib", "ailib_mw"])

@@ -40,7 +40,8 @@ Rules the chain enforces:
 
 - an exception a middleware raises itself (anything but the error ``next`` raised, and
   anything but cancellation) becomes a :class:`~ailib_anyio.MiddlewareError` naming the
-  middleware, chained ``from`` the original;
+  middleware, chained ``from`` the original; so does a result of ``execute()`` that is not
+  a ``ChatResponse`` (named after the outermost middleware, which returned it);
 - a stream that ``next`` returned and the middleware does not return (it raised, or
   returned something else) is closed at once, so no connection or ``max_inflight`` slot is
   left behind;
