@@ -2,7 +2,7 @@
 chunk, as ratios to raw httpx doing the same work in the same run (DESIGN.md §6: tracing
 and metrics on <= 1.3x raw httpx per request and per chunk).
 
-    python benchmarks/bench_telemetry.py [--backend trio] [--quick] [--json PATH]
+    python benchmarks/bench_telemetry.py [--backend trio] [--quick] [--rounds N] [--json PATH]
 
 The sides, in rotated rounds against the mock provider in its own process:
 
@@ -93,9 +93,10 @@ SIDES = {
 }
 
 
-async def run(quick: bool) -> tuple[dict[str, int], list[dict[str, Any]]]:
+async def run(quick: bool, rounds: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Measure and print; return the settings and the metrics for the JSON output."""
-    rounds, n_req, n_stream, chunks = (3, 50, 3, 50) if quick else (9, 300, 6, 200)
+    n_req, n_stream, chunks = (50, 3, 50) if quick else (300, 6, 200)
+    rounds = 3 if quick else rounds
     counts = {"rounds": rounds, "requests": n_req, "streams": n_stream, "chunks": chunks}
     tracer_provider, meter_provider, exporter = sdk_providers()
     settings: dict[str, dict[str, Any]] = {
@@ -183,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     p.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
+    p.add_argument("--rounds", type=int, default=9, help="rotated rounds (more: steadier medians)")
     args = p.parse_args(argv)
     started = time.monotonic()
     doc = bench_json.environment(
@@ -191,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick" if args.quick else "full",
         ["ailib-anyio", "httpx", "anyio", "trio", "opentelemetry-api", "opentelemetry-sdk"],
     )
-    doc["settings"], doc["metrics"] = anyio.run(run, args.quick, backend=args.backend)
+    doc["settings"], doc["metrics"] = anyio.run(run, args.quick, args.rounds, backend=args.backend)
     doc["sides"] = {
         name.replace(" ", "_"): {"label": label, "peer": False} for name, label in SIDES.items()
     }

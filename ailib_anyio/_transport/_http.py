@@ -726,10 +726,7 @@ class Transport:
         return once the response headers arrived (body unread). ``content_type``
         replaces the JSON one (a multipart upload)."""
         try:
-            if self._direct is not None:
-                request = self._direct_request(method, url, content, timeout, content_type)
-            else:
-                request = self._client_request(method, url, content, timeout, content_type)
+            request = self._request(method, url, content, timeout, content_type)
         except transport_errors() as exc:
             raise translate_transport_error(exc, **context) from exc
         # try/except rather than map_transport_errors: no generator, context manager and
@@ -779,7 +776,7 @@ class Transport:
         )
         return raw
 
-    def _client_request(
+    def _request(
         self,
         method: str,
         url: str,
@@ -787,52 +784,39 @@ class Transport:
         timeout: TimeoutSetting | None,
         content_type: str | None,
     ) -> Any:
-        """The request as the client builds it (its headers, timeout and mounts apply)."""
-        if timeout is None:
-            timeout = self._timeout
-        elif not isinstance(timeout, (int, float)):
-            timeout = _as_timeout(timeout, self.library)
-        headers = self._headers
-        if content_type is not None:
-            headers = {**headers, "content-type": content_type}
-        request = self.client.build_request(
-            method, url, content=content, headers=headers, params=self._params, timeout=timeout
-        )
-        if content is not None:
-            request.stream = self._body(content)
-        return request
-
-    def _direct_request(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        timeout: TimeoutSetting | None,
-        content_type: str | None,
-    ) -> Any:
-        """The request as the client would have built it (its default headers and
-        timeout), for its transport."""
+        """The HTTP library's request: built by the client (its headers, timeout and
+        mounts apply) or, for its transport, as the client would have built it (its
+        default headers are in ``_headers``; its timeout)."""
         lib = self.library
-        extensions = self._direct_timeout
-        if timeout is not None:
-            found = lib.Timeout(timeout) if isinstance(timeout, (int, float)) else timeout
-            extensions = {"timeout": _as_timeout(found, lib).as_dict()}
         headers = self._headers
         if content_type is not None:
             headers = {**headers, "content-type": content_type}
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= 64:
-                self._urls.clear()
-            parsed = self._urls[url] = lib.URL(url)
-        request = lib.Request(
-            method,
-            parsed,
-            params=self._params,
-            headers=headers,
-            content=content,
-            extensions=extensions,
-        )
+        if self._direct is None:
+            if timeout is None:
+                timeout = self._timeout
+            elif not isinstance(timeout, (int, float)):
+                timeout = _as_timeout(timeout, lib)
+            request = self.client.build_request(
+                method, url, content=content, headers=headers, params=self._params, timeout=timeout
+            )
+        else:
+            extensions = self._direct_timeout
+            if timeout is not None:
+                found = lib.Timeout(timeout) if isinstance(timeout, (int, float)) else timeout
+                extensions = {"timeout": _as_timeout(found, lib).as_dict()}
+            parsed = self._urls.get(url)
+            if parsed is None:
+                if len(self._urls) >= 64:
+                    self._urls.clear()
+                parsed = self._urls[url] = lib.URL(url)
+            request = lib.Request(
+                method,
+                parsed,
+                params=self._params,
+                headers=headers,
+                content=content,
+                extensions=extensions,
+            )
         if content is not None:
             request.stream = self._body(content)
         return request
