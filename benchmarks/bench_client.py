@@ -11,8 +11,9 @@ is reported. The concurrency figures come from fresh child processes of this scr
 (``--child``), one per side and repetition, so that peak RSS is per side.
 
 When httpx2 is installed (``pip install 'ailib-anyio[httpx2]'``), two more sides run in
-the same rounds: ailib_anyio on a lent ``httpx2.AsyncClient`` and raw httpx2 (the same
-hand-written loops as raw httpx). A second table gives their ratios to raw httpx.
+the same rounds: ailib_anyio on httpx2 (a ``ConnectionPool`` of httpx2 clients) and raw
+httpx2 (the same hand-written loops as raw httpx). A second table gives their ratios to
+raw httpx.
 
 The in-process rows also run ailib_anyio with five pass-through middlewares installed
 (``on_call``, ``on_attempt`` and ``on_event`` each calling through): a third table gives
@@ -47,7 +48,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -938,6 +939,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-peers", action="store_true", help="leave out the openai SDK side (faster)")
     p.add_argument(
+        "--rounds", type=int, help="rounds per in-process metric (default 7; more: steadier)"
+    )
+    p.add_argument(
+        "--reps",
+        type=int,
+        help="child processes per side and concurrency level (default 5; more: steadier)",
+    )
+    p.add_argument(
         "--json",
         metavar="PATH",
         help="also write every figure to PATH as JSON (benchmarks/result_schema.json)",
@@ -989,6 +998,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     s = QUICK if args.quick else FULL
+    if args.rounds:
+        s = replace(s, rounds=args.rounds)
+    if args.reps:
+        s = replace(s, conc_reps=args.reps)
     levels = tuple(args.concurrency) if args.concurrency else s.conc_streams
     started = time.monotonic()
     START_DATE = bench_json.now_iso()
@@ -1079,6 +1092,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         main()
+    except SystemExit:  # --help, or bad arguments (argparse has said why)
+        pass
     except BaseException:  # measure, never fail: the exit code is 0 whatever happens
         traceback.print_exc()
     sys.exit(0)

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_instructions.py [--backend asyncio|trio] [--requests N]
         [--streams N] [--chunks N] [--sides httpx ailib ...] [--keep DIR] [--jobs N]
+        [--json PATH]
 
 Wall-clock CPU on a shared machine is noisy; instruction counts are not. Each side runs in
 a fresh ``valgrind --tool=callgrind`` child process against the mock provider (in its own
@@ -35,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +46,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_json
 from bench_client import (
     FACTORIES,
     PROVIDER_MODEL,
@@ -182,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--keep", metavar="DIR", help="keep the callgrind files here")
     p.add_argument("--jobs", type=int, default=2, help="valgrind children at once")
+    p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     p.add_argument("--child", nargs=2, metavar=("SIDE", "BASE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     n = {"request": args.requests, "stream": args.streams}
@@ -192,6 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 1
+    started = time.monotonic()
+    doc = bench_json.environment(
+        "bench_instructions",
+        args.backend,
+        "full",
+        ["ailib-anyio", "httpx", "httpx2", "anyio", "trio", "opentelemetry-sdk"],
+    )
     with mock_server() as base, work_dir(args.keep) as tmp:
         per_stream = events_per_stream(base, args.chunks)
         outs = [tmp / f"callgrind.{args.backend}.{side}" for side in args.sides]
@@ -210,7 +221,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             if side == "ailib_mw" and "ailib" in cost:
                 extra = f"  {cost[side] / cost['ailib']:5.3f}x ailib"
             print(f"  {side:<10} {cost[side]:12,.0f} Ir  {ratio}{extra}")
+        doc["metrics"].append(json_metric(kind, n[kind], per_stream, cost))
+    if args.json:
+        doc["sides"] = {side: {"label": SIDE_LABELS[side], "peer": False} for side in args.sides}
+        doc["settings"] = {
+            "requests": args.requests,
+            "streams": args.streams,
+            "chunks": args.chunks,
+        }
+        bench_json.write(args.json, bench_json.finish(doc, started, time.monotonic()))
+        print(f"figures written to {args.json}")
     return 0
+
+
+SIDE_LABELS = {
+    "httpx": "raw httpx: the hand-written loops of bench_client.py",
+    "ailib": "ailib_anyio, the default client",
+    "ailib_mw": "ailib_anyio with five pass-through middlewares",
+    "ailib_off": "ailib_anyio, telemetry=False",
+    "ailib_sdk": "ailib_anyio, OpenTelemetry SDK tracing and metrics on",
+    "ailib_h2": "ailib_anyio on httpx2 (a ConnectionPool of httpx2 clients)",
+    "raw_h2": "raw httpx2: the same loops on an httpx2.AsyncClient",
+}
+
+
+def json_metric(kind: str, n: int, per_stream: int, cost: dict[str, float]) -> dict[str, Any]:
+    """One metric of the ``--json`` document: thousands of instructions per item (one run
+    per side: the count does not vary), with the bars of bench_client.py and
+    bench_telemetry.py for the sides measured."""
+    if kind == "request":
+        name, note, limit = "CPU instructions / non-streaming request", f"{n} requests", 1.15
+    else:
+        name, limit = "CPU instructions / streamed chunk (back to back)", 1.25
+        note = f"{n} streams of {per_stream} SSE events"
+    runs = {side: [value / 1000] for side, value in cost.items()}
+    entry = bench_json.metric(kind, name, "kIr", runs, note=note)
+    if "httpx" in runs:
+        for side, op, bar, against, source in (
+            ("ailib", "<=", limit, "httpx", "DESIGN.md §6"),
+            ("ailib_h2", "<", 1.0, "httpx", "ISSUE 11 (httpx2)"),
+            ("ailib_mw", "<=", 1.05, "ailib", "ISSUE 11 (middleware)"),
+            ("ailib_sdk", "<=", 1.3, "httpx", "DESIGN.md §6"),
+        ):
+            if side in runs and against in runs:
+                bench_json.bar(entry, side, op, bar, against=against, source=source)
+    return entry
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#ff7f0e", "#17
 TITLES = {
     "bench_client": "Client CPU and memory, ratio to raw httpx",
     "bench_telemetry": "OpenTelemetry tracing and metrics, client CPU, ratio to raw httpx",
+    "bench_instructions": "Client CPU instructions (callgrind), ratio to raw httpx",
 }
 
 
