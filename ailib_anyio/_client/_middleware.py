@@ -391,6 +391,9 @@ class _Flat:
         """The innermost layer's ``next``: ``last``'s coroutine, whose code is kept."""
         if type(call) is not Call and not isinstance(call, Call):
             raise self._not_a_call(len(self.hooks), call)
+        # an error ``last`` raises before it returns (a replaced request that does not
+        # encode) goes through this frame
+        self.inner = _Flat.finish.__code__
         awaitable = self.last(call)
         code = getattr(awaitable, "cr_code", None)
         if not isinstance(code, CodeType):  # not a coroutine: a frame of ours marks it

@@ -262,6 +262,9 @@ async def test_the_layer_that_raised_is_named_among_layers_of_one_class() -> Non
     async def failing(call: Call) -> ChatResponse:
         raise error
 
+    def failing_at_once(call: Call) -> Any:  # raises before it returns an awaitable
+        raise error
+
     for modes, last, expected in [
         (("pass", "pass", "fail", "pass", "pass"), ok, ("m2", KeyError)),
         (("pass", "pass", "pass", "pass", "fail"), ok, ("m4", KeyError)),
@@ -269,6 +272,7 @@ async def test_the_layer_that_raised_is_named_among_layers_of_one_class() -> Non
         (("pass", "refuse", "pass"), ok, ("m1", LookupError)),
         (("pass", "translate", "pass", "pass"), failing, ("m1", ValueError)),
         (("pass", "pass", "pass"), failing, None),
+        (("pass", "pass"), failing_at_once, None),
         (("pass", "reraise", "pass"), failing, None),
     ]:
         chain = _layers(*modes)
