@@ -446,7 +446,9 @@ def raw_client_h2(base: str, headers: dict[str, str] | None = None) -> Any:
         base_url=base,
         headers=headers,
         limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
-        timeout=httpx2.Timeout(600.0, connect=10.0, write=60.0, pool=60.0),
+        timeout=httpx2.Timeout(
+            TIMEOUT.read, connect=TIMEOUT.connect, write=TIMEOUT.write, pool=TIMEOUT.pool
+        ),
     )
 
 

@@ -1,8 +1,9 @@
 """Client cost in CPU instructions (valgrind callgrind), next to raw httpx doing the same work.
 
     python benchmarks/bench_instructions.py [--backend asyncio|trio] [--requests N]
-        [--streams N] [--chunks N] [--sides httpx ailib ...] [--keep DIR] [--jobs N]
-        [--json PATH]
+        [--streams N] [--chunks N] [--concurrent N] [--concurrent-chunks N]
+        [--kinds request stream concurrent] [--sides httpx ailib ...] [--keep DIR]
+        [--jobs N] [--json PATH]
 
 Wall-clock CPU on a shared machine is noisy; instruction counts are not. Each side runs in
 a fresh ``valgrind --tool=callgrind`` child process against the mock provider (in its own
@@ -12,7 +13,12 @@ instructions counted between them divided by ``n`` are the cost of one item (sta
 imports and warm-up left out). ``n`` is large enough (1,000 requests by default) that the
 garbage collector's occasional full collection, which lands in a phase or not by chance,
 is spread over it as it is in a long-running program. Per chunk is per stream divided by
-the SSE events of one stream on the wire (as in ``bench_client.py``). ``PYTHONHASHSEED=0``
+the SSE events of one stream on the wire (as in ``bench_client.py``). The ``concurrent``
+phase starts ``--concurrent`` streams (1,000 by default, of 50 deltas) at once in one task
+group on one client, as ``bench_client.py``'s concurrency rows do, and counts the whole
+phase: the pool's bookkeeping for a thousand connections is in it. Its wall-clock
+counterpart swings by a factor of two from run to run on a two-CPU machine (the mock
+server's process competes for the same cores); the count does not. ``PYTHONHASHSEED=0``
 makes the children repeatable.
 
 The sides: ``httpx`` (raw httpx, the loops of ``bench_client.py``), ``ailib`` (the
@@ -43,9 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_client
 import bench_json
 from bench_client import (
     FACTORIES,
@@ -62,6 +70,8 @@ from bench_client import (
 
 SIDES = ("httpx", "ailib", "ailib_mw", "ailib_off", "ailib_sdk", "ailib_h2", "raw_h2")
 WARM_UP = 5
+#: Every timeout of every side's client in the callgrind children (seconds).
+SLOW_TIMEOUT = 3600.0
 #: the sides running the hand-written loops (raw httpx, raw httpx2)
 RAW = ("httpx", "raw_h2")
 
@@ -91,26 +101,58 @@ def mark() -> None:
     os.getppid()
 
 
-async def child(side: str, kinds: Sequence[str], n: dict[str, int], base: str, chunks: int) -> None:
-    """Warm up, then one phase per kind: ``n[kind]`` items between two marks."""
+def concurrently(work: Callable[[], Awaitable[object]], n: int) -> Callable[[], Awaitable[None]]:
+    """``n`` copies of ``work`` started at once in one task group (one client, one pool)."""
+
+    async def one() -> None:
+        await work()
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(n):
+                tg.start_soon(one)
+
+    return run
+
+
+async def child(args: argparse.Namespace, side: str, base: str) -> None:
+    """Warm up, then one phase per kind between two marks: ``--requests`` requests one
+    after the other, ``--streams`` streams one after the other, or (``concurrent``) one
+    task group of ``--concurrent`` streams of ``--concurrent-chunks`` deltas."""
+    bench_client.TIMEOUT = httpx.Timeout(SLOW_TIMEOUT)
     async with contextlib.AsyncExitStack() as stack:
         works: dict[str, Callable[[], Awaitable[object]]] = {}
-        for kind in kinds:
-            headers = stream_headers(chunks) if kind == "stream" else None
+        warm: dict[str, Callable[[], Awaitable[object]]] = {}
+        for kind in args.kinds:
+            chunks = {"stream": args.chunks, "concurrent": args.concurrent_chunks}.get(kind)
+            headers = stream_headers(chunks) if chunks else None
             client = await stack.enter_async_context(side_client(side, base, headers))
-            if kind == "stream":
-                work = raw_stream if side in RAW else ailib_stream
-            else:
+            work: Callable[[Any], Awaitable[object]]
+            if kind == "request":
                 work = raw_request if side in RAW else ailib_request
-            works[kind] = bind(work, client)
-        for kind in kinds:
+            else:
+                work = raw_stream if side in RAW else ailib_stream
+            warm[kind] = bind(work, client)
+            if kind == "concurrent":
+                works[kind] = concurrently(warm[kind], args.concurrent)
+            else:
+                works[kind] = warm[kind]
+        for kind in args.kinds:
             for _ in range(WARM_UP):
-                await works[kind]()
-        for kind in kinds:
+                await warm[kind]()
+        for kind in args.kinds:
             mark()
-            for _ in range(n[kind]):
+            for _ in range(PHASE_ITEMS[kind](args)):
                 await works[kind]()
         mark()
+
+
+#: How many times each kind's work runs in its phase.
+PHASE_ITEMS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "request": lambda a: a.requests,
+    "stream": lambda a: a.streams,
+    "concurrent": lambda a: 1,
+}
 
 
 def instructions(path: Path) -> int:
@@ -141,10 +183,18 @@ def run_callgrind(side: str, base: str, args: argparse.Namespace, out: Path) -> 
         str(args.requests),
         "--streams",
         str(args.streams),
+        "--concurrent",
+        str(args.concurrent),
+        "--concurrent-chunks",
+        str(args.concurrent_chunks),
         "--kinds",
         *args.kinds,
     ]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # Under valgrind the client runs some fifty times slower than the mock server: a
+    # thousand streams opened at once wait longer than 10 s for their turn to connect.
+    # Every side gets the same generous timeouts (ailib's through AI_HTTP_TIMEOUT_SECS,
+    # the raw sides' in child()); the work counted is the same.
+    env = {**os.environ, "PYTHONHASHSEED": "0", "AI_HTTP_TIMEOUT_SECS": str(SLOW_TIMEOUT)}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{side} failed:\n{done.stderr[-3000:]}")
@@ -179,19 +229,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=1000, help="requests measured per side")
     p.add_argument("--streams", type=int, default=8, help="streams measured per side")
     p.add_argument("--chunks", type=int, default=200, help="content deltas per stream")
+    p.add_argument(
+        "--concurrent",
+        type=int,
+        default=1000,
+        help="streams started at once in the concurrent phase",
+    )
+    p.add_argument(
+        "--concurrent-chunks",
+        type=int,
+        default=50,
+        help="content deltas per stream of the concurrent phase",
+    )
     p.add_argument("--sides", nargs="+", choices=SIDES, default=["httpx", "ailib", "ailib_mw"])
     p.add_argument(
-        "--kinds", nargs="+", choices=("request", "stream"), default=["request", "stream"]
+        "--kinds",
+        nargs="+",
+        choices=tuple(PHASE_ITEMS),
+        default=list(PHASE_ITEMS),
+        help="the phases (concurrent: the whole task group of --concurrent streams)",
     )
     p.add_argument("--keep", metavar="DIR", help="keep the callgrind files here")
     p.add_argument("--jobs", type=int, default=2, help="valgrind children at once")
     p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     p.add_argument("--child", nargs=2, metavar=("SIDE", "BASE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    n = {"request": args.requests, "stream": args.streams}
     if args.child:
         side, base = args.child
-        anyio.run(child, side, args.kinds, n, base, args.chunks, backend=args.backend)
+        anyio.run(child, args, side, base, backend=args.backend)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -204,15 +269,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["ailib-anyio", "httpx", "httpx2", "anyio", "trio", "opentelemetry-sdk"],
     )
     with mock_server() as base, work_dir(args.keep) as tmp:
-        per_stream = events_per_stream(base, args.chunks)
+        events = {
+            "stream": events_per_stream(base, args.chunks),
+            "concurrent": events_per_stream(base, args.concurrent_chunks),
+        }
         outs = [tmp / f"callgrind.{args.backend}.{side}" for side in args.sides]
         with ThreadPoolExecutor(args.jobs) as pool:
             phases = list(pool.map(lambda s, o: run_callgrind(s, base, args, o), args.sides, outs))
-    print(f"instructions per item ({args.backend}; callgrind)")
+    print(f"instructions ({args.backend}; callgrind)")
     for k, kind in enumerate(args.kinds):
-        per = n[kind] * (1 if kind == "request" else per_stream)
-        unit = "request" if kind == "request" else f"chunk ({per_stream} SSE events per stream)"
-        print(f"per {unit}: {n[kind]} {kind}s")
+        if kind == "request":
+            per, what = args.requests, f"per request ({args.requests} requests)"
+        elif kind == "stream":
+            per = args.streams * events["stream"]
+            what = f"per chunk ({args.streams} streams of {events['stream']} SSE events)"
+        else:
+            per = 1
+            what = (
+                f"for {args.concurrent} concurrent streams of {events['concurrent']}"
+                " SSE events, in all"
+            )
+        print(what)
         cost = {side: phases[i][k] / per for i, side in enumerate(args.sides)}
         raw = cost.get("httpx")
         for side in args.sides:
@@ -220,14 +297,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = ""
             if side == "ailib_mw" and "ailib" in cost:
                 extra = f"  {cost[side] / cost['ailib']:5.3f}x ailib"
-            print(f"  {side:<10} {cost[side]:12,.0f} Ir  {ratio}{extra}")
-        doc["metrics"].append(json_metric(kind, n[kind], per_stream, cost))
+            print(f"  {side:<10} {cost[side]:16,.0f} Ir  {ratio}{extra}")
+        doc["metrics"].append(json_metric(kind, args, events.get(kind, 0), cost))
     if args.json:
         doc["sides"] = {side: {"label": SIDE_LABELS[side], "peer": False} for side in args.sides}
         doc["settings"] = {
             "requests": args.requests,
             "streams": args.streams,
             "chunks": args.chunks,
+            "concurrent": args.concurrent,
+            "concurrent_chunks": args.concurrent_chunks,
         }
         bench_json.write(args.json, bench_json.finish(doc, started, time.monotonic()))
         print(f"figures written to {args.json}")
@@ -245,24 +324,40 @@ SIDE_LABELS = {
 }
 
 
-def json_metric(kind: str, n: int, per_stream: int, cost: dict[str, float]) -> dict[str, Any]:
-    """One metric of the ``--json`` document: thousands of instructions per item (one run
-    per side: the count does not vary), with the bars of bench_client.py and
-    bench_telemetry.py for the sides measured."""
+def json_metric(
+    kind: str, args: argparse.Namespace, per_stream: int, cost: dict[str, float]
+) -> dict[str, Any]:
+    """One metric of the ``--json`` document: thousands of instructions per request or
+    chunk, millions for the concurrent phase (one run per side: the count does not
+    vary), with the bars of bench_client.py and bench_telemetry.py for the sides
+    measured (per request and per chunk), or DESIGN.md's bar on concurrent streams."""
+    scale, unit = 1000, "kIr"
     if kind == "request":
-        name, note, limit = "CPU instructions / non-streaming request", f"{n} requests", 1.15
-    else:
+        name, limit = "CPU instructions / non-streaming request", 1.15
+        note = f"{args.requests} requests"
+    elif kind == "stream":
         name, limit = "CPU instructions / streamed chunk (back to back)", 1.25
-        note = f"{n} streams of {per_stream} SSE events"
-    runs = {side: [value / 1000] for side, value in cost.items()}
-    entry = bench_json.metric(kind, name, "kIr", runs, note=note)
+        note = f"{args.streams} streams of {per_stream} SSE events"
+    else:
+        scale, unit, limit = 1_000_000, "MIr", 1.2
+        name = f"CPU instructions / {args.concurrent} concurrent streams"
+        note = (
+            f"{args.concurrent} streams of {per_stream} SSE events started at once in one"
+            " task group, one client; the whole phase"
+        )
+    runs = {side: [value / scale] for side, value in cost.items()}
+    entry = bench_json.metric(kind, name, unit, runs, note=note)
     if "httpx" in runs:
-        for side, op, bar, against, source in (
+        bars: list[tuple[str, str, float, str, str]] = [
             ("ailib", "<=", limit, "httpx", "DESIGN.md §6"),
             ("ailib_h2", "<", 1.0, "httpx", "ISSUE 11 (httpx2)"),
-            ("ailib_mw", "<=", 1.05, "ailib", "ISSUE 11 (middleware)"),
-            ("ailib_sdk", "<=", 1.3, "httpx", "DESIGN.md §6"),
-        ):
+        ]
+        if kind != "concurrent":
+            bars += [
+                ("ailib_mw", "<=", 1.05, "ailib", "ISSUE 11 (middleware)"),
+                ("ailib_sdk", "<=", 1.3, "httpx", "DESIGN.md §6"),
+            ]
+        for side, op, bar, against, source in bars:
             if side in runs and against in runs:
                 bench_json.bar(entry, side, op, bar, against=against, source=source)
     return entry
