@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,7 @@ def events_per_stream(base: str, chunks: int) -> int:
     return anyio.run(go)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     p.add_argument("--requests", type=int, default=1000, help="requests measured per side")
@@ -253,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="valgrind children at once")
     p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     p.add_argument("--child", nargs=2, metavar=("SIDE", "BASE"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.child:
         side, base = args.child
         anyio.run(child, args, side, base, backend=args.backend)
@@ -276,6 +280,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         outs = [tmp / f"callgrind.{args.backend}.{side}" for side in args.sides]
         with ThreadPoolExecutor(args.jobs) as pool:
             phases = list(pool.map(lambda s, o: run_callgrind(s, base, args, o), args.sides, outs))
+    report(args, phases, events, doc)
+    if args.json:
+        bench_json.write(args.json, bench_json.finish(doc, started, time.monotonic()))
+        print(f"figures written to {args.json}")
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    phases: Sequence[Sequence[int]],
+    events: Mapping[str, int],
+    doc: dict[str, Any],
+) -> None:
+    """Print each phase's figures per side (``phases[i][k]``: side ``i``, kind ``k``) and
+    fill ``doc``'s metrics, sides and settings."""
     print(f"instructions ({args.backend}; callgrind)")
     for k, kind in enumerate(args.kinds):
         if kind == "request":
@@ -299,18 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 extra = f"  {cost[side] / cost['ailib']:5.3f}x ailib"
             print(f"  {side:<10} {cost[side]:16,.0f} Ir  {ratio}{extra}")
         doc["metrics"].append(json_metric(kind, args, events.get(kind, 0), cost))
-    if args.json:
-        doc["sides"] = {side: {"label": SIDE_LABELS[side], "peer": False} for side in args.sides}
-        doc["settings"] = {
-            "requests": args.requests,
-            "streams": args.streams,
-            "chunks": args.chunks,
-            "concurrent": args.concurrent,
-            "concurrent_chunks": args.concurrent_chunks,
-        }
-        bench_json.write(args.json, bench_json.finish(doc, started, time.monotonic()))
-        print(f"figures written to {args.json}")
-    return 0
+    doc["sides"] = {side: {"label": SIDE_LABELS[side], "peer": False} for side in args.sides}
+    doc["settings"] = {
+        "requests": args.requests,
+        "streams": args.streams,
+        "chunks": args.chunks,
+        "concurrent": args.concurrent,
+        "concurrent_chunks": args.concurrent_chunks,
+    }
 
 
 SIDE_LABELS = {

@@ -117,6 +117,98 @@ def test_telemetry_benchmark_quick_run_prints_its_sides(backend: str, tmp_path: 
     assert set(doc["sides"]) == {"httpx", "ailib_off", "ailib_api", "ailib_sdk"}
 
 
+INSTRUCTIONS = ROOT / "benchmarks" / "bench_instructions.py"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_instruction_benchmark_children_run_every_phase(backend: str) -> None:
+    """What bench_instructions.py runs under valgrind (the ``--child`` processes; valgrind
+    is not needed to run them): every phase, on a raw side and an ailib side, against the
+    mock provider, every reply checked by the work functions of bench_client.py."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_client import mock_server
+    finally:
+        sys.path.pop(0)
+    with mock_server() as base:
+        for side in ("httpx", "ailib_mw"):
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    str(INSTRUCTIONS),
+                    "--child",
+                    side,
+                    base,
+                    "--backend",
+                    backend,
+                    "--requests",
+                    "3",
+                    "--streams",
+                    "2",
+                    "--chunks",
+                    "4",
+                    "--concurrent",
+                    "40",
+                    "--concurrent-chunks",
+                    "3",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, proc.stderr
+
+
+def test_instruction_benchmark_document_follows_the_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The ``--json`` document of bench_instructions.py (from given instruction counts:
+    valgrind is not needed) is valid, its ratios and bars those of the counts."""
+    import jsonschema
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_instructions
+        import bench_json
+    finally:
+        sys.path.pop(0)
+    args = bench_instructions.parse_args(["--sides", "httpx", "ailib", "ailib_h2", "ailib_mw"])
+    # Per side (in --sides order), per phase: request, stream, concurrent.
+    phases = [
+        [1000 * 3_000_000, 8 * 203 * 150_000, 20_000_000_000],
+        [1000 * 2_700_000, 8 * 203 * 165_000, 26_000_000_000],
+        [1000 * 2_600_000, 8 * 203 * 160_000, 19_000_000_000],
+        [1000 * 2_808_000, 8 * 203 * 170_000, 27_000_000_000],
+    ]
+    doc = bench_json.environment(
+        "bench_instructions", "asyncio", "full", ["ailib-anyio", "httpx", "anyio"]
+    )
+    bench_instructions.report(args, phases, {"stream": 203, "concurrent": 53}, doc)
+    doc = bench_json.finish(doc, 0.0, 1.0)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    metrics = {m["key"]: m for m in doc["metrics"]}
+    assert list(metrics) == ["request", "stream", "concurrent"]
+    assert metrics["request"]["sides"]["ailib"]["median"] == pytest.approx(2700.0)  # kIr
+    assert metrics["concurrent"]["unit"] == "MIr"
+    verdicts = {
+        (key, b["side"]): (round(b["value"], 3), b["met"])
+        for key, m in metrics.items()
+        for b in m["bars"]
+    }
+    assert verdicts == {
+        ("request", "ailib"): (0.9, True),
+        ("request", "ailib_h2"): (0.867, True),
+        ("request", "ailib_mw"): (1.04, True),
+        ("stream", "ailib"): (1.1, True),
+        ("stream", "ailib_h2"): (1.067, False),
+        ("stream", "ailib_mw"): (1.03, True),
+        ("concurrent", "ailib"): (1.3, False),
+        ("concurrent", "ailib_h2"): (0.95, True),
+    }
+    assert "1000 concurrent streams of 53 SSE events" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
 def test_committed_results_follow_the_schema(path: Path) -> None:
     benchmark, backend = path.stem.rsplit("-", 1)
