@@ -743,6 +743,42 @@ async def test_provider_batch_resumes_from_its_ledger(anyio_backend: str, tmp_pa
     ]
 
 
+@pytest.mark.anyio
+async def test_provider_batch_refuses_an_item_changed_since_it_was_submitted(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """Killed while it polls, then run again with an item's prompt changed: the job in the
+    ledger holds another request under that id, so the command exits 2 naming the item,
+    the input and the ledger, submits nothing and writes no output."""
+    items = [{"id": "item-0", "prompt": "question 0"}, {"id": 1, "prompt": "question 1"}]
+    source = write_input(tmp_path / "in.jsonl", items)
+    target = tmp_path / "out.jsonl"
+    ledger = tmp_path / "job.db"
+    async with MockProvider() as mock:
+        mock.batches.complete_after_polls = None  # never ends
+        args = provider_batch_args(
+            "openai/gpt-4o", source, target, mock.openai_base_url, anyio_backend
+        )
+        args += ["--ledger", str(ledger)]
+        async with await anyio.open_process([*INTERRUPTIBLE, *args], env=cli_env()) as process:
+            await wait_until(lambda: mock.batches.polls >= 1)
+            process.send_signal(signal.SIGKILL)
+            with anyio.fail_after(30):
+                await process.wait()
+        (batch,) = mock.batches.created
+        write_input(source, [items[0], {"id": 1, "prompt": "another question"}])
+        changed = await arun_cli(*args)
+        assert mock.batches.created == [batch]  # nothing submitted again
+    assert changed.returncode == 2, text(changed.stderr)
+    assert text(changed.stderr).splitlines() == [
+        f"re-attaching to the job in {ledger}: 1 batch(es) ({batch.id})",
+        f"ailib: BatchInputError: item 1 of {source} is in the job of {ledger} with another"
+        " request (the input or the options changed since it was submitted): give the"
+        " options of that run, or another --ledger",
+    ]
+    assert not target.exists()
+
+
 def test_provider_batch_needs_a_batch_api(tmp_path: Path) -> None:
     source = write_input(tmp_path / "in.jsonl", ITEMS)
     target = tmp_path / "out.jsonl"
