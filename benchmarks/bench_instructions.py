@@ -17,8 +17,8 @@ the SSE events of one stream on the wire (as in ``bench_client.py``). The ``conc
 phase starts ``--concurrent`` streams (1,000 by default, of 50 deltas) at once in one task
 group on one client, as ``bench_client.py``'s concurrency rows do, and counts the whole
 phase: the pool's bookkeeping for a thousand connections is in it. Its wall-clock
-counterpart swings by a factor of two from run to run on a two-CPU machine (the mock
-server's process competes for the same cores); the count does not. ``PYTHONHASHSEED=0``
+counterpart swings by a factor of two from run to run on a two-CPU machine, for the same
+work (docs/performance.md); the count does not. ``PYTHONHASHSEED=0``
 makes the children repeatable.
 
 The sides: ``httpx`` (raw httpx, the loops of ``bench_client.py``), ``ailib`` (the
