@@ -23,6 +23,16 @@ once; leaving the client's block closes the client, then stops the loop and join
 thread, even after an exception. An interrupt (Ctrl-C) while waiting cancels the
 request in the loop.
 
+Clients that should share connections take a pool from ``open_pool`` (a
+``ConnectionPool`` in an event loop of its own): they run in the pool's loop instead of
+starting one each, and leaving the pool's block closes those still open::
+
+    with open_pool() as pool:
+        with open_client("openai/gpt-4o", pool=pool) as a, open_client(
+            "openai/gpt-4o-mini", pool=pool
+        ) as b:
+            ...
+
 It must not be used from inside a running event loop: a blocking call there would stall
 every other task of that loop. Use ``ailib_anyio.open_client`` with ``async with``
 instead; ``open_client`` here raises ``RuntimeError`` when it finds a running asyncio or
@@ -51,6 +61,7 @@ from ._client._config import ClientConfig, config_from
 from ._client._state import State
 from ._client._stream import ChatStream, not_open_error
 from ._core._display import stream_html, stream_markdown, stream_state
+from ._core._errors import ConfigurationError
 from ._core._types import (
     ChatRequest,
     ChatResponse,
@@ -63,7 +74,17 @@ from ._core._types import (
 )
 from ._services._embeddings import EmbeddingClient, EmbeddingResponse
 
-__all__ = ["SyncChatBuilder", "SyncChatStream", "SyncClient", "open_client"]
+if TYPE_CHECKING:
+    from ._transport._pool import ConnectionPool, PoolConfig, PoolStats
+
+__all__ = [
+    "SyncChatBuilder",
+    "SyncChatStream",
+    "SyncClient",
+    "SyncConnectionPool",
+    "open_client",
+    "open_pool",
+]
 
 _T = TypeVar("_T")
 
@@ -131,7 +152,8 @@ class SyncClient:
     """A blocking client for one provider and model. Create it with ``open_client``.
 
     It wraps an async ``Client`` (``client.async_client``) running in a portal of its
-    own; ``with`` opens the portal and the client, leaving the block closes both.
+    own (or in its ``SyncConnectionPool``'s); ``with`` opens the portal and the client,
+    leaving the block closes both (a pool's portal stays, for the pool's other clients).
     """
 
     def __init__(
@@ -140,8 +162,10 @@ class SyncClient:
         *,
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: Mapping[str, Any] | None = None,
+        pool: SyncConnectionPool | None = None,
     ) -> None:
         self.async_client = client
+        self._pool = pool
         self._backend = backend
         self._backend_options = dict(backend_options) if backend_options is not None else None
         self._portal: BlockingPortal | None = None
@@ -173,11 +197,15 @@ class SyncClient:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a SyncClient can be opened only once")
         with ExitStack() as stack:
-            portal = stack.enter_context(
-                start_blocking_portal(
-                    self._backend, self._backend_options, name="ailib_anyio.sync portal"
+            if self._pool is None:
+                portal = stack.enter_context(
+                    start_blocking_portal(
+                        self._backend, self._backend_options, name="ailib_anyio.sync portal"
+                    )
                 )
-            )
+            else:
+                portal = self._pool._join(self)
+                stack.callback(self._pool._leave, self)
             client_cm = portal.wrap_async_context_manager(self.async_client)
             client_cm.__enter__()
             # An exception in the block belongs to this thread, not to the client's tasks:
@@ -472,30 +500,186 @@ class SyncChatStream:
         return stream_markdown("SyncChatStream", self._display_state(), self.response, self._events)
 
 
+class SyncConnectionPool:
+    """A ``ConnectionPool`` for blocking clients. Create it with ``open_pool``.
+
+    It runs in a portal of its own (an event loop in a thread, like a ``SyncClient``'s);
+    the clients opened with ``open_client(model, pool=pool)`` run in that same loop and
+    share the pool's connections. ``with`` opens the portal and the pool; leaving the block
+    closes the clients still open on it, then the pool, then stops the loop and joins its
+    thread.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        backend: Literal["asyncio", "trio"] = "asyncio",
+        backend_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.async_pool = pool
+        self.backend = backend
+        self._backend_options = dict(backend_options) if backend_options is not None else None
+        self._portal: BlockingPortal | None = None
+        self._exit_stack: ExitStack | None = None
+        self._clients: list[SyncClient] = []
+        self._lock = threading.Lock()
+        self._state = _State.UNOPENED
+
+    def __repr__(self) -> str:
+        return f"<SyncConnectionPool {self.async_pool.config.http_library} {self._state.value}>"
+
+    def __enter__(self) -> SyncConnectionPool:
+        _check_no_running_loop("ailib_anyio.sync.open_pool")
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a SyncConnectionPool can be opened only once")
+        with ExitStack() as stack:
+            portal = stack.enter_context(
+                start_blocking_portal(
+                    self.backend, self._backend_options, name="ailib_anyio.sync pool portal"
+                )
+            )
+            stack.enter_context(portal.wrap_async_context_manager(self.async_pool))
+            self._exit_stack = stack.pop_all()
+        self._portal = portal
+        self._state = _State.OPEN
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        with self._lock:
+            if self._state is not _State.OPEN:
+                return None
+            self._state = _State.CLOSED
+            clients, self._clients = self._clients, []
+        for client in clients:  # their tasks live in this loop: they close before it stops
+            client.close()
+        stack, self._exit_stack, self._portal = self._exit_stack, None, None
+        assert stack is not None
+        return stack.__exit__(exc_type, exc, tb)
+
+    def close(self) -> None:
+        """Close the clients still open on the pool, the pool, and its event loop.
+        Idempotent; inside ``with``, leaving the block does this."""
+        self.__exit__(None, None, None)
+
+    def get_stats(self, provider: str | None = None) -> PoolStats:
+        """The pool's ``ConnectionPool.get_stats``, counted in its event loop."""
+        portal = self._portal
+        if portal is None:
+            return self.async_pool.get_stats(provider)
+        return portal.call(self.async_pool.get_stats, provider)
+
+    def _join(self, client: SyncClient) -> BlockingPortal:
+        """The portal ``client`` opens in; it is closed with the pool if still open."""
+        with self._lock:
+            if self._state is not _State.OPEN or self._portal is None:
+                what = "closed" if self._state is _State.CLOSED else "not open"
+                raise RuntimeError(
+                    f"the SyncConnectionPool is {what}: open its clients inside"
+                    " 'with open_pool(...) as pool:'"
+                )
+            self._clients.append(client)
+            return self._portal
+
+    def _leave(self, client: SyncClient) -> None:
+        with self._lock:
+            if client in self._clients:
+                self._clients.remove(client)
+
+
+def open_pool(
+    config: PoolConfig | None = None,
+    *,
+    backend: Literal["asyncio", "trio"] = "asyncio",
+    backend_options: Mapping[str, Any] | None = None,
+) -> SyncConnectionPool:
+    """A ``ConnectionPool`` (``config``: a ``PoolConfig``) for blocking clients, in an
+    event loop of its own; use it as ``with open_pool(...) as pool`` and lend it with
+    ``open_client(model, pool=pool)``: those clients run in the pool's loop (its
+    ``backend``) and share its connections.
+
+    Example::
+
+        with open_pool(PoolConfig.high_throughput()) as pool:
+            with open_client("openai/gpt-4o", pool=pool) as a, open_client(
+                "openai/gpt-4o-mini", pool=pool
+            ) as b:
+                ...  # a and b share one set of connections to api.openai.com
+    """
+    from ._transport._pool import ConnectionPool  # with the first pool: it imports httpx
+
+    return SyncConnectionPool(
+        ConnectionPool(config), backend=backend, backend_options=backend_options
+    )
+
+
+def _shared_pool(
+    config: ClientConfig | None,
+    settings: dict[str, Any],
+    backend: Literal["asyncio", "trio"] | None,
+    backend_options: Mapping[str, Any] | None,
+) -> SyncConnectionPool | None:
+    """The ``SyncConnectionPool`` given as ``pool=`` (replaced in ``settings`` by its
+    ``ConnectionPool``), after checking that the loop settings agree with it."""
+    pool = settings.get("pool", config.pool if config is not None else None)
+    if not isinstance(pool, SyncConnectionPool):
+        if pool is not None:
+            from ._transport._pool import ConnectionPool  # one was made: httpx is loaded
+
+            if isinstance(pool, ConnectionPool):
+                raise ConfigurationError(
+                    "pool: a ConnectionPool belongs to the event loop it was opened in;"
+                    " blocking clients share one made by ailib_anyio.sync.open_pool(...)"
+                )
+        return None  # no pool, or one ClientConfig refuses with its own message
+    if backend is not None and backend != pool.backend:
+        raise ConfigurationError(
+            f"backend={backend!r} differs from the pool's ({pool.backend!r}): the clients"
+            " of a SyncConnectionPool run in its event loop"
+        )
+    if backend_options is not None:
+        raise ConfigurationError(
+            "backend_options cannot be given with a SyncConnectionPool: the clients run in"
+            " the pool's event loop (give them to open_pool)"
+        )
+    settings["pool"] = pool.async_pool
+    return pool
+
+
 def open_client(
     model: str,
     config: ClientConfig | None = None,
     *,
-    backend: Literal["asyncio", "trio"] = "asyncio",
+    backend: Literal["asyncio", "trio"] | None = None,
     backend_options: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> SyncClient:
     """Open a blocking client for ``"provider/model-id"``; use it as ``with open_client(...)``.
 
-    ``backend`` (``"asyncio"`` or ``"trio"``) and ``backend_options`` choose the event
-    loop the portal runs (as for ``anyio.run``); the other keyword arguments are the async
-    ``open_client``'s settings (``api_key``, ``base_url``, ``timeout``, ``max_retries``,
-    ``fallbacks``, ``deadlines``...: the fields of ``ClientConfig``), applied over
-    ``config`` when one is given. Configuration errors are raised here, before any thread
-    starts. Entering the block inside a running event loop raises ``RuntimeError``.
+    ``backend`` (``"asyncio"``, the default, or ``"trio"``) and ``backend_options`` choose
+    the event loop the portal runs (as for ``anyio.run``); the other keyword arguments are
+    the async ``open_client``'s settings (``api_key``, ``base_url``, ``timeout``,
+    ``max_retries``, ``fallbacks``, ``deadlines``...: the fields of ``ClientConfig``),
+    applied over ``config`` when one is given. ``pool=`` takes a ``SyncConnectionPool``
+    (``open_pool``): the client then runs in the pool's event loop, whose backend it is.
+    Configuration errors are raised here, before any thread starts. Entering the block
+    inside a running event loop raises ``RuntimeError``.
 
     Example::
 
         with open_client("openai/gpt-4o") as client:
             print(client.chat().user("2+2?").execute().content)
     """
+    settings = dict(settings)
+    pool = _shared_pool(config, settings, backend, backend_options)
     return SyncClient(
         Client(model, config_from(config, settings)),
-        backend=backend,
+        backend=pool.backend if pool is not None else backend or "asyncio",
         backend_options=backend_options,
+        pool=pool,
     )

@@ -25,13 +25,15 @@ import pytest
 from ailib_anyio import (
     ChatResponse,
     ConfigurationError,
+    ConnectionPool,
     ContentDelta,
+    PoolConfig,
     RateLimitedError,
     ServerError,
     StreamNotOpenError,
     Usage,
 )
-from ailib_anyio.sync import SyncClient, open_client
+from ailib_anyio.sync import SyncClient, open_client, open_pool
 from ailib_anyio.testing import MockProvider, Reply, ScriptedReply
 
 LONG = "word " * 400  # enough chunks that the stream is still going when the test leaves it
@@ -82,8 +84,11 @@ def client_for(served: Served, model: str = "openai/gpt-4o", **kw: Any) -> SyncC
     )
 
 
-def portal_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "ailib_anyio.sync portal"]
+def portal_threads(name: str = "ailib_anyio.sync portal") -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+POOL_PORTAL = "ailib_anyio.sync pool portal"
 
 
 # ------------------------------------------------------------------ happy paths
@@ -209,6 +214,64 @@ def test_configuration_errors_are_raised_before_any_thread_starts() -> None:
     with pytest.raises(ConfigurationError, match="at least one message"):
         open_client("openai/gpt-4o", api_key="k").chat().stream()
     assert portal_threads() == []
+
+
+def test_clients_share_a_sync_pool(served: Served, backend: str) -> None:
+    """Clients given an ``open_pool`` pool run in its event loop (no portal of their own)
+    and share its connections: one origin, two clients, the second request on the
+    connection the first one left idle."""
+    served.mock.enqueue(ScriptedReply(content="one"), ScriptedReply(content="two"))
+    with open_pool(PoolConfig(max_keepalive_connections=4), backend=backend) as pool:
+        assert len(portal_threads(POOL_PORTAL)) == 1
+        with (
+            client_for(served, pool=pool) as big,
+            client_for(served, "openai/gpt-4o-mini", pool=pool) as small,
+        ):
+            assert portal_threads() == []  # the clients' loop is the pool's
+            assert big.chat().user("1").execute().content == "one"
+            assert small.chat().user("2").execute().content == "two"
+            stats = pool.get_stats()["openai"]
+            assert (stats.clients, stats.requests_served) == (2, 2)
+            assert (stats.active_connections, stats.idle_connections) == (0, 1)
+        assert pool.get_stats()["openai"].clients == 0
+    assert portal_threads(POOL_PORTAL) == []
+    assert [r.json["model"] for r in served.mock.requests] == ["gpt-4o", "gpt-4o-mini"]
+
+
+def test_leaving_a_sync_pool_closes_its_clients(served: Served, backend: str) -> None:
+    served.mock.enqueue(ScriptedReply(content="fine"))
+    with open_pool(backend=backend) as pool:
+        client = client_for(served, pool=pool).__enter__()
+        assert client.chat().user("hi").execute().content == "fine"
+    # the pool closed the client still open on it (its tasks lived in the pool's loop)
+    with pytest.raises(RuntimeError, match="the client is closed"):
+        client.chat().user("hi").execute()
+    client.close()  # idempotent
+    assert portal_threads(POOL_PORTAL) == []
+    with (
+        pytest.raises(RuntimeError, match="SyncConnectionPool is closed"),
+        client_for(served, pool=pool),
+    ):
+        pass
+    pool.close()  # idempotent
+
+
+def test_a_sync_pool_is_checked_before_any_thread_starts(served: Served) -> None:
+    pool = open_pool(backend="trio")
+    with (
+        pytest.raises(RuntimeError, match="SyncConnectionPool is not open"),
+        client_for(served, pool=pool),
+    ):
+        pass
+    with pytest.raises(ConfigurationError, match=r"backend='asyncio' differs from the pool's"):
+        client_for(served, pool=pool, backend="asyncio")
+    with pytest.raises(ConfigurationError, match="backend_options cannot be given"):
+        client_for(served, pool=pool, backend_options={"debug": True})
+    with pytest.raises(ConfigurationError, match=r"a ConnectionPool belongs to the event loop"):
+        client_for(served, pool=ConnectionPool())
+    with pytest.raises(ConfigurationError, match="PoolConfig"):
+        open_pool(config={"max_connections": 4})  # type: ignore[arg-type]
+    assert portal_threads() == [] and portal_threads(POOL_PORTAL) == []
 
 
 def test_misuse_is_a_clear_runtime_error(served: Served) -> None:
