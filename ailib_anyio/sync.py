@@ -148,7 +148,50 @@ async def _next_event(stream: ChatStream) -> StreamingEvent | None:
         return None
 
 
-class SyncClient:
+class _PortalScope:
+    """What a ``SyncClient`` and a ``SyncConnectionPool`` share: a block that runs an
+    async resource in a blocking portal, opened once and closed once (idempotently)."""
+
+    _portal: BlockingPortal | None
+    _exit_stack: ExitStack | None
+    _state: _State
+
+    def _open(self, entry: str, enter: Callable[[ExitStack], BlockingPortal]) -> None:
+        """Open: ``enter`` pushes what closes it onto the stack and gives the portal."""
+        _check_no_running_loop(entry)
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError(f"a {type(self).__name__} can be opened only once")
+        with ExitStack() as stack:
+            portal = enter(stack)
+            self._exit_stack = stack.pop_all()
+        self._portal = portal
+        self._state = _State.OPEN
+
+    def _begin_close(self) -> bool:
+        """Whether this call closes the scope (it was open); what must close before the
+        stack unwinds closes here."""
+        if self._state is not _State.OPEN:
+            return False
+        self._state = _State.CLOSED
+        return True
+
+    def _close(self, *exc_info: Any) -> bool | None:
+        """Unwind the stack (what ``_open`` pushed, last first) with ``__exit__``'s
+        arguments; the exception, if any, propagates unchanged."""
+        stack, self._exit_stack, self._portal = self._exit_stack, None, None
+        assert stack is not None
+        return stack.__exit__(*exc_info)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return self._close(exc_type, exc, tb) if self._begin_close() else None
+
+
+class SyncClient(_PortalScope):
     """A blocking client for one provider and model. Create it with ``open_client``.
 
     It wraps an async ``Client`` (``client.async_client``) running in a portal of its
@@ -193,45 +236,28 @@ class SyncClient:
     # ------------------------------------------------------------ lifecycle
 
     def __enter__(self) -> SyncClient:
-        _check_no_running_loop("ailib_anyio.sync.open_client")
-        if self._state is not _State.UNOPENED:
-            raise RuntimeError("a SyncClient can be opened only once")
-        with ExitStack() as stack:
-            if self._pool is None:
-                portal = stack.enter_context(
-                    start_blocking_portal(
-                        self._backend, self._backend_options, name="ailib_anyio.sync portal"
-                    )
-                )
-            else:
-                portal = self._pool._join(self)
-                stack.callback(self._pool._leave, self)
-            client_cm = portal.wrap_async_context_manager(self.async_client)
-            client_cm.__enter__()
-            # An exception in the block belongs to this thread, not to the client's tasks:
-            # the client closes as after a normal exit (handing it the exception would
-            # make its task group report it as one of its own, in an ExceptionGroup).
-            stack.callback(client_cm.__exit__, None, None, None)
-            self._exit_stack = stack.pop_all()
-        self._portal = portal
-        self._state = _State.OPEN
+        self._open("ailib_anyio.sync.open_client", self._enter)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        if self._state is not _State.OPEN:
-            return None
-        self._state = _State.CLOSED
-        stack, self._exit_stack, self._portal = self._exit_stack, None, None
-        assert stack is not None
-        # The client closes first (inside the loop), then the loop stops and its thread
-        # is joined; with an exception, tasks still in the loop are cancelled. The
-        # exception itself propagates unchanged.
-        return stack.__exit__(exc_type, exc, tb)
+    def _enter(self, stack: ExitStack) -> BlockingPortal:
+        if self._pool is None:
+            portal = stack.enter_context(
+                start_blocking_portal(
+                    self._backend, self._backend_options, name="ailib_anyio.sync portal"
+                )
+            )
+        else:
+            portal = self._pool._join(self)
+            stack.callback(self._pool._leave, self)
+        client_cm = portal.wrap_async_context_manager(self.async_client)
+        client_cm.__enter__()
+        # An exception in the block belongs to this thread, not to the client's tasks:
+        # the client closes as after a normal exit (handing it the exception would make
+        # its task group report it as one of its own, in an ExceptionGroup). On leaving,
+        # the client closes first (inside the loop), then the loop stops and its thread
+        # is joined; with an exception, tasks still in the loop are cancelled.
+        stack.callback(client_cm.__exit__, None, None, None)
+        return portal
 
     def close(self) -> None:
         """Close the client, stop its event loop and join its thread. Idempotent; inside
@@ -500,7 +526,7 @@ class SyncChatStream:
         return stream_markdown("SyncChatStream", self._display_state(), self.response, self._events)
 
 
-class SyncConnectionPool:
+class SyncConnectionPool(_PortalScope):
     """A ``ConnectionPool`` for blocking clients. Create it with ``open_pool``.
 
     It runs in a portal of its own (an event loop in a thread, like a ``SyncClient``'s);
@@ -530,37 +556,26 @@ class SyncConnectionPool:
         return f"<SyncConnectionPool {self.async_pool.config.http_library} {self._state.value}>"
 
     def __enter__(self) -> SyncConnectionPool:
-        _check_no_running_loop("ailib_anyio.sync.open_pool")
-        if self._state is not _State.UNOPENED:
-            raise RuntimeError("a SyncConnectionPool can be opened only once")
-        with ExitStack() as stack:
-            portal = stack.enter_context(
-                start_blocking_portal(
-                    self.backend, self._backend_options, name="ailib_anyio.sync pool portal"
-                )
-            )
-            stack.enter_context(portal.wrap_async_context_manager(self.async_pool))
-            self._exit_stack = stack.pop_all()
-        self._portal = portal
-        self._state = _State.OPEN
+        self._open("ailib_anyio.sync.open_pool", self._enter)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
+    def _enter(self, stack: ExitStack) -> BlockingPortal:
+        portal = stack.enter_context(
+            start_blocking_portal(
+                self.backend, self._backend_options, name="ailib_anyio.sync pool portal"
+            )
+        )
+        stack.enter_context(portal.wrap_async_context_manager(self.async_pool))
+        return portal
+
+    def _begin_close(self) -> bool:
         with self._lock:
-            if self._state is not _State.OPEN:
-                return None
-            self._state = _State.CLOSED
+            if not super()._begin_close():
+                return False
             clients, self._clients = self._clients, []
         for client in clients:  # their tasks live in this loop: they close before it stops
             client.close()
-        stack, self._exit_stack, self._portal = self._exit_stack, None, None
-        assert stack is not None
-        return stack.__exit__(exc_type, exc, tb)
+        return True
 
     def close(self) -> None:
         """Close the clients still open on the pool, the pool, and its event loop.
