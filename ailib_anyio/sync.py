@@ -48,8 +48,8 @@ import asyncio
 import enum
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -240,15 +240,21 @@ class SyncClient(_PortalScope):
         return self
 
     def _enter(self, stack: ExitStack) -> BlockingPortal:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             portal = stack.enter_context(
                 start_blocking_portal(
                     self._backend, self._backend_options, name="ailib_anyio.sync portal"
                 )
             )
+            self._enter_client(portal, stack)
         else:
-            portal = self._pool._join(self)
-            stack.callback(self._pool._leave, self)
+            stack.callback(pool._leave, self)
+            with pool._admit(self) as portal:
+                self._enter_client(portal, stack)
+        return portal
+
+    def _enter_client(self, portal: BlockingPortal, stack: ExitStack) -> None:
         client_cm = portal.wrap_async_context_manager(self.async_client)
         client_cm.__enter__()
         # An exception in the block belongs to this thread, not to the client's tasks:
@@ -257,7 +263,6 @@ class SyncClient(_PortalScope):
         # the client closes first (inside the loop), then the loop stops and its thread
         # is joined; with an exception, tasks still in the loop are cancelled.
         stack.callback(client_cm.__exit__, None, None, None)
-        return portal
 
     def close(self) -> None:
         """Close the client, stop its event loop and join its thread. Idempotent; inside
@@ -589,8 +594,10 @@ class SyncConnectionPool(_PortalScope):
             return self.async_pool.get_stats(provider)
         return portal.call(self.async_pool.get_stats, provider)
 
-    def _join(self, client: SyncClient) -> BlockingPortal:
-        """The portal ``client`` opens in; it is closed with the pool if still open."""
+    @contextmanager
+    def _admit(self, client: SyncClient) -> Iterator[BlockingPortal]:
+        """The portal ``client`` opens in. The pool does not close while the client is
+        entering it; once in, the client is closed with the pool if still open."""
         with self._lock:
             if self._state is not _State.OPEN or self._portal is None:
                 what = "closed" if self._state is _State.CLOSED else "not open"
@@ -598,8 +605,8 @@ class SyncConnectionPool(_PortalScope):
                     f"the SyncConnectionPool is {what}: open its clients inside"
                     " 'with open_pool(...) as pool:'"
                 )
+            yield self._portal
             self._clients.append(client)
-            return self._portal
 
     def _leave(self, client: SyncClient) -> None:
         with self._lock:
