@@ -167,14 +167,6 @@ class _PortalScope:
         self._portal = portal
         self._state = _State.OPEN
 
-    def _begin_close(self) -> bool:
-        """Whether this call closes the scope (it was open); what must close before the
-        stack unwinds closes here."""
-        if self._state is not _State.OPEN:
-            return False
-        self._state = _State.CLOSED
-        return True
-
     def _close(self, *exc_info: Any) -> bool | None:
         """Unwind the stack (what ``_open`` pushed, last first) with ``__exit__``'s
         arguments; the exception, if any, propagates unchanged."""
@@ -188,7 +180,10 @@ class _PortalScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        return self._close(exc_type, exc, tb) if self._begin_close() else None
+        if self._state is not _State.OPEN:
+            return None
+        self._state = _State.CLOSED
+        return self._close(exc_type, exc, tb)
 
 
 class SyncClient(_PortalScope):
@@ -573,14 +568,19 @@ class SyncConnectionPool(_PortalScope):
         stack.enter_context(portal.wrap_async_context_manager(self.async_pool))
         return portal
 
-    def _begin_close(self) -> bool:
+    def _close(self, *exc_info: Any) -> bool | None:
+        # The clients still open close first: their tasks live in this loop. A client
+        # being admitted is waited for (the lock), then closed with the others; one that
+        # fails to close does not keep the others, the pool or the loop open.
         with self._lock:
-            if not super()._begin_close():
-                return False
             clients, self._clients = self._clients, []
-        for client in clients:  # their tasks live in this loop: they close before it stops
-            client.close()
-        return True
+        try:
+            with ExitStack() as closing:
+                for client in clients:
+                    closing.callback(client.close)
+        finally:
+            suppress = super()._close(*exc_info)
+        return suppress
 
     def close(self) -> None:
         """Close the clients still open on the pool, the pool, and its event loop.
