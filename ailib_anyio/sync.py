@@ -648,7 +648,8 @@ def _shared_pool(
 ) -> SyncConnectionPool | None:
     """The ``SyncConnectionPool`` given as ``pool=`` (replaced in ``settings`` by its
     ``ConnectionPool``), after checking that the loop settings agree with it."""
-    pool = settings.get("pool", config.pool if config is not None else None)
+    # (a config that is not a ClientConfig is refused by config_from, with its message)
+    pool = settings.get("pool", config.pool if isinstance(config, ClientConfig) else None)
     if not isinstance(pool, SyncConnectionPool):
         if pool is not None:
             from ._transport._pool import ConnectionPool  # one was made: httpx is loaded
