@@ -152,9 +152,11 @@ class _PortalScope:
     """What a ``SyncClient`` and a ``SyncConnectionPool`` share: a block that runs an
     async resource in a blocking portal, opened once and closed once (idempotently)."""
 
-    _portal: BlockingPortal | None
-    _exit_stack: ExitStack | None
-    _state: _State
+    def __init__(self, backend_options: Mapping[str, Any] | None) -> None:
+        self._backend_options = dict(backend_options) if backend_options is not None else None
+        self._portal: BlockingPortal | None = None
+        self._exit_stack: ExitStack | None = None
+        self._state = _State.UNOPENED
 
     def _open(self, entry: str, enter: Callable[[ExitStack], BlockingPortal]) -> None:
         """Open: ``enter`` pushes what closes it onto the stack and gives the portal."""
@@ -202,14 +204,11 @@ class SyncClient(_PortalScope):
         backend_options: Mapping[str, Any] | None = None,
         pool: SyncConnectionPool | None = None,
     ) -> None:
+        super().__init__(backend_options)
         self.async_client = client
         self._pool = pool
         self._backend = backend
-        self._backend_options = dict(backend_options) if backend_options is not None else None
-        self._portal: BlockingPortal | None = None
-        self._exit_stack: ExitStack | None = None
         self._embeddings: EmbeddingClient | None = None
-        self._state = _State.UNOPENED
 
     def __repr__(self) -> str:
         client = self.async_client
@@ -543,14 +542,11 @@ class SyncConnectionPool(_PortalScope):
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
+        super().__init__(backend_options)
         self.async_pool = pool
         self.backend = backend
-        self._backend_options = dict(backend_options) if backend_options is not None else None
-        self._portal: BlockingPortal | None = None
-        self._exit_stack: ExitStack | None = None
         self._clients: list[SyncClient] = []
         self._lock = threading.Lock()
-        self._state = _State.UNOPENED
 
     def __repr__(self) -> str:
         return f"<SyncConnectionPool {self.async_pool.config.http_library} {self._state.value}>"
